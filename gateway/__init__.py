@@ -1,0 +1,1 @@
+"""The user-facing edge: HTTP gateway and the ``unifaas`` command-line interface."""

@@ -1,0 +1,1 @@
+"""Function registry, warm pool and placement (built on unikernel's MicroVM API)."""

@@ -1,0 +1,181 @@
+"""One QEMU process: its run directory, its listening sockets, spawn, and guaranteed cleanup.
+
+The host listens on the agent and QMP sockets *before* QEMU starts and QEMU
+connects to both as a client during its own start-up. So the agent channel is
+connected before the guest runs and the agent's first frame is never lost,
+and neither side needs a connect/retry loop.
+
+``VMProcess`` is an async context manager: leaving it (normally, on error or
+on cancellation) kills QEMU by its pid if it is still running and removes the
+run directory. QEMU is also started with a parent-death signal, so a host
+process that dies without cleaning up still takes its VMs with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import os
+import shutil
+import signal
+import tempfile
+import time
+from pathlib import Path
+from types import TracebackType
+
+from unikernel.argv import VMSpec, build_argv
+from unikernel.errors import VMLaunchError
+
+# How long QEMU gets to connect its chardevs after exec (it does so before
+# the guest runs, so this is QEMU start-up alone).
+CONNECT_TIMEOUT_S = 10.0
+KILL_WAIT_S = 5.0
+LOG_TAIL_BYTES = 4000
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def _tail(path: Path, limit: int = LOG_TAIL_BYTES) -> str:
+    try:
+        with path.open("rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - limit))
+            return f.read().decode(errors="replace")
+    except OSError:
+        return ""
+
+
+class VMProcess:
+    """Owns one QEMU process and its files. Use ``async with``."""
+
+    def __init__(
+        self,
+        kernel: Path,
+        initrd: Path,
+        spec_overrides: dict[str, object],
+        run_parent: Path | None = None,
+        name: str = "vm",
+    ) -> None:
+        self.run_dir = Path(tempfile.mkdtemp(prefix=f"unifaas-{name}-", dir=run_parent))
+        self.spec = VMSpec(
+            kernel=kernel,
+            initrd=initrd,
+            agent_socket=self.run_dir / "agent.sock",
+            qmp_socket=self.run_dir / "qmp.sock",
+            console_log=self.run_dir / "console.log",
+            **spec_overrides,  # type: ignore[arg-type]
+        )
+        self.argv = build_argv(self.spec)
+        self.proc: asyncio.subprocess.Process | None = None
+        self.started_at = 0.0
+        self._server: asyncio.Server | None = None
+        self._conn: asyncio.Future[tuple[asyncio.StreamReader, asyncio.StreamWriter]] | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc else None
+
+    @property
+    def returncode(self) -> int | None:
+        return self.proc.returncode if self.proc else None
+
+    def log_tail(self) -> str:
+        stderr = _tail(self.run_dir / "qemu.stderr")
+        console = _tail(self.spec.console_log)
+        return "\n".join(part for part in (stderr, console) if part)
+
+    def launch_error(self, message: str) -> VMLaunchError:
+        return VMLaunchError(message, self.returncode, self.argv, self.log_tail())
+
+    async def listen(self) -> None:
+        """Open the agent socket for QEMU to connect to (call before ``spawn``)."""
+        loop = asyncio.get_running_loop()
+        self._conn = loop.create_future()
+
+        def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            if self._conn is not None and not self._conn.done():
+                self._conn.set_result((reader, writer))
+            else:
+                writer.close()
+
+        self._server = await asyncio.start_unix_server(on_connect, path=str(self.spec.agent_socket))
+
+    async def spawn(self) -> None:
+        stderr = (self.run_dir / "qemu.stderr").open("wb")
+        try:
+            self.started_at = time.perf_counter()
+            self.proc = await asyncio.create_subprocess_exec(
+                *self.argv,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=stderr,
+                stderr=stderr,
+                preexec_fn=_die_with_parent,
+            )
+        except OSError as err:
+            raise VMLaunchError(f"cannot execute {self.argv[0]}: {err}", None, self.argv, "") from err
+        finally:
+            stderr.close()
+
+    async def until_exit_or(self, aw: asyncio.Future[object] | asyncio.Task[object],
+                            timeout: float, what: str) -> object:
+        """Await ``aw`` but give up if QEMU exits first or the deadline passes."""
+        assert self.proc is not None
+        exit_task = asyncio.ensure_future(self.proc.wait())
+        try:
+            done, _ = await asyncio.wait({aw, exit_task}, timeout=timeout,
+                                         return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            exit_task.cancel()
+        if aw in done:
+            return aw.result()
+        aw.cancel()
+        if exit_task in done:
+            raise self.launch_error(f"QEMU exited while waiting for {what}")
+        raise self.launch_error(f"timed out after {timeout:.0f}s waiting for {what}")
+
+    async def accept_agent(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        assert self._conn is not None
+        result = await self.until_exit_or(self._conn, CONNECT_TIMEOUT_S, "QEMU to connect")
+        if self._server is not None:
+            self._server.close()
+        return result  # type: ignore[return-value]
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.kill()
+
+    async def wait(self, timeout: float | None = None) -> int:
+        assert self.proc is not None
+        return await asyncio.wait_for(self.proc.wait(), timeout)
+
+    async def close(self) -> None:
+        """Kill QEMU if it still runs, reap it, remove the run directory. Idempotent."""
+        try:
+            if self.proc is not None and self.proc.returncode is None:
+                self.kill()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(self.proc.wait()), KILL_WAIT_S)
+        finally:
+            if self._server is not None:
+                self._server.close()
+            if self._conn is not None and self._conn.done() and not self._conn.cancelled():
+                self._conn.result()[1].close()
+            shutil.rmtree(self.run_dir, ignore_errors=True)
+
+    async def __aenter__(self) -> VMProcess:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()

@@ -1,0 +1,74 @@
+"""Runtime control of one QEMU over QMP (via ``qemu.qmp``); every QMP command name lives here.
+
+The host listens on the VM's QMP socket and QEMU connects to it at start-up, so
+no connect/retry loop is needed. ``qemu.qmp`` errors are translated into
+:class:`~unikernel.errors.QMPCommandError` here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import Any
+
+from qemu.qmp import QMPClient
+from qemu.qmp.error import QMPError
+
+from unikernel.errors import QMPCommandError
+
+CMD_QUERY_STATUS = "query-status"
+CMD_STOP = "stop"
+CMD_CONT = "cont"
+CMD_QUIT = "quit"
+
+# qemu.qmp logs every disconnect at warning level; a VM we kill on purpose
+# is not news.
+logging.getLogger("qemu.qmp").setLevel(logging.ERROR)
+
+
+class QmpControl:
+    def __init__(self, name: str) -> None:
+        self._client = QMPClient(name)
+
+    async def listen(self, socket_path: Path) -> None:
+        try:
+            await self._client.start_server(str(socket_path))
+        except QMPError as err:
+            raise QMPCommandError("listen", str(err)) from err
+
+    async def accept(self) -> None:
+        try:
+            await self._client.accept()
+        except QMPError as err:
+            raise QMPCommandError("accept", str(err)) from err
+
+    async def _execute(self, cmd: str, args: dict[str, Any] | None = None) -> Any:
+        try:
+            return await self._client.execute(cmd, args)
+        except QMPError as err:
+            raise QMPCommandError(cmd, str(err)) from err
+
+    async def status(self) -> str:
+        """The VM's run state as QEMU names it ("running", "paused", ...)."""
+        reply = await self._execute(CMD_QUERY_STATUS)
+        return str(reply["status"])
+
+    async def pause(self) -> None:
+        await self._execute(CMD_STOP)
+
+    async def resume(self) -> None:
+        await self._execute(CMD_CONT)
+
+    async def quit(self) -> None:
+        # QEMU may close the socket before the reply arrives: that is success.
+        try:
+            await self._execute(CMD_QUIT)
+        except QMPCommandError:
+            pass
+
+    async def close(self) -> None:
+        try:
+            await asyncio.wait_for(self._client.disconnect(), timeout=2.0)
+        except (QMPError, OSError, TimeoutError):
+            pass

@@ -1,0 +1,50 @@
+"""Typed settings of the unikernel layer (env prefix ``UNIFAAS_VM_``), built once and passed down."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_cache_dir() -> Path:
+    return Path.home() / ".cache" / "unifaas"
+
+
+class VMSettings(BaseSettings):
+    """How guest images are built and microVMs are launched.
+
+    Every field can be set from the environment, e.g. ``UNIFAAS_VM_ACCEL=tcg``.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="UNIFAAS_VM_", frozen=True)
+
+    # "auto" probes KVM once (booting the do-nothing guest with a short
+    # deadline) and caches the answer; "kvm"/"tcg" force one.
+    accel: Literal["auto", "kvm", "tcg"] = "auto"
+    qemu_binary: str = "qemu-system-x86_64"
+    # microvm boots fastest here (see the closing note of the sandbox issue);
+    # q35 is kept for hosts whose QEMU lacks microvm.
+    machine: Literal["microvm", "q35"] = "microvm"
+    # Guest RAM. The ramfs root holds the ~40 MB image, the agent ~20 MB;
+    # the rest is for function linear memory (per-call cap: wasm_runtime Limits).
+    guest_memory_mib: int = Field(default=192, ge=96)
+    # Bound on QEMU's TCG translation cache. QEMU's default lets an idle VM
+    # hold hundreds of MiB; too small a cache retranslates wasmtime's code on
+    # every call. Ignored under KVM.
+    tcg_tb_size_mib: int = Field(default=64, ge=8)
+    # Where images, the kernel and the KVM probe result are cached.
+    cache_dir: Path = Field(default_factory=_default_cache_dir)
+    # Parent of per-VM run directories (sockets, console log); None = system temp.
+    run_dir: Path | None = None
+    # Deadline from exec to the agent's hello. TCG boots in ~2 s; leave room
+    # for a loaded machine booting several at once.
+    boot_timeout_s: float = 60.0
+    # How long a KVM probe boot may take before KVM is declared broken.
+    kvm_probe_timeout_s: float = 10.0
+    # Extra time the host grants a call beyond its own wall-clock limit before
+    # it declares the VM hung and kills it.
+    call_grace_s: float = 15.0
+    extra_kernel_args: str = ""

@@ -1,0 +1,197 @@
+"""The shim: one microVM = one QEMU process + its QMP control + its agent connection.
+
+``MicroVM.boot`` returns only a VM whose agent said hello; if anything fails on
+the way, whatever was started is torn down before the error propagates. A
+watcher notices QEMU exiting and fails every pending call with ``VMGone``; a
+call that outlives its limit plus a grace period is treated as a hung guest,
+and the VM is killed (``AgentUnresponsive``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from types import TracebackType
+from typing import Any, Literal
+
+from unikernel.errors import AgentUnresponsive, VMGone
+from unikernel.image import GuestImage
+from unikernel.process import VMProcess
+from unikernel.qmp import QmpControl
+from unikernel.settings import VMSettings
+from unikernel.shim import AgentClient
+from wasm_runtime.types import Invocation, InvocationResult
+
+QUIT_WAIT_S = 3.0
+# Control calls (load, stats, ...) are quick; under TCG a first load still
+# pays for translating wasmtime's code, so be generous.
+CONTROL_CALL_TIMEOUT_S = 30.0
+
+
+class MicroVM:
+    def __init__(
+        self,
+        process: VMProcess,
+        qmp: QmpControl,
+        agent: AgentClient,
+        settings: VMSettings,
+        accel: Literal["kvm", "tcg"],
+        boot_s: float,
+    ) -> None:
+        self.process = process
+        self.qmp = qmp
+        self.agent = agent
+        self.settings = settings
+        self.accel = accel
+        self.boot_s = boot_s
+        self._stopped = False
+        self._watcher = asyncio.create_task(self._watch_exit(), name=f"vm-watch-{self.pid}")
+
+    # -- lifecycle ------------------------------------------------------------
+    @classmethod
+    async def boot(
+        cls,
+        image: GuestImage,
+        settings: VMSettings,
+        accel: Literal["kvm", "tcg"],
+        name: str = "vm",
+    ) -> MicroVM:
+        overrides: dict[str, object] = {
+            "accel": accel,
+            "machine": settings.machine,
+            "memory_mib": settings.guest_memory_mib,
+            "tcg_tb_size_mib": settings.tcg_tb_size_mib,
+            "qemu_binary": settings.qemu_binary,
+            "extra_kernel_args": settings.extra_kernel_args,
+        }
+        process = VMProcess(image.kernel, image.initrd, overrides, settings.run_dir, name)
+        qmp = QmpControl(name)
+        agent: AgentClient | None = None
+        try:
+            await qmp.listen(process.spec.qmp_socket)
+            await process.listen()
+            await process.spawn()
+            accept = asyncio.ensure_future(qmp.accept())
+            reader, writer = await process.accept_agent()
+            agent = AgentClient(reader, writer)
+            await process.until_exit_or(accept, settings.boot_timeout_s, "QMP")
+            ready = asyncio.ensure_future(agent.wait_ready())
+            await process.until_exit_or(ready, settings.boot_timeout_s, "the agent's hello")
+            boot_s = time.perf_counter() - process.started_at
+        except BaseException:
+            if agent is not None:
+                agent.close()
+            await qmp.close()
+            await process.close()
+            raise
+        return cls(process, qmp, agent, settings, accel, boot_s)
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid
+
+    @property
+    def alive(self) -> bool:
+        return not self._stopped and self.process.returncode is None
+
+    async def _watch_exit(self) -> None:
+        code = await self.process.wait()
+        self.agent.close(VMGone(f"QEMU exited with code {code}", code))
+
+    async def stop(self) -> None:
+        """Quit QEMU (QMP quit, then kill) and remove every file it used. Idempotent."""
+        if self._stopped:
+            return
+        self._stopped = True
+        self.agent.close(VMGone("VM stopped by the host"))
+        try:
+            if self.process.returncode is None:
+                await asyncio.wait_for(self.qmp.quit(), QUIT_WAIT_S)
+                with contextlib.suppress(TimeoutError):
+                    await self.process.wait(QUIT_WAIT_S)
+        except (TimeoutError, OSError):
+            pass
+        finally:
+            await self.qmp.close()
+            await self.process.close()
+            self._watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watcher
+
+    def kill(self) -> None:
+        """Hard-kill QEMU; the exit watcher then fails pending calls."""
+        self.process.kill()
+
+    async def __aenter__(self) -> MicroVM:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    # -- agent calls ----------------------------------------------------------
+    async def _bounded(self, coro: Any, timeout: float, what: str) -> Any:
+        try:
+            return await asyncio.wait_for(coro, timeout)
+        except TimeoutError:
+            self.kill()
+            raise AgentUnresponsive(f"{what} got no answer in {timeout:.1f}s; VM killed") from None
+
+    async def ping(self) -> float:
+        """Round trip of one protocol ping, in seconds."""
+        started = time.perf_counter()
+        await self._bounded(self.agent.ping(), CONTROL_CALL_TIMEOUT_S, "ping")
+        return time.perf_counter() - started
+
+    async def load(
+        self, fn_id: str, artifact: bytes, *, precompiled: bool = True, files: bytes | None = None
+    ) -> dict[str, Any]:
+        result: dict[str, Any] = await self._bounded(
+            self.agent.load(fn_id, artifact, precompiled=precompiled, files=files),
+            CONTROL_CALL_TIMEOUT_S,
+            f"load of {fn_id}",
+        )
+        return result
+
+    async def invoke(self, fn_id: str, invocation: Invocation) -> InvocationResult:
+        timeout = invocation.limits.timeout_ms / 1000 + self.settings.call_grace_s
+        result: InvocationResult = await self._bounded(
+            self.agent.invoke(fn_id, invocation), timeout, f"invocation of {fn_id}"
+        )
+        return result
+
+    async def unload(self, fn_id: str) -> None:
+        await self._bounded(self.agent.unload(fn_id), CONTROL_CALL_TIMEOUT_S, "unload")
+
+    async def stats(self) -> dict[str, Any]:
+        stats: dict[str, Any] = await self._bounded(
+            self.agent.stats(), CONTROL_CALL_TIMEOUT_S, "stats"
+        )
+        stats["qemu_rss_kib"] = self.rss_kib()
+        return stats
+
+    def rss_kib(self) -> int:
+        """Resident set of the QEMU process (0 when it is gone)."""
+        try:
+            with open(f"/proc/{self.pid}/status") as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        return int(line.split()[1])
+        except (OSError, ValueError):
+            pass
+        return 0
+
+    # -- QMP ------------------------------------------------------------------
+    async def status(self) -> str:
+        return await self.qmp.status()
+
+    async def pause(self) -> None:
+        await self.qmp.pause()
+
+    async def resume(self) -> None:
+        await self.qmp.resume()

@@ -1,0 +1,352 @@
+"""The guest agent: PID 1 of the microVM, serving shim requests over a virtio-serial port.
+
+The agent reads frames on one thread and runs loads and invocations on a small
+thread pool, so several requests can be in flight; replies are written under a
+lock in whatever order they finish. Nothing a peer sends can stop it: a bad
+frame gets an error reply with ``id: None``, a failing handler gets an error
+reply with the request's id, and the loop carries on.
+
+It also runs on the host (``Agent`` over any byte channel), which is how the
+image builder traces the modules the guest needs and how unit tests drive it.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import ctypes
+import errno
+import os
+import sys
+import tempfile
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol
+
+from wasm_runtime import protocol
+from wasm_runtime.errors import (
+    ErrorCode,
+    FunctionNotLoaded,
+    InvalidModule,
+    ProtocolError,
+)
+from wasm_runtime.protocol import Event, Op
+from wasm_runtime.types import Invocation
+
+if TYPE_CHECKING:
+    from wasm_runtime.runner import FunctionRuntime, LoadedFunction
+
+AGENT_VERSION = "0.1.0"
+PORT_PATH = "/dev/vport0p1"
+# The port's device node exists before the host side is wired up; open()
+# fails with ENXIO until then, so retry for a while.
+PORT_OPEN_RETRY_S = 0.01
+PORT_OPEN_DEADLINE_S = 10.0
+READ_CHUNK = 1 << 20
+# Python threads; calls in flight beyond this queue inside the agent.
+DEFAULT_WORKERS = 4
+_RB_AUTOBOOT = 0x01234567
+_MS_NOSUID_NODEV = 2 | 4
+
+
+class Channel(Protocol):
+    def read(self, n: int) -> bytes: ...
+    def write(self, data: bytes) -> None: ...
+
+
+class FdChannel:
+    """A byte channel over a file descriptor (the virtio port, or a socket on the host)."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def read(self, n: int) -> bytes:
+        return os.read(self.fd, n)
+
+    def write(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            written = os.write(self.fd, view)
+            view = view[written:]
+
+
+class Agent:
+    def __init__(
+        self,
+        channel: Channel,
+        runtime: FunctionRuntime,
+        workers: int = DEFAULT_WORKERS,
+        on_shutdown: Callable[[], None] | None = None,
+    ) -> None:
+        self._channel = channel
+        self._runtime = runtime
+        self._pool = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="call")
+        self._write_lock = threading.Lock()
+        self._functions: dict[str, LoadedFunction] = {}
+        self._on_shutdown = on_shutdown
+        self._started = time.monotonic()
+        self._in_flight = 0
+        self._served = 0
+        self._bad_frames = 0
+        self._counter_lock = threading.Lock()
+        self._stopping = False
+
+    # -- output -------------------------------------------------------------
+    def send(self, message: dict[str, Any]) -> None:
+        try:
+            frame = protocol.encode_frame(message)
+        except ProtocolError as err:
+            # The only way a reply grows too large is a result we built;
+            # report that instead of killing the channel.
+            frame = protocol.encode_frame(
+                protocol.error_reply(message.get("id"), ErrorCode.INTERNAL, str(err))
+            )
+        with self._write_lock:
+            self._channel.write(frame)
+
+    def hello(self, boot_s: float | None = None) -> None:
+        import wasmtime
+
+        self.send(
+            protocol.event(
+                Event.HELLO,
+                {
+                    "protocol": protocol.PROTOCOL_VERSION,
+                    "agent": AGENT_VERSION,
+                    "python": sys.version.split()[0],
+                    "wasmtime": getattr(wasmtime, "__version__", "?"),
+                    "boot_s": boot_s,
+                    "pid": os.getpid(),
+                },
+            )
+        )
+
+    # -- input --------------------------------------------------------------
+    def serve(self) -> None:
+        """Read and dispatch until the channel ends or a shutdown request."""
+        decoder = protocol.FrameDecoder()
+        while not self._stopping:
+            try:
+                data = self._channel.read(READ_CHUNK)
+            except InterruptedError:
+                continue
+            if not data:
+                if self._stopping or not self._keep_reading_after_eof():
+                    break
+                continue
+            decoder.feed(data)
+            while True:
+                try:
+                    msg = decoder.next_message()
+                except ProtocolError as err:
+                    self._bad_frames += 1
+                    self.send(protocol.error_reply(None, ErrorCode.BAD_FRAME, str(err)))
+                    continue
+                if msg is None:
+                    break
+                self._dispatch(msg)
+        self._pool.shutdown(wait=True)
+
+    def _keep_reading_after_eof(self) -> bool:
+        # On a virtio port, EOF means the host side is (for now) disconnected;
+        # the guest must keep serving for when it comes back. On a host
+        # socket (tests, tracing) EOF is final.
+        if os.getpid() == 1:
+            time.sleep(0.05)
+            return True
+        return False
+
+    def _dispatch(self, msg: dict[str, Any]) -> None:
+        try:
+            req_id, op, args = protocol.parse_request(msg)
+        except protocol.UnknownOp as err:
+            self.send(protocol.error_reply(err.req_id, ErrorCode.UNKNOWN_OP, str(err)))
+            return
+        except ProtocolError as err:
+            self._bad_frames += 1
+            self.send(
+                protocol.error_reply(protocol.request_id(msg), ErrorCode.BAD_REQUEST, str(err))
+            )
+            return
+        if op in (Op.PING, Op.STATS):
+            self._run(req_id, op, args)
+        elif op is Op.SHUTDOWN:
+            self._stopping = True
+            self._run(req_id, op, args)
+        else:
+            with self._counter_lock:
+                self._in_flight += 1
+            self._pool.submit(self._run_counted, req_id, op, args)
+
+    def _run_counted(self, req_id: int, op: Op, args: dict[str, Any]) -> None:
+        try:
+            self._run(req_id, op, args)
+        finally:
+            with self._counter_lock:
+                self._in_flight -= 1
+                self._served += 1
+
+    def _run(self, req_id: int, op: Op, args: dict[str, Any]) -> None:
+        try:
+            result = self._handlers[op](self, args)
+            reply = protocol.ok_reply(req_id, result)
+        except InvalidModule as err:
+            reply = protocol.error_reply(
+                req_id, ErrorCode.INVALID_MODULE, err.message, {"reason": err.reason}
+            )
+        except FunctionNotLoaded as err:
+            reply = protocol.error_reply(
+                req_id, ErrorCode.NOT_LOADED, str(err), {"fn_id": err.fn_id}
+            )
+        except (KeyError, TypeError, ValueError) as err:
+            reply = protocol.error_reply(req_id, ErrorCode.BAD_REQUEST, f"bad arguments: {err!r}")
+        except Exception as err:  # the agent must outlive any one request
+            traceback.print_exc()
+            reply = protocol.error_reply(req_id, ErrorCode.INTERNAL, f"{type(err).__name__}: {err}")
+        try:
+            self.send(reply)
+        except OSError:
+            traceback.print_exc()
+        if op is Op.SHUTDOWN and self._on_shutdown is not None:
+            self._on_shutdown()
+
+    # -- handlers -----------------------------------------------------------
+    def _ping(self, args: dict[str, Any]) -> dict[str, Any]:
+        return {"echo": args.get("echo"), "uptime_s": time.monotonic() - self._started}
+
+    def _load(self, args: dict[str, Any]) -> dict[str, Any]:
+        fn_id = str(args["fn_id"])
+        started = time.perf_counter()
+        loaded = self._runtime.load(
+            bytes(args["artifact"]),
+            precompiled=bool(args.get("precompiled", True)),
+            files_tar=args.get("files"),
+        )
+        self._functions[fn_id] = loaded
+        return {"fn_id": fn_id, "load_ms": (time.perf_counter() - started) * 1000}
+
+    def _invoke(self, args: dict[str, Any]) -> dict[str, Any]:
+        fn_id = str(args["fn_id"])
+        loaded = self._functions.get(fn_id)
+        if loaded is None:
+            raise FunctionNotLoaded(fn_id)
+        result = self._runtime.invoke(loaded, Invocation.from_wire(args["invocation"]))
+        return result.to_wire()
+
+    def _unload(self, args: dict[str, Any]) -> dict[str, Any]:
+        fn_id = str(args["fn_id"])
+        if self._functions.pop(fn_id, None) is None:
+            raise FunctionNotLoaded(fn_id)
+        return {"fn_id": fn_id}
+
+    def _stats(self, args: dict[str, Any]) -> dict[str, Any]:
+        with self._counter_lock:
+            in_flight, served = self._in_flight, self._served
+        return {
+            "functions": sorted(self._functions),
+            "in_flight": in_flight,
+            "served": served,
+            "bad_frames": self._bad_frames,
+            "uptime_s": time.monotonic() - self._started,
+            **_memory_stats(),
+        }
+
+    def _shutdown(self, args: dict[str, Any]) -> dict[str, Any]:
+        return {"served": self._served}
+
+    _handlers: dict[Op, Callable[[Agent, dict[str, Any]], dict[str, Any]]] = {
+        Op.PING: _ping,
+        Op.LOAD: _load,
+        Op.INVOKE: _invoke,
+        Op.UNLOAD: _unload,
+        Op.STATS: _stats,
+        Op.SHUTDOWN: _shutdown,
+    }
+
+
+def _read_kib(path: str, keys: tuple[str, ...]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    try:
+        with open(path) as f:
+            for line in f:
+                name, _, rest = line.partition(":")
+                if name in keys:
+                    out[name] = int(rest.split()[0])
+    except OSError:
+        pass
+    return out
+
+
+def _memory_stats() -> dict[str, int]:
+    status = _read_kib("/proc/self/status", ("VmRSS",))
+    meminfo = _read_kib("/proc/meminfo", ("MemTotal", "MemAvailable"))
+    return {
+        "agent_rss_kib": status.get("VmRSS", 0),
+        "mem_total_kib": meminfo.get("MemTotal", 0),
+        "mem_available_kib": meminfo.get("MemAvailable", 0),
+    }
+
+
+# -- running as PID 1 --------------------------------------------------------
+
+def _libc() -> ctypes.CDLL:
+    return ctypes.CDLL(None, use_errno=True)
+
+
+def _mount(libc: ctypes.CDLL, source: str, target: str, fstype: str) -> None:
+    os.makedirs(target, exist_ok=True)
+    if libc.mount(source.encode(), target.encode(), fstype.encode(), _MS_NOSUID_NODEV, None) != 0:
+        err = ctypes.get_errno()
+        if err != errno.EBUSY:
+            print(f"agent: mount {fstype} on {target}: {os.strerror(err)}", file=sys.stderr)
+
+
+def _open_port(path: str) -> int:
+    deadline = time.monotonic() + PORT_OPEN_DEADLINE_S
+    while True:
+        try:
+            return os.open(path, os.O_RDWR)
+        except OSError as err:
+            if err.errno not in (errno.ENXIO, errno.ENOENT) or time.monotonic() > deadline:
+                raise
+            time.sleep(PORT_OPEN_RETRY_S)
+
+
+def _power_off(libc: ctypes.CDLL) -> None:
+    # The VM runs with -no-reboot, so a reboot request ends QEMU; a halted
+    # guest without ACPI would otherwise leave QEMU running.
+    os.sync()
+    libc.reboot(_RB_AUTOBOOT)
+    os._exit(0)
+
+
+def main() -> None:
+    """Entry point of the guest image's /init."""
+    from wasm_runtime.runner import FunctionRuntime
+
+    libc = _libc()
+    if os.getpid() == 1:
+        _mount(libc, "devtmpfs", "/dev", "devtmpfs")
+        _mount(libc, "proc", "/proc", "proc")
+        os.makedirs("/tmp", exist_ok=True)
+    try:
+        with open("/proc/uptime") as f:
+            boot_s: float | None = float(f.read().split()[0])
+    except OSError:
+        boot_s = None
+    fd = _open_port(PORT_PATH)
+    runtime = FunctionRuntime(tempfile.mkdtemp(prefix="fn-", dir="/tmp"))
+    agent = Agent(FdChannel(fd), runtime, on_shutdown=lambda: _power_off(libc))
+    try:
+        agent.hello(boot_s)
+        agent.serve()
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        if os.getpid() == 1:
+            _power_off(libc)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,114 @@
+"""Plain data passed between the host, the wire and the runner: limits, invocations, results."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from typing import Any
+
+MIB = 1024 * 1024
+
+# Exit codes reported when the function did not choose one itself; they follow
+# the shell's conventions so a CLI user recognises them.
+EXIT_TIMEOUT = 124
+EXIT_TRAP = 134
+EXIT_OOM = 137
+EXIT_OUTPUT_TOO_LARGE = 141
+
+
+class Outcome(enum.StrEnum):
+    OK = "ok"
+    TIMEOUT = "timeout"
+    OUT_OF_MEMORY = "out_of_memory"
+    TRAP = "trap"
+    OUTPUT_TOO_LARGE = "output_too_large"
+
+
+@dataclasses.dataclass(frozen=True)
+class Limits:
+    """Per-invocation limits, applied to a fresh Store for every call."""
+
+    timeout_ms: int = 10_000  # wall clock, enforced by epoch interruption
+    memory_bytes: int = 64 * MIB  # cap on linear memory (all memories of the instance)
+    fuel: int | None = None  # None = unmetered
+    stdout_max_bytes: int = 4 * MIB
+    stderr_max_bytes: int = 256 * 1024
+
+    def to_wire(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_wire(cls, data: dict[str, Any]) -> Limits:
+        fields = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in fields})
+
+
+@dataclasses.dataclass(frozen=True)
+class Invocation:
+    """What one call of a function gets: WASI args, env and stdin, plus limits."""
+
+    stdin: bytes = b""
+    args: tuple[str, ...] = ()
+    env: tuple[tuple[str, str], ...] = ()
+    limits: Limits = Limits()
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "stdin": self.stdin,
+            "args": list(self.args),
+            "env": [list(p) for p in self.env],
+            "limits": self.limits.to_wire(),
+        }
+
+    @classmethod
+    def from_wire(cls, data: dict[str, Any]) -> Invocation:
+        return cls(
+            stdin=bytes(data.get("stdin", b"")),
+            args=tuple(str(a) for a in data.get("args", ())),
+            env=tuple((str(k), str(v)) for k, v in data.get("env", ())),
+            limits=Limits.from_wire(data.get("limits", {})),
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class InvocationResult:
+    """How one call ended. ``exit_code`` is always set (see the EXIT_* constants)."""
+
+    outcome: Outcome
+    exit_code: int
+    stdout: bytes = b""
+    stderr: bytes = b""
+    duration_ms: float = 0.0
+    fuel_used: int | None = None
+    memory_bytes: int = 0  # linear memory size at the end of the call
+    message: str = ""  # trap message or why the limit fired
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome is Outcome.OK
+
+    def to_wire(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["outcome"] = self.outcome.value
+        return d
+
+    @classmethod
+    def from_wire(cls, data: dict[str, Any]) -> InvocationResult:
+        fields = {f.name for f in dataclasses.fields(cls)}
+        d = {k: v for k, v in data.items() if k in fields}
+        d["outcome"] = Outcome(d["outcome"])
+        return cls(**d)
+
+    def raise_for_outcome(self) -> InvocationResult:
+        """Return self when the run finished normally, else raise its typed error."""
+        from wasm_runtime import errors
+
+        table: dict[Outcome, type[errors.InvocationFailed]] = {
+            Outcome.TIMEOUT: errors.FunctionTimeout,
+            Outcome.OUT_OF_MEMORY: errors.FunctionOOM,
+            Outcome.TRAP: errors.FunctionTrap,
+            Outcome.OUTPUT_TOO_LARGE: errors.OutputTooLarge,
+        }
+        if self.outcome is Outcome.OK:
+            return self
+        raise table[self.outcome](self)
