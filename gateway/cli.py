@@ -1,0 +1,185 @@
+"""The ``unifaas`` command line: argument parsing and readable errors, work done elsewhere."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import json
+import sys
+import tarfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from unikernel.settings import VMSettings
+from wasm_runtime.errors import UnifaasError
+from wasm_runtime.types import MIB, Invocation, Limits
+
+
+def _progress(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _read_data(spec: str | None) -> bytes:
+    if spec is None:
+        return b""
+    if spec == "-":
+        return sys.stdin.buffer.read()
+    if spec.startswith("@"):
+        try:
+            return Path(spec[1:]).read_bytes()
+        except OSError as err:
+            raise SystemExit(f"unifaas: error: cannot read {spec[1:]}: {err.strerror}") from err
+    return spec.encode()
+
+
+def _env_pair(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return key, value
+
+
+def tar_directory(directory: Path) -> bytes:
+    """A files bundle: the directory's contents as an uncompressed tar, paths relative to it."""
+    if not directory.is_dir():
+        raise SystemExit(f"unifaas: error: --files {directory} is not a directory")
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for path in sorted(directory.rglob("*")):
+            tar.add(path, arcname=str(path.relative_to(directory)), recursive=False)
+    return buf.getvalue()
+
+
+def cmd_image_build(args: argparse.Namespace, settings: VMSettings) -> int:
+    from unikernel.image import ensure_image
+
+    image = ensure_image(settings.cache_dir, _progress)
+    info = {
+        "key": image.key,
+        "kernel": str(image.kernel),
+        "kernel_bytes": image.kernel.stat().st_size,
+        "initrd": str(image.initrd),
+        "initrd_bytes": image.initrd_bytes,
+    }
+    if args.json:
+        print(json.dumps(info))
+    else:
+        print(f"kernel  {info['kernel']}  ({info['kernel_bytes'] / 1e6:.1f} MB)")
+        print(f"initrd  {info['initrd']}  ({info['initrd_bytes'] / 1e6:.1f} MB)")
+    return 0
+
+
+def cmd_bench_sandbox(args: argparse.Namespace, settings: VMSettings) -> int:
+    from unikernel.bench import bench_sandbox, default_echo_wasm
+
+    echo = Path(args.wasm).read_bytes() if args.wasm else default_echo_wasm()
+    result = asyncio.run(bench_sandbox(settings, echo, args.boots, args.calls, _progress))
+    if args.json:
+        print(json.dumps(result))
+    else:
+        width = max(map(len, result))
+        for key, value in result.items():
+            print(f"{key:<{width}}  {value}")
+    return 0
+
+
+async def _run_once(args: argparse.Namespace, settings: VMSettings) -> int:
+    from unikernel.accel import resolve_accel
+    from unikernel.image import ensure_image
+    from unikernel.vm import MicroVM
+    from wasm_runtime.engine import precompile
+
+    try:
+        wasm = Path(args.module).read_bytes()
+    except OSError as err:
+        raise SystemExit(f"unifaas: error: cannot read {args.module}: {err.strerror}") from err
+    artifact = precompile(wasm)
+    files = tar_directory(Path(args.files)) if args.files else None
+    image = ensure_image(settings.cache_dir, _progress)
+    accel = await resolve_accel(settings, image)
+    _progress(f"booting a microVM ({accel})")
+    async with await MicroVM.boot(image, settings, accel, name="run") as vm:
+        _progress(f"agent ready in {vm.boot_s:.2f}s")
+        await vm.load("fn", artifact, files=files)
+        limits = Limits(timeout_ms=int(args.timeout * 1000), memory_bytes=args.memory * MIB)
+        invocation = Invocation(
+            stdin=_read_data(args.data),
+            args=tuple(args.arg),
+            env=tuple(args.env),
+            limits=limits,
+        )
+        result = await vm.invoke("fn", invocation)
+    sys.stdout.buffer.write(result.stdout)
+    sys.stdout.flush()
+    sys.stderr.buffer.write(result.stderr)
+    if not result.ok:
+        _progress(f"unifaas: function failed: {result.outcome.value}: {result.message}")
+    return result.exit_code
+
+
+def cmd_run(args: argparse.Namespace, settings: VMSettings) -> int:
+    return asyncio.run(_run_once(args, settings))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="unifaas",
+        description="WebAssembly functions, each in its own unikernel-style QEMU microVM.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    image = sub.add_parser("image", help="build or inspect the guest image")
+    image_sub = image.add_subparsers(dest="image_command", required=True, metavar="ACTION")
+    build = image_sub.add_parser(
+        "build", help="build the kernel and agent initramfs (cached by content hash)"
+    )
+    build.add_argument("--json", action="store_true", help="print the result as JSON")
+    build.set_defaults(func=cmd_image_build)
+
+    bench = sub.add_parser("bench", help="run a benchmark")
+    bench_sub = bench.add_subparsers(dest="bench_command", required=True, metavar="SUITE")
+    sandbox = bench_sub.add_parser(
+        "sandbox", help="boot time, protocol round trip, invoke latency and memory of a microVM"
+    )
+    sandbox.add_argument("--json", action="store_true", help="print one JSON object")
+    sandbox.add_argument("--boots", type=int, default=5, help="boots to take the median of")
+    sandbox.add_argument("--calls", type=int, default=200, help="pings and invocations to time")
+    sandbox.add_argument("--wasm", help="function to time instead of the echo example")
+    sandbox.set_defaults(func=cmd_bench_sandbox)
+
+    run = sub.add_parser(
+        "run",
+        help="run a .wasm once in a fresh microVM and print its output",
+        description="Boot a microVM, load FILE.wasm, invoke it once, print its stdout and "
+        "stderr, and exit with its exit code.",
+    )
+    run.add_argument("module", metavar="FILE.wasm", help="a WASI preview1 command module")
+    run.add_argument("--data", metavar="TEXT|@FILE|-", help="stdin for the function")
+    run.add_argument("--arg", action="append", default=[], help="argument (repeatable)")
+    run.add_argument("--env", action="append", default=[], type=_env_pair, metavar="K=V",
+                     help="environment variable (repeatable)")
+    run.add_argument("--files", metavar="DIR", help="directory preopened at / (writable copy)")
+    run.add_argument("--timeout", type=float, default=10.0, metavar="S",
+                     help="wall-clock limit in seconds (default 10)")
+    run.add_argument("--memory", type=int, default=64, metavar="MiB",
+                     help="linear-memory cap in MiB (default 64)")
+    run.set_defaults(func=cmd_run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = VMSettings()
+        code: int = args.func(args, settings)
+        return code
+    except UnifaasError as err:
+        print(f"unifaas: error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Install what unifaas needs on a Debian 12 machine; safe to run again (does nothing when done).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# qemu-system-x86: the hypervisor; linux-source-6.1 + flex/bison/libelf-dev/bc/make/gcc:
+# the tiny guest kernel is built from Debian's kernel source; binutils: strip for the image;
+# redis-server: the platform's state store; cpio: to inspect images by hand.
+APT_PACKAGES=(qemu-system-x86 linux-source-6.1 flex bison libelf-dev libssl-dev bc make gcc
+              libc6-dev binutils xz-utils redis-server cpio)
+
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+  echo "bootstrap: installing ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+PYTHON=${PYTHON:-python3.11}
+if [ ! -x .venv/bin/python ]; then
+  echo "bootstrap: creating .venv"
+  "$PYTHON" -m venv .venv
+fi
+stamp=.venv/.unifaas-deps
+want=$(sha256sum pyproject.toml | cut -d' ' -f1)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  echo "bootstrap: installing Python dependencies"
+  .venv/bin/pip install -q --disable-pip-version-check -e '.[dev]'
+  echo "$want" > "$stamp"
+fi

@@ -1,0 +1,139 @@
+"""The sandbox benchmark: boot, protocol round trip, invoke latency and memory of one microVM.
+
+Every ratio-worthy number has its baseline measured in the same run (floor
+boot next to agent boot, in-process wasmtime next to the VM), so machine
+noise cancels in the comparison.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from unikernel.accel import floor_boot, resolve_accel
+from unikernel.image import ensure_image
+from unikernel.settings import VMSettings
+from unikernel.vm import MicroVM
+from wasm_runtime.types import Invocation
+
+Progress = Callable[[str], None]
+ECHO_PAYLOAD = b"x" * 64
+
+
+def _percentile(samples: list[float], pct: float) -> float:
+    ordered = sorted(samples)
+    idx = min(len(ordered) - 1, max(0, round(pct / 100 * (len(ordered) - 1))))
+    return ordered[idx]
+
+
+async def _timed(fn: Callable[[], Awaitable[Any]], n: int) -> list[float]:
+    out = []
+    for _ in range(n):
+        started = time.perf_counter()
+        await fn()
+        out.append((time.perf_counter() - started) * 1000)
+    return out
+
+
+def _native_invoke_ms(artifact: bytes, n: int) -> list[float]:
+    from wasm_runtime.runner import FunctionRuntime
+
+    runtime = FunctionRuntime(tempfile.mkdtemp(prefix="unifaas-bench-"))
+    try:
+        fn = runtime.load(artifact)
+        inv = Invocation(stdin=ECHO_PAYLOAD)
+        out = []
+        for _ in range(n):
+            started = time.perf_counter()
+            runtime.invoke(fn, inv).raise_for_outcome()
+            out.append((time.perf_counter() - started) * 1000)
+        return out
+    finally:
+        runtime.close()
+
+
+async def bench_sandbox(
+    settings: VMSettings,
+    echo_wasm: bytes,
+    boots: int = 5,
+    calls: int = 200,
+    progress: Progress = print,
+) -> dict[str, Any]:
+    from wasm_runtime.engine import precompile
+
+    image = ensure_image(settings.cache_dir, progress)
+    accel = await resolve_accel(settings, image)
+    progress(f"accelerator: {accel}; {boots} floor boots")
+    floors = [await floor_boot(image, settings, accel, settings.boot_timeout_s)
+              for _ in range(boots)]
+    progress(f"{boots} agent boots")
+    readies: list[float] = []
+    vm: MicroVM | None = None
+    try:
+        for i in range(boots):
+            vm = await MicroVM.boot(image, settings, accel, name="bench")
+            readies.append(vm.boot_s)
+            if i < boots - 1:
+                await vm.stop()
+        assert vm is not None
+        await vm.ping()
+        await asyncio.sleep(1.0)  # let the boot's transient pages settle
+        rss_idle_kib = vm.rss_kib()
+        progress(f"{calls} pings")
+        rtts = await _timed(vm.agent.ping, calls)
+        artifact = precompile(echo_wasm)
+        load = await vm.load("echo", artifact)
+        inv = Invocation(stdin=ECHO_PAYLOAD)
+
+        async def echo() -> None:
+            assert vm is not None
+            result = await vm.invoke("echo", inv)
+            result.raise_for_outcome()
+
+        progress(f"{calls} echo invocations in the VM")
+        first_call_ms = (await _timed(echo, 1))[0]
+        vm_calls = await _timed(echo, calls)
+        rss_after_kib = vm.rss_kib()
+    finally:
+        if vm is not None:
+            await vm.stop()
+    progress(f"{calls} echo invocations in-process")
+    native = _native_invoke_ms(artifact, calls)
+    return {
+        "accel": accel,
+        "machine": settings.machine,
+        "guest_memory_mib": settings.guest_memory_mib,
+        "tcg_tb_size_mib": settings.tcg_tb_size_mib,
+        "image_bytes": image.initrd_bytes,
+        "kernel_bytes": image.kernel.stat().st_size,
+        "boots": boots,
+        "boot_to_ready_s": round(statistics.median(readies), 3),
+        "boot_to_ready_s_all": [round(x, 3) for x in readies],
+        "floor_boot_s": round(statistics.median(floors), 3),
+        "floor_boot_s_all": [round(x, 3) for x in floors],
+        "rtt_ms_p50": round(_percentile(rtts, 50), 3),
+        "rtt_ms_p99": round(_percentile(rtts, 99), 3),
+        "load_ms_in_guest": round(float(load.get("load_ms", 0.0)), 2),
+        "first_invoke_vm_ms": round(first_call_ms, 2),
+        "invoke_vm_ms_p50": round(_percentile(vm_calls, 50), 3),
+        "invoke_vm_ms_p99": round(_percentile(vm_calls, 99), 3),
+        "invoke_native_ms_p50": round(_percentile(native, 50), 3),
+        "invoke_native_ms_p99": round(_percentile(native, 99), 3),
+        "invoke_ratio_vm_over_native": round(
+            _percentile(vm_calls, 50) / max(_percentile(native, 50), 1e-9), 1
+        ),
+        "qemu_rss_mib": round(rss_idle_kib / 1024, 1),
+        "qemu_rss_mib_after_calls": round(rss_after_kib / 1024, 1),
+    }
+
+
+def default_echo_wasm() -> bytes:
+    import wasmtime
+
+    wat = Path(__file__).resolve().parent.parent / "functions" / "echo" / "echo.wat"
+    return bytes(wasmtime.wat2wasm(wat.read_text()))
