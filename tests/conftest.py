@@ -1,0 +1,62 @@
+"""Shared fixtures: example modules, and (for tests marked ``vm``) the guest image and booted VMs.
+
+Booted VMs are expensive under TCG (~2 s each), so one VM is shared by the
+whole session; tests that must break a VM boot their own. Every fixture that
+starts QEMU stops it on the way out, failures included.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import wasmtime
+
+from unikernel.accel import Accel, resolve_accel
+from unikernel.image import GuestImage, ensure_image
+from unikernel.settings import VMSettings
+from unikernel.vm import MicroVM
+from wasm_runtime.engine import precompile
+
+FUNCTIONS = Path(__file__).resolve().parent.parent / "functions"
+
+
+@functools.cache
+def wasm(name: str) -> bytes:
+    """The example function ``functions/<name>/<name>.wat`` compiled to wasm."""
+    return bytes(wasmtime.wat2wasm((FUNCTIONS / name / f"{name}.wat").read_text()))
+
+
+@functools.cache
+def artifact(name: str) -> bytes:
+    return precompile(wasm(name))
+
+
+@pytest.fixture(scope="session")
+def vm_settings() -> VMSettings:
+    return VMSettings()
+
+
+@pytest.fixture(scope="session")
+def guest_image(vm_settings: VMSettings) -> GuestImage:
+    return ensure_image(vm_settings.cache_dir)
+
+
+@pytest.fixture(scope="session")
+async def accel(vm_settings: VMSettings, guest_image: GuestImage) -> Accel:
+    return await resolve_accel(vm_settings, guest_image)
+
+
+@pytest.fixture(scope="session")
+async def shared_vm(
+    vm_settings: VMSettings, guest_image: GuestImage, accel: Accel
+) -> AsyncIterator[MicroVM]:
+    vm = await MicroVM.boot(guest_image, vm_settings, accel, name="shared")
+    try:
+        for name in ("hello", "echo", "misbehave"):
+            await vm.load(name, artifact(name))
+        yield vm
+    finally:
+        await vm.stop()

@@ -1,0 +1,137 @@
+"""The shim's AgentClient against the real Agent loop over a socketpair, with a fake runtime."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import pytest
+
+from unikernel.errors import VMGone
+from unikernel.shim import AgentClient, ConnState
+from wasm_runtime import protocol
+from wasm_runtime.agent import Agent, FdChannel
+from wasm_runtime.errors import FunctionNotLoaded, InvalidModule, ProtocolError
+from wasm_runtime.types import Invocation, InvocationResult, Outcome
+
+
+@dataclass
+class FakeFn:
+    artifact: bytes
+
+
+class FakeRuntime:
+    """Echoes stdin; 'slow' artifacts wait on an event so calls stay in flight."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+
+    def load(self, artifact: bytes, *, precompiled: bool = True,
+             files_tar: bytes | None = None) -> FakeFn:
+        if not artifact.startswith(b"ok"):
+            raise InvalidModule("not_wasm", "not a module")
+        return FakeFn(artifact)
+
+    def invoke(self, fn: FakeFn, inv: Invocation) -> InvocationResult:
+        if fn.artifact == b"ok-slow":
+            self.release.wait(10)
+        return InvocationResult(Outcome.OK, 0, stdout=inv.stdin)
+
+    def close(self) -> None:
+        pass
+
+
+@dataclass
+class Pair:
+    client: AgentClient
+    agent: Agent
+    runtime: FakeRuntime
+    host_sock: socket.socket
+    thread: threading.Thread
+
+
+@pytest.fixture
+async def pair() -> AsyncIterator[Pair]:
+    host_sock, guest_sock = socket.socketpair()
+    runtime = FakeRuntime()
+    agent = Agent(FdChannel(guest_sock.fileno()), runtime)  # type: ignore[arg-type]
+    thread = threading.Thread(target=agent.serve, daemon=True)
+    thread.start()
+    reader, writer = await asyncio.open_unix_connection(sock=host_sock)
+    client = AgentClient(reader, writer)
+    agent.hello(0.1)
+    await asyncio.wait_for(client.wait_ready(), 5)
+    yield Pair(client, agent, runtime, host_sock, thread)
+    runtime.release.set()
+    await client.aclose()
+    guest_sock.close()
+    thread.join(5)
+
+
+async def test_ready_and_calls(pair: Pair) -> None:
+    c = pair.client
+    assert c.state is ConnState.READY
+    assert c.hello["protocol"] == protocol.PROTOCOL_VERSION
+    assert (await c.ping("x"))["echo"] == "x"
+    await c.load("f", b"ok")
+    result = await c.invoke("f", Invocation(stdin=b"abc"))
+    assert result.stdout == b"abc"
+    assert "f" in (await c.stats())["functions"]
+    await c.unload("f")
+    with pytest.raises(FunctionNotLoaded):
+        await c.invoke("f", Invocation())
+    with pytest.raises(InvalidModule) as info:
+        await c.load("g", b"junk")
+    assert info.value.reason == "not_wasm"
+
+
+async def test_replies_routed_by_id_out_of_order(pair: Pair) -> None:
+    c = pair.client
+    await c.load("slow", b"ok-slow")
+    await c.load("fast", b"ok")
+    slow = asyncio.ensure_future(c.invoke("slow", Invocation(stdin=b"s")))
+    await asyncio.sleep(0.05)
+    fast = await c.invoke("fast", Invocation(stdin=b"f"))
+    assert fast.stdout == b"f" and not slow.done()
+    pair.runtime.release.set()
+    assert (await slow).stdout == b"s"
+
+
+async def test_garbage_gets_error_reply_and_agent_keeps_serving(pair: Pair) -> None:
+    c = pair.client
+    await c.send_raw(b"\x00garbage\xff")
+    err = await asyncio.wait_for(c.unsolicited_errors.get(), 5)
+    assert isinstance(err, ProtocolError)
+    # A readable request with an unknown op is answered with its own id.
+    bad = protocol.encode_frame({"id": 999, "op": "format-disk", "args": {}})
+    await c.send_raw(bad)
+    assert (await c.ping())["echo"] is None
+
+
+async def test_disconnect_fails_every_pending_call(pair: Pair) -> None:
+    c = pair.client
+    await c.load("slow", b"ok-slow")
+    calls = [asyncio.ensure_future(c.invoke("slow", Invocation())) for _ in range(3)]
+    await asyncio.sleep(0.05)
+    assert c.pending == 3
+    pair.host_sock.shutdown(socket.SHUT_RDWR)
+    for call in calls:
+        with pytest.raises(VMGone):
+            await asyncio.wait_for(call, 5)
+    assert c.state is ConnState.CLOSED
+    with pytest.raises(VMGone):
+        await c.ping()
+
+
+async def test_second_hello_means_guest_restarted(pair: Pair) -> None:
+    c = pair.client
+    await c.load("slow", b"ok-slow")
+    call = asyncio.ensure_future(c.invoke("slow", Invocation()))
+    await asyncio.sleep(0.05)
+    pair.agent.hello(0.2)
+    with pytest.raises(VMGone) as info:
+        await asyncio.wait_for(call, 5)
+    assert "restarted" in info.value.reason

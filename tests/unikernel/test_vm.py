@@ -1,0 +1,155 @@
+"""Integration tests against real QEMU microVMs running the real agent."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+import pytest
+
+from tests.conftest import artifact
+from unikernel.accel import Accel, floor_boot
+from unikernel.errors import VMGone, VMLaunchError
+from unikernel.image import GuestImage
+from unikernel.settings import VMSettings
+from unikernel.vm import MicroVM
+from wasm_runtime.errors import ErrorCode, FunctionNotLoaded, InvalidModule, ProtocolError
+from wasm_runtime.types import MIB, Invocation, Limits, Outcome
+
+pytestmark = pytest.mark.vm
+
+
+def pid_alive(pid: int | None) -> bool:
+    if pid is None:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split()[2] != "Z"
+    except OSError:
+        return False
+
+
+async def test_hello_many_times(shared_vm: MicroVM) -> None:
+    for _ in range(25):
+        result = await shared_vm.invoke("hello", Invocation())
+        assert result.outcome is Outcome.OK
+        assert result.exit_code == 0
+        assert result.stdout == b"Hello from unifaas!\n"
+
+
+async def test_echo_large_body(shared_vm: MicroVM) -> None:
+    body = os.urandom(512 * 1024)
+    result = await shared_vm.invoke("echo", Invocation(stdin=body))
+    assert result.raise_for_outcome().stdout == body
+
+
+async def test_calls_in_flight_complete_correctly(shared_vm: MicroVM) -> None:
+    bodies = [f"call-{i}".encode() * (i + 1) for i in range(12)]
+    results = await asyncio.gather(
+        *(shared_vm.invoke("echo", Invocation(stdin=b)) for b in bodies)
+    )
+    assert [r.stdout for r in results] == bodies
+
+
+async def test_infinite_loop_times_out_and_vm_keeps_serving(shared_vm: MicroVM) -> None:
+    result = await shared_vm.invoke(
+        "misbehave", Invocation(args=("loop",), limits=Limits(timeout_ms=1000))
+    )
+    assert result.outcome is Outcome.TIMEOUT
+    assert 900 <= result.duration_ms < 10_000
+    assert (await shared_vm.invoke("hello", Invocation())).ok
+
+
+async def test_memory_bomb_is_oom_and_vm_keeps_serving(shared_vm: MicroVM) -> None:
+    result = await shared_vm.invoke(
+        "misbehave", Invocation(args=("oom",), limits=Limits(memory_bytes=16 * MIB))
+    )
+    assert result.outcome is Outcome.OUT_OF_MEMORY
+    assert result.memory_bytes <= 16 * MIB
+    assert (await shared_vm.invoke("hello", Invocation())).ok
+
+
+async def test_trap_and_output_cap_and_exit_code(shared_vm: MicroVM) -> None:
+    trap = await shared_vm.invoke("misbehave", Invocation(args=("trap",)))
+    assert trap.outcome is Outcome.TRAP
+    assert trap.message
+    spam = await shared_vm.invoke(
+        "misbehave", Invocation(args=("spam",), limits=Limits(stdout_max_bytes=64 * 1024))
+    )
+    assert spam.outcome is Outcome.OUTPUT_TOO_LARGE
+    assert len(spam.stdout) <= 64 * 1024
+    code = await shared_vm.invoke("misbehave", Invocation(args=("exit", "42")))
+    assert code.outcome is Outcome.OK
+    assert code.exit_code == 42
+
+
+async def test_garbage_on_channel_gets_error_reply(shared_vm: MicroVM) -> None:
+    await shared_vm.agent.send_raw(b"this is not a frame\x00\xff" * 10)
+    err = await asyncio.wait_for(shared_vm.agent.unsolicited_errors.get(), 30)
+    assert isinstance(err, ProtocolError)
+    assert ErrorCode.BAD_FRAME.value in str(err)
+    assert (await shared_vm.invoke("hello", Invocation())).ok
+
+
+async def test_agent_errors_are_typed(shared_vm: MicroVM) -> None:
+    with pytest.raises(FunctionNotLoaded):
+        await shared_vm.invoke("nope", Invocation())
+    with pytest.raises(InvalidModule):
+        await shared_vm.load("bad", b"\x00asm garbage that is no artifact")
+    stats = await shared_vm.stats()
+    assert {"hello", "echo", "misbehave"} <= set(stats["functions"])
+    assert stats["qemu_rss_kib"] > 0
+
+
+async def test_qmp_pause_resume(shared_vm: MicroVM) -> None:
+    assert await shared_vm.status() == "running"
+    await shared_vm.pause()
+    assert await shared_vm.status() == "paused"
+    await shared_vm.resume()
+    assert await shared_vm.status() == "running"
+    assert await shared_vm.ping() > 0
+
+
+async def test_killing_qemu_fails_pending_calls_and_leaves_nothing(
+    vm_settings: VMSettings, guest_image: GuestImage, accel: Accel
+) -> None:
+    vm = await MicroVM.boot(guest_image, vm_settings, accel, name="victim")
+    try:
+        await vm.load("misbehave", artifact("misbehave"))
+        pending = [
+            asyncio.ensure_future(vm.invoke(
+                "misbehave", Invocation(args=("loop",), limits=Limits(timeout_ms=60_000))
+            ))
+            for _ in range(3)
+        ]
+        await asyncio.sleep(0.5)
+        pid, run_dir = vm.pid, vm.process.run_dir
+        os.kill(pid or 0, 9)
+        for fut in pending:
+            with pytest.raises(VMGone):
+                await asyncio.wait_for(fut, 10)
+        with pytest.raises(VMGone):
+            await vm.invoke("misbehave", Invocation(args=("trap",)))
+    finally:
+        await vm.stop()
+    assert not pid_alive(pid)
+    assert not run_dir.exists()
+
+
+async def test_boot_failure_cleans_up(
+    vm_settings: VMSettings, guest_image: GuestImage, tmp_path: object
+) -> None:
+    broken = GuestImage(kernel=guest_image.initrd, initrd=guest_image.initrd,
+                        floor_initrd=guest_image.floor_initrd, key="broken")
+    settings = vm_settings.model_copy(update={"boot_timeout_s": 20.0})
+    before = set(os.listdir("/tmp"))
+    with pytest.raises(VMLaunchError) as info:
+        await MicroVM.boot(broken, settings, "tcg", name="broken")
+    assert info.value.argv[0] == settings.qemu_binary
+    leftovers = {d for d in set(os.listdir("/tmp")) - before if d.startswith("unifaas-broken")}
+    assert leftovers == set()
+
+
+async def test_floor_boot(vm_settings: VMSettings, guest_image: GuestImage, accel: Accel) -> None:
+    seconds = await floor_boot(guest_image, vm_settings, accel, 30)
+    assert 0 < seconds < 30
