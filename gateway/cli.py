@@ -85,10 +85,11 @@ def cmd_bench_sandbox(args: argparse.Namespace, settings: VMSettings) -> int:
 
 
 async def _run_once(args: argparse.Namespace, settings: VMSettings) -> int:
+    from wasm_runtime.engine import precompile
+
     from unikernel.accel import resolve_accel
     from unikernel.image import ensure_image
     from unikernel.vm import MicroVM
-    from wasm_runtime.engine import precompile
 
     try:
         wasm = Path(args.module).read_bytes()
@@ -157,13 +158,29 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("module", metavar="FILE.wasm", help="a WASI preview1 command module")
     run.add_argument("--data", metavar="TEXT|@FILE|-", help="stdin for the function")
     run.add_argument("--arg", action="append", default=[], help="argument (repeatable)")
-    run.add_argument("--env", action="append", default=[], type=_env_pair, metavar="K=V",
-                     help="environment variable (repeatable)")
+    run.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        type=_env_pair,
+        metavar="K=V",
+        help="environment variable (repeatable)",
+    )
     run.add_argument("--files", metavar="DIR", help="directory preopened at / (writable copy)")
-    run.add_argument("--timeout", type=float, default=10.0, metavar="S",
-                     help="wall-clock limit in seconds (default 10)")
-    run.add_argument("--memory", type=int, default=64, metavar="MiB",
-                     help="linear-memory cap in MiB (default 64)")
+    run.add_argument(
+        "--timeout",
+        type=float,
+        default=10.0,
+        metavar="S",
+        help="wall-clock limit in seconds (default 10)",
+    )
+    run.add_argument(
+        "--memory",
+        type=int,
+        default=64,
+        metavar="MiB",
+        help="linear-memory cap in MiB (default 64)",
+    )
     run.set_defaults(func=cmd_run)
     return parser
 

@@ -46,8 +46,9 @@ async def floor_boot(
         "qemu_binary": settings.qemu_binary,
     }
     qmp = QmpControl("floor")
-    async with VMProcess(image.kernel, image.floor_initrd, overrides, settings.run_dir,
-                         "floor") as proc:
+    async with VMProcess(
+        image.kernel, image.floor_initrd, overrides, settings.run_dir, "floor"
+    ) as proc:
         try:
             await qmp.listen(proc.spec.qmp_socket)
             await proc.listen()
@@ -104,8 +105,10 @@ async def probe_kvm(settings: VMSettings, image: GuestImage) -> Accel:
     try:
         seconds = await floor_boot(image, settings, "kvm", settings.kvm_probe_timeout_s)
     except UnikernelError as err:
-        log.warning("KVM present but a guest did not boot under it (%s): using TCG",
-                    str(err).splitlines()[0])
+        log.warning(
+            "KVM present but a guest did not boot under it (%s): using TCG",
+            str(err).splitlines()[0],
+        )
         return "tcg"
     log.info("KVM works (floor boot %.2fs)", seconds)
     return "kvm"

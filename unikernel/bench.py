@@ -69,8 +69,9 @@ async def bench_sandbox(
     image = ensure_image(settings.cache_dir, progress)
     accel = await resolve_accel(settings, image)
     progress(f"accelerator: {accel}; {boots} floor boots")
-    floors = [await floor_boot(image, settings, accel, settings.boot_timeout_s)
-              for _ in range(boots)]
+    floors = [
+        await floor_boot(image, settings, accel, settings.boot_timeout_s) for _ in range(boots)
+    ]
     progress(f"{boots} agent boots")
     readies: list[float] = []
     vm: MicroVM | None = None

@@ -25,6 +25,7 @@ import dataclasses
 import fcntl
 import hashlib
 import importlib.util
+import io
 import json
 import marshal
 import os
@@ -53,8 +54,13 @@ GUEST_DYNLOAD = "/usr/lib/python3.11/lib-dynload"
 GUEST_PACKAGES = ("wasm_runtime", "wasmtime", "msgpack")
 # Imported at interpreter start-up before any tracing could see them under -S
 # in some locales; cheap insurance.
-ALWAYS_STDLIB = ("encodings", "encodings.aliases", "encodings.utf_8", "encodings.ascii",
-                 "encodings.latin_1")
+ALWAYS_STDLIB = (
+    "encodings",
+    "encodings.aliases",
+    "encodings.utf_8",
+    "encodings.ascii",
+    "encodings.latin_1",
+)
 INIT_SCRIPT = f"""#!{GUEST_PYTHON} -SuB
 import sys
 sys.path.insert(0, "{GUEST_PKG_DIR}")
@@ -121,12 +127,14 @@ def _trace_modules() -> list[dict[str, object]]:
         ),
         "PYTHONHASHSEED": "0",
     }
-    cmd = [str(_host_python()), "-S", "-B", "-c",
-           "import wasm_runtime.selftest as s; s.main()"]
+    cmd = [str(_host_python()), "-S", "-B", "-c", "import wasm_runtime.selftest as s; s.main()"]
     proc = subprocess.run(cmd, env=env, capture_output=True, timeout=300, check=False)
     if proc.returncode != 0:
-        raise ImageBuildError("trace", "agent self-test failed on the host",
-                              proc.stderr.decode(errors="replace")[-4000:])
+        raise ImageBuildError(
+            "trace",
+            "agent self-test failed on the host",
+            proc.stderr.decode(errors="replace")[-4000:],
+        )
     modules: list[dict[str, object]] = json.loads(proc.stdout)
     return modules
 
@@ -136,8 +144,8 @@ def _pyc(source: Path) -> bytes:
     data = source.read_bytes()
     code = compile(data, str(source), "exec", dont_inherit=True, optimize=1)
     flags = (1).to_bytes(4, "little")  # hash-based, do not check source
-    return importlib.util.MAGIC_NUMBER + flags + importlib.util.source_hash(data) + marshal.dumps(
-        code
+    return (
+        importlib.util.MAGIC_NUMBER + flags + importlib.util.source_hash(data) + marshal.dumps(code)
     )
 
 
@@ -155,8 +163,11 @@ def _ldd(path: Path) -> list[Path]:
 
 def _strip(src: Path, dst: Path) -> None:
     if shutil.which("strip"):
-        result = subprocess.run(["strip", "--strip-unneeded", "-o", str(dst), str(src)],
-                                capture_output=True, check=False)
+        result = subprocess.run(
+            ["strip", "--strip-unneeded", "-o", str(dst), str(src)],
+            capture_output=True,
+            check=False,
+        )
         if result.returncode == 0:
             return
     shutil.copyfile(src, dst)
@@ -209,8 +220,13 @@ def _collect(modules: list[dict[str, object]], scratch: Path, progress: Progress
         if name not in names:
             spec = importlib.util.find_spec(name)
             if spec and spec.origin:
-                modules.append({"name": name, "file": spec.origin,
-                                "package": spec.submodule_search_locations is not None})
+                modules.append(
+                    {
+                        "name": name,
+                        "file": spec.origin,
+                        "package": spec.submodule_search_locations is not None,
+                    }
+                )
     for mod in modules:
         file = mod.get("file")
         if not isinstance(file, str):
@@ -236,13 +252,12 @@ def _collect(modules: list[dict[str, object]], scratch: Path, progress: Progress
             if "_libwasmtime" in so.name:
                 rel = so.relative_to(root.parent)
                 col.add_host(f"{GUEST_PKG_DIR}/{rel}", so)
-    buf = tempfile.SpooledTemporaryFile()
+    buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:
         for member in sorted(zip_members):
             info = zipfile.ZipInfo(member, date_time=(1980, 1, 1, 0, 0, 0))
             zf.writestr(info, zip_members[member])
-    buf.seek(0)
-    col.add_bytes(GUEST_STDLIB_ZIP, buf.read())
+    col.add_bytes(GUEST_STDLIB_ZIP, buf.getvalue())
     progress(f"  stdlib: {len(zip_members)} modules; packages: {', '.join(GUEST_PACKAGES)}")
     python = _host_python()
     col.add_host(GUEST_PYTHON, python, 0o755)
@@ -287,6 +302,8 @@ def ensure_image(cache_dir: Path, progress: Progress = print) -> GuestImage:
             with tmp.open("wb") as out:
                 cpio.write_newc_to(out, col.all_entries())
             tmp.rename(initrd)
-    progress(f"guest image ready in {time.perf_counter() - started:.1f}s: "
-             f"{initrd} ({initrd.stat().st_size / 1e6:.1f} MB)")
+    progress(
+        f"guest image ready in {time.perf_counter() - started:.1f}s: "
+        f"{initrd} ({initrd.stat().st_size / 1e6:.1f} MB)"
+    )
     return image

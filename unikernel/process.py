@@ -118,18 +118,21 @@ class VMProcess:
                 preexec_fn=_die_with_parent,
             )
         except OSError as err:
-            raise VMLaunchError(f"cannot execute {self.argv[0]}: {err}", None, self.argv, "") from err
+            message = f"cannot execute {self.argv[0]}: {err}"
+            raise VMLaunchError(message, None, self.argv, "") from err
         finally:
             stderr.close()
 
-    async def until_exit_or(self, aw: asyncio.Future[object] | asyncio.Task[object],
-                            timeout: float, what: str) -> object:
+    async def until_exit_or(
+        self, aw: asyncio.Future[object] | asyncio.Task[object], timeout: float, what: str
+    ) -> object:
         """Await ``aw`` but give up if QEMU exits first or the deadline passes."""
         assert self.proc is not None
         exit_task = asyncio.ensure_future(self.proc.wait())
         try:
-            done, _ = await asyncio.wait({aw, exit_task}, timeout=timeout,
-                                         return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait(
+                {aw, exit_task}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+            )
         finally:
             exit_task.cancel()
         if aw in done:

@@ -8,6 +8,7 @@ no connect/retry loop is needed. ``qemu.qmp`` errors are translated into
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from pathlib import Path
 from typing import Any
@@ -62,13 +63,9 @@ class QmpControl:
 
     async def quit(self) -> None:
         # QEMU may close the socket before the reply arrives: that is success.
-        try:
+        with contextlib.suppress(QMPCommandError):
             await self._execute(CMD_QUIT)
-        except QMPCommandError:
-            pass
 
     async def close(self) -> None:
-        try:
+        with contextlib.suppress(QMPError, OSError, TimeoutError):
             await asyncio.wait_for(self._client.disconnect(), timeout=2.0)
-        except (QMPError, OSError, TimeoutError):
-            pass

@@ -1,4 +1,4 @@
-"""Typed settings of the unikernel layer (env prefix ``UNIFAAS_VM_``), built once and passed down."""
+"""Typed settings of the unikernel layer (env prefix ``UNIFAAS_VM_``), built once, passed down."""
 
 from __future__ import annotations
 

@@ -16,6 +16,7 @@ in :attr:`AgentClient.unsolicited_errors`; the agent keeps serving after them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import itertools
 import logging
@@ -198,7 +199,5 @@ class AgentClient:
             current = asyncio.current_task()
             if current is not None and current.cancelling():
                 raise
-        try:
+        with contextlib.suppress(ConnectionError, OSError):
             await self._writer.wait_closed()
-        except (ConnectionError, OSError):
-            pass

@@ -22,7 +22,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from wasm_runtime import protocol
 from wasm_runtime.errors import (
@@ -255,7 +255,7 @@ class Agent:
     def _shutdown(self, args: dict[str, Any]) -> dict[str, Any]:
         return {"served": self._served}
 
-    _handlers: dict[Op, Callable[[Agent, dict[str, Any]], dict[str, Any]]] = {
+    _handlers: ClassVar[dict[Op, Callable[[Agent, dict[str, Any]], dict[str, Any]]]] = {
         Op.PING: _ping,
         Op.LOAD: _load,
         Op.INVOKE: _invoke,
@@ -289,6 +289,7 @@ def _memory_stats() -> dict[str, int]:
 
 
 # -- running as PID 1 --------------------------------------------------------
+
 
 def _libc() -> ctypes.CDLL:
     return ctypes.CDLL(None, use_errno=True)

@@ -7,6 +7,7 @@ agent) imports it::
     +-- WasmRuntimeError               wasm_runtime: modules and invocations
     |   +-- InvalidModule(reason)      not wasm / no _start / imports outside WASI p1 / ...
     |   +-- FunctionNotLoaded(fn_id)   invoke/unload of a function the agent does not hold
+    |   +-- BadCgiResponse(raw)        a WAGI function's stdout is not headers + blank line + body
     |   +-- InvocationFailed(result)   a run that did not finish normally; one per outcome:
     |       +-- FunctionTimeout        wall-clock limit hit (epoch interruption)
     |       +-- FunctionOOM            linear-memory cap hit
@@ -51,6 +52,18 @@ class FunctionNotLoaded(WasmRuntimeError):
     def __init__(self, fn_id: str) -> None:
         super().__init__(f"function {fn_id!r} is not loaded in this sandbox")
         self.fn_id = fn_id
+
+
+class BadCgiResponse(WasmRuntimeError):
+    """A WAGI function's output does not start with a valid CGI header block.
+
+    ``raw`` keeps the start of the output (truncated) for diagnosis.
+    """
+
+    def __init__(self, message: str, raw: bytes = b"") -> None:
+        super().__init__(message)
+        self.message = message
+        self.raw = raw[:256]
 
 
 class InvocationFailed(WasmRuntimeError):

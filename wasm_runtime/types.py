@@ -82,6 +82,9 @@ class InvocationResult:
     fuel_used: int | None = None
     memory_bytes: int = 0  # linear memory size at the end of the call
     message: str = ""  # trap message or why the limit fired
+    # wasmtime's trap kind when the run trapped, e.g. "unreachable", "out_of_fuel",
+    # "interrupt", "memory_out_of_bounds" ("" otherwise); a code, never parse `message`
+    trap_code: str = ""
 
     @property
     def ok(self) -> bool:

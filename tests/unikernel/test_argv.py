@@ -20,23 +20,53 @@ def spec(**kw: object) -> VMSpec:
 
 def test_microvm_tcg_golden() -> None:
     assert build_argv(spec()) == [
-        "qemu-system-x86_64", "-nodefaults", "-no-user-config", "-display", "none",
-        "-no-reboot", "-M", "microvm,acpi=off", "-accel", "tcg,tb-size=64", "-cpu", "max",
-        "-m", "192", "-kernel", "/img/bzImage", "-initrd", "/img/initramfs.cpio",
+        "qemu-system-x86_64",
+        "-nodefaults",
+        "-no-user-config",
+        "-display",
+        "none",
+        "-no-reboot",
+        "-M",
+        "microvm,acpi=off",
+        "-accel",
+        "tcg,tb-size=64",
+        "-cpu",
+        "max",
+        "-m",
+        "192",
+        "-kernel",
+        "/img/bzImage",
+        "-initrd",
+        "/img/initramfs.cpio",
         "-append",
         "console=ttyS0 quiet panic=-1 rootfstype=ramfs random.trust_cpu=on cryptomgr.notests "
         "PYTHONHOME=/usr PYTHONHASHSEED=0",
-        "-serial", "file:/run/vm/console.log",
-        "-chardev", "socket,id=qmp,path=/run/vm/qmp.sock", "-mon", "chardev=qmp,mode=control",
-        "-device", "virtio-serial-device",
-        "-chardev", "socket,id=agent,path=/run/vm/agent.sock",
-        "-device", "virtserialport,chardev=agent,name=unifaas.agent,nr=1",
+        "-serial",
+        "file:/run/vm/console.log",
+        "-chardev",
+        "socket,id=qmp,path=/run/vm/qmp.sock",
+        "-mon",
+        "chardev=qmp,mode=control",
+        "-device",
+        "virtio-serial-device",
+        "-chardev",
+        "socket,id=agent,path=/run/vm/agent.sock",
+        "-device",
+        "virtserialport,chardev=agent,name=unifaas.agent,nr=1",
     ]
 
 
 def test_kvm_q35_variant() -> None:
-    argv = build_argv(spec(accel="kvm", machine="q35", memory_mib=256, tcg_tb_size_mib=8,
-                           extra_kernel_args="loglevel=7", qemu_binary="/opt/qemu"))
+    argv = build_argv(
+        spec(
+            accel="kvm",
+            machine="q35",
+            memory_mib=256,
+            tcg_tb_size_mib=8,
+            extra_kernel_args="loglevel=7",
+            qemu_binary="/opt/qemu",
+        )
+    )
     assert argv[0] == "/opt/qemu"
     assert argv[argv.index("-accel") + 1] == "kvm"
     assert argv[argv.index("-cpu") + 1] == "host"

@@ -29,8 +29,9 @@ class FakeRuntime:
     def __init__(self) -> None:
         self.release = threading.Event()
 
-    def load(self, artifact: bytes, *, precompiled: bool = True,
-             files_tar: bytes | None = None) -> FakeFn:
+    def load(
+        self, artifact: bytes, *, precompiled: bool = True, files_tar: bytes | None = None
+    ) -> FakeFn:
         if not artifact.startswith(b"ok"):
             raise InvalidModule("not_wasm", "not a module")
         return FakeFn(artifact)

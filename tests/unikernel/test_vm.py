@@ -45,9 +45,7 @@ async def test_echo_large_body(shared_vm: MicroVM) -> None:
 
 async def test_calls_in_flight_complete_correctly(shared_vm: MicroVM) -> None:
     bodies = [f"call-{i}".encode() * (i + 1) for i in range(12)]
-    results = await asyncio.gather(
-        *(shared_vm.invoke("echo", Invocation(stdin=b)) for b in bodies)
-    )
+    results = await asyncio.gather(*(shared_vm.invoke("echo", Invocation(stdin=b)) for b in bodies))
     assert [r.stdout for r in results] == bodies
 
 
@@ -117,9 +115,9 @@ async def test_killing_qemu_fails_pending_calls_and_leaves_nothing(
     try:
         await vm.load("misbehave", artifact("misbehave"))
         pending = [
-            asyncio.ensure_future(vm.invoke(
-                "misbehave", Invocation(args=("loop",), limits=Limits(timeout_ms=60_000))
-            ))
+            asyncio.ensure_future(
+                vm.invoke("misbehave", Invocation(args=("loop",), limits=Limits(timeout_ms=60_000)))
+            )
             for _ in range(3)
         ]
         await asyncio.sleep(0.5)
@@ -139,8 +137,12 @@ async def test_killing_qemu_fails_pending_calls_and_leaves_nothing(
 async def test_boot_failure_cleans_up(
     vm_settings: VMSettings, guest_image: GuestImage, tmp_path: object
 ) -> None:
-    broken = GuestImage(kernel=guest_image.initrd, initrd=guest_image.initrd,
-                        floor_initrd=guest_image.floor_initrd, key="broken")
+    broken = GuestImage(
+        kernel=guest_image.initrd,
+        initrd=guest_image.initrd,
+        floor_initrd=guest_image.floor_initrd,
+        key="broken",
+    )
     settings = vm_settings.model_copy(update={"boot_timeout_s": 20.0})
     before = set(os.listdir("/tmp"))
     with pytest.raises(VMLaunchError) as info:

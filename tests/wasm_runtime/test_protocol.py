@@ -53,8 +53,12 @@ def test_parse_request() -> None:
     with pytest.raises(protocol.UnknownOp) as info:
         protocol.parse_request({"id": 3, "op": "format-disk"})
     assert info.value.req_id == 3
-    for bad in ({"op": "ping"}, {"id": -1, "op": "ping"}, {"id": True, "op": "ping"},
-                {"id": 1, "op": "ping", "args": [1]}):
+    for bad in (
+        {"op": "ping"},
+        {"id": -1, "op": "ping"},
+        {"id": True, "op": "ping"},
+        {"id": 1, "op": "ping", "args": [1]},
+    ):
         with pytest.raises(ProtocolError):
             protocol.parse_request(bad)
 
@@ -105,12 +109,20 @@ def test_partial_header_waits() -> None:
 
 
 @settings(max_examples=400, deadline=None)
-@given(st.lists(st.one_of(
-    st.binary(max_size=64),
-    st.builds(lambda n: protocol.MAGIC + bytes([1, 0]) + struct.pack(">I", n),
-              st.integers(0, 1 << 32 - 1)),
-    st.just(protocol.encode_frame(protocol.request(1, Op.PING))),
-), max_size=12), st.integers(0, 9))
+@given(
+    st.lists(
+        st.one_of(
+            st.binary(max_size=64),
+            st.builds(
+                lambda n: protocol.MAGIC + bytes([1, 0]) + struct.pack(">I", n),
+                st.integers(0, 1 << 32 - 1),
+            ),
+            st.just(protocol.encode_frame(protocol.request(1, Op.PING))),
+        ),
+        max_size=12,
+    ),
+    st.integers(0, 9),
+)
 def test_fuzz_only_protocol_errors_escape(parts: list[bytes], chunk: int) -> None:
     data = b"".join(parts)
     decoded, _ = decode_all(data, chunk)
@@ -118,13 +130,20 @@ def test_fuzz_only_protocol_errors_escape(parts: list[bytes], chunk: int) -> Non
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1) | st.text(max_size=20)
-    | st.binary(max_size=40),
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(st.text(max_size=8), children, max_size=4),
-    max_leaves=20,
-))
+@given(
+    st.recursive(
+        st.none()
+        | st.booleans()
+        | st.integers(-(2**63), 2**64 - 1)
+        | st.text(max_size=20)
+        | st.binary(max_size=40),
+        lambda children: (
+            st.lists(children, max_size=4)
+            | st.dictionaries(st.text(max_size=8), children, max_size=4)
+        ),
+        max_leaves=20,
+    )
+)
 def test_fuzz_round_trip_any_payload(payload: object) -> None:
     msg = {"id": 1, "op": "ping", "args": {"p": payload}}
     decoded, errors = decode_all(protocol.encode_frame(msg, max_frame=1 << 16))
