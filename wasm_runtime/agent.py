@@ -199,8 +199,8 @@ class Agent:
             reply = protocol.error_reply(
                 req_id, ErrorCode.NOT_LOADED, str(err), {"fn_id": err.fn_id}
             )
-        except (KeyError, TypeError, ValueError) as err:
-            reply = protocol.error_reply(req_id, ErrorCode.BAD_REQUEST, f"bad arguments: {err!r}")
+        except KeyError as err:
+            reply = protocol.error_reply(req_id, ErrorCode.BAD_REQUEST, f"missing argument {err}")
         except Exception as err:  # the agent must outlive any one request
             traceback.print_exc()
             reply = protocol.error_reply(req_id, ErrorCode.INTERNAL, f"{type(err).__name__}: {err}")
@@ -222,6 +222,7 @@ class Agent:
             bytes(args["artifact"]),
             precompiled=bool(args.get("precompiled", True)),
             files_tar=args.get("files"),
+            name=fn_id,
         )
         self._functions[fn_id] = loaded
         return {"fn_id": fn_id, "load_ms": (time.perf_counter() - started) * 1000}
@@ -236,8 +237,10 @@ class Agent:
 
     def _unload(self, args: dict[str, Any]) -> dict[str, Any]:
         fn_id = str(args["fn_id"])
-        if self._functions.pop(fn_id, None) is None:
+        loaded = self._functions.pop(fn_id, None)
+        if loaded is None:
             raise FunctionNotLoaded(fn_id)
+        self._runtime.unload(loaded)
         return {"fn_id": fn_id}
 
     def _stats(self, args: dict[str, Any]) -> dict[str, Any]:

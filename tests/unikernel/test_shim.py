@@ -30,7 +30,12 @@ class FakeRuntime:
         self.release = threading.Event()
 
     def load(
-        self, artifact: bytes, *, precompiled: bool = True, files_tar: bytes | None = None
+        self,
+        artifact: bytes,
+        *,
+        precompiled: bool = True,
+        files_tar: bytes | None = None,
+        name: str = "fn",
     ) -> FakeFn:
         if not artifact.startswith(b"ok"):
             raise InvalidModule("not_wasm", "not a module")
@@ -40,6 +45,9 @@ class FakeRuntime:
         if fn.artifact == b"ok-slow":
             self.release.wait(10)
         return InvocationResult(Outcome.OK, 0, stdout=inv.stdin)
+
+    def unload(self, fn: FakeFn) -> None:
+        pass
 
     def close(self) -> None:
         pass

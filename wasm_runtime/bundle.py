@@ -1,0 +1,61 @@
+"""Files bundles: a tar archive unpacked once per loaded function, copied fresh for each call."""
+
+from __future__ import annotations
+
+import io
+import shutil
+import tarfile
+from pathlib import Path, PurePosixPath
+
+from wasm_runtime.errors import InvalidModule
+
+# Upper bound on the unpacked size of a bundle; a guard against tar bombs in a
+# guest whose RAM is small. Deploy-time checks should be stricter than this.
+FILES_MAX_BYTES = 256 * 1024 * 1024
+
+_REASON = "bad_files_bundle"
+
+
+def _check_member(member: tarfile.TarInfo) -> None:
+    path = PurePosixPath(member.name)
+    if path.is_absolute() or ".." in path.parts:
+        raise InvalidModule(
+            _REASON, f"files bundle entry {member.name!r} escapes the bundle (absolute or '..')"
+        )
+    if not (member.isfile() or member.isdir()):
+        # Links, devices and FIFOs are refused outright: a link could point out of
+        # the per-call copy, and a function has no use for device nodes.
+        raise InvalidModule(
+            _REASON,
+            f"files bundle entry {member.name!r} is not a regular file or directory",
+        )
+
+
+def extract_bundle(files_tar: bytes, dest: Path) -> None:
+    """Unpack ``files_tar`` (plain or compressed tar) into the empty directory ``dest``."""
+    try:
+        with tarfile.open(fileobj=io.BytesIO(files_tar), mode="r:*") as tar:
+            members = tar.getmembers()
+            total = 0
+            for member in members:
+                _check_member(member)
+                total += member.size
+            if total > FILES_MAX_BYTES:
+                raise InvalidModule(
+                    _REASON,
+                    f"files bundle unpacks to {total} bytes; the limit is {FILES_MAX_BYTES}",
+                )
+            # The "data" filter (Python >= 3.11.4) also drops unsafe permission bits;
+            # our own checks above already reject anything that could escape.
+            data_filter = getattr(tarfile, "data_filter", None)
+            if data_filter is not None:
+                tar.extractall(dest, members=members, filter=data_filter)
+            else:  # pragma: no cover - older 3.11 patch releases in a guest image
+                tar.extractall(dest, members=members)
+    except (tarfile.TarError, OSError, EOFError) as err:
+        raise InvalidModule(_REASON, f"files bundle is not a readable tar archive: {err}") from err
+
+
+def fresh_copy(template: Path, dest: Path) -> None:
+    """Copy the unpacked bundle so one call's writes never reach the next call."""
+    shutil.copytree(template, dest, symlinks=True)

@@ -1,0 +1,223 @@
+"""The one wasmtime engine configuration, module validation and host-side precompilation.
+
+Host and guest build their Engine from :func:`engine_config` so that an artifact
+precompiled on the host deserializes in the guest. Everything wasmtime raises while
+compiling or checking a module is translated into :class:`InvalidModule` here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+
+import wasmtime
+
+from wasm_runtime.errors import InvalidModule
+
+WASI_MODULE = "wasi_snapshot_preview1"
+ENTRY_POINT = "_start"
+MEMORY_EXPORT = "memory"
+WASM_PAGE_BYTES = 64 * 1024
+
+WASM_MAGIC = b"\0asm"
+_CORE_VERSION = b"\x01\x00\x00\x00"
+_COMPONENT_LAYER = b"\x0d\x00\x01\x00"
+
+# Cranelift x86-64 ISA flags. By default wasmtime infers them from the CPU it runs
+# on, so an artifact built on an AVX-512 host is rejected by a guest CPU without
+# those features. Pinning every flag makes the artifact depend only on this list
+# (it is byte-identical to one built for the baseline target triple) and portable
+# to any x86-64-v2 CPU. The names must be ones this wasmtime knows: an unknown
+# name aborts the process when the Engine is created (it does not raise).
+ISA_FLAGS_ON: tuple[str, ...] = (
+    "has_sse3",
+    "has_ssse3",
+    "has_sse41",
+    "has_sse42",
+    "has_popcnt",
+    "has_cmpxchg16b",
+)
+ISA_FLAGS_OFF: tuple[str, ...] = (
+    "has_avx",
+    "has_avx2",
+    "has_fma",
+    "has_bmi1",
+    "has_bmi2",
+    "has_lzcnt",
+    "has_avx512f",
+    "has_avx512vl",
+    "has_avx512dq",
+    "has_avx512bitalg",
+    "has_avx512vbmi",
+    "has_avx512vnni",
+    "has_avx_vnni",
+    "has_apx",
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class ModuleInfo:
+    """What validation learned about a module that passed."""
+
+    imports: tuple[str, ...]  # "module.name", all from wasi_snapshot_preview1
+    exports: tuple[str, ...]
+    memory_min_bytes: int
+    memory_max_bytes: int | None  # None = the module declares no maximum
+
+
+def engine_config() -> wasmtime.Config:
+    """The Config used on both host and guest; artifacts are only compatible across equal ones."""
+    config = wasmtime.Config()
+    # Timeouts come from one shared ticker bumping the engine epoch.
+    config.epoch_interruption = True
+    # Fuel is optional per call, but metering is a compile-time property of the
+    # code, so it is always compiled in; unmetered calls get a huge budget.
+    config.consume_fuel = True
+    # The code cache is off by default in wasmtime-py (and it refuses an explicit
+    # "off"); we never enable it: the host ships precompiled artifacts instead.
+    for flag in ISA_FLAGS_ON:
+        config.cranelift_flag_set(flag, "true")
+    for flag in ISA_FLAGS_OFF:
+        config.cranelift_flag_set(flag, "false")
+    return config
+
+
+def make_engine() -> wasmtime.Engine:
+    return wasmtime.Engine(engine_config())
+
+
+_default_engine: wasmtime.Engine | None = None
+_default_engine_lock = threading.Lock()
+
+
+def default_engine() -> wasmtime.Engine:
+    """A process-wide Engine for validation/precompilation when the caller has none."""
+    global _default_engine
+    with _default_engine_lock:
+        if _default_engine is None:
+            _default_engine = make_engine()
+        return _default_engine
+
+
+def _one_line(err: Exception) -> str:
+    """wasmtime's multi-line "Caused by:" chains, as one line."""
+    lines = [ln.strip() for ln in str(err).splitlines()]
+    return ": ".join(ln for ln in lines if ln and ln != "Caused by:")
+
+
+def _not_wasm_message(wasm: bytes) -> str:
+    head = wasm[:64].lstrip()
+    if not wasm:
+        return "the module is empty (0 bytes)"
+    if head.startswith((b"(module", b"(component", b";;", b"(;")):
+        return (
+            "this looks like WebAssembly text (WAT), not a binary module; "
+            "compile it first, e.g. with wat2wasm or wasmtime.wat2wasm()"
+        )
+    return f"not a WebAssembly binary: it does not start with \\0asm (first bytes {wasm[:8]!r})"
+
+
+def check_header(wasm: bytes) -> None:
+    """Reject bytes that are not a core WebAssembly module, saying what they look like."""
+    if wasm[:4] != WASM_MAGIC:
+        raise InvalidModule("not_wasm", _not_wasm_message(wasm))
+    version = wasm[4:8]
+    if version == _COMPONENT_LAYER:
+        raise InvalidModule(
+            "component",
+            "this is a WebAssembly component; unifaas runs WASI preview1 core modules "
+            "(build for wasm32-wasip1 / wasm32-wasi instead of wasm32-wasip2)",
+        )
+    if version != _CORE_VERSION:
+        raise InvalidModule(
+            "not_wasm",
+            f"unsupported WebAssembly binary version {version.hex()} (expected 01000000)",
+        )
+
+
+def check_module(module: wasmtime.Module) -> ModuleInfo:
+    """Check that a compiled module is a WASI preview1 command unifaas can run."""
+    imports = module.imports
+    foreign = [f"{imp.module}.{imp.name}" for imp in imports if imp.module != WASI_MODULE]
+    if foreign:
+        raise InvalidModule(
+            "disallowed_imports",
+            f"imports {', '.join(foreign)}; only {WASI_MODULE} is available",
+        )
+    exports = {exp.name: exp.type for exp in module.exports}
+    start = exports.get(ENTRY_POINT)
+    if start is None:
+        raise InvalidModule(
+            "no_start",
+            f"no {ENTRY_POINT!r} export: unifaas runs WASI commands "
+            "(a library/reactor module, or one built with --no-entry, has no _start)",
+        )
+    if not isinstance(start, wasmtime.FuncType) or start.params or start.results:
+        raise InvalidModule(
+            "bad_start_type",
+            f"{ENTRY_POINT!r} must be a function taking no parameters and returning nothing",
+        )
+    memory = exports.get(MEMORY_EXPORT)
+    if not isinstance(memory, wasmtime.MemoryType):
+        others = [n for n, t in exports.items() if isinstance(t, wasmtime.MemoryType)]
+        hint = f" (it exports memory as {', '.join(others)})" if others else ""
+        raise InvalidModule(
+            "no_memory", f"no exported memory named {MEMORY_EXPORT!r}, which WASI needs{hint}"
+        )
+    limits = memory.limits
+    return ModuleInfo(
+        imports=tuple(f"{imp.module}.{imp.name}" for imp in imports),
+        exports=tuple(exports),
+        memory_min_bytes=limits.min * WASM_PAGE_BYTES,
+        memory_max_bytes=None if limits.max is None else limits.max * WASM_PAGE_BYTES,
+    )
+
+
+def check_links(engine: wasmtime.Engine, module: wasmtime.Module) -> wasmtime.InstancePre:
+    """Resolve the module's imports against WASI (catches unknown names and wrong signatures)."""
+    linker = wasmtime.Linker(engine)
+    linker.define_wasi()
+    try:
+        return linker.instantiate_pre(module)
+    except wasmtime.WasmtimeError as err:
+        raise InvalidModule("link_failed", f"WASI imports do not link: {_one_line(err)}") from err
+
+
+def compile_module(
+    wasm: bytes, engine: wasmtime.Engine | None = None
+) -> tuple[wasmtime.Module, ModuleInfo]:
+    """Compile and fully validate ``wasm``; the compiled module is returned for reuse."""
+    engine = engine or default_engine()
+    check_header(wasm)
+    try:
+        module = wasmtime.Module(engine, wasm)
+    except wasmtime.WasmtimeError as err:
+        raise InvalidModule(
+            "compile_failed", f"the module does not compile: {_one_line(err)}"
+        ) from err
+    info = check_module(module)
+    check_links(engine, module)
+    return module, info
+
+
+def validate_module(wasm: bytes, engine: wasmtime.Engine | None = None) -> ModuleInfo:
+    """Raise InvalidModule (with a stable ``reason``) unless ``wasm`` is a runnable function."""
+    return compile_module(wasm, engine)[1]
+
+
+def precompile(wasm: bytes, engine: wasmtime.Engine | None = None) -> bytes:
+    """Validate ``wasm`` and return the artifact the guest deserializes (same engine_config)."""
+    module, _ = compile_module(wasm, engine)
+    return bytes(module.serialize())
+
+
+def deserialize(engine: wasmtime.Engine, artifact: bytes) -> wasmtime.Module:
+    """Load a precompiled artifact; InvalidModule when it is foreign or from another config."""
+    try:
+        return wasmtime.Module.deserialize(engine, artifact)
+    except wasmtime.WasmtimeError as err:
+        raise InvalidModule(
+            "bad_artifact",
+            f"the precompiled artifact cannot be loaded here: {_one_line(err)} "
+            "(precompile it with wasm_runtime.engine.precompile and the same wasmtime version)",
+        ) from err

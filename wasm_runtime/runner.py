@@ -1,0 +1,363 @@
+"""Runs loaded functions: a fresh Store per call, limits applied, the outcome classified."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+from types import TracebackType
+
+import wasmtime
+
+from wasm_runtime import bundle
+from wasm_runtime.capture import OutputSink, RunStopper
+from wasm_runtime.engine import (
+    ENTRY_POINT,
+    MEMORY_EXPORT,
+    ModuleInfo,
+    check_links,
+    check_module,
+    compile_module,
+    deserialize,
+    make_engine,
+)
+from wasm_runtime.ticker import TICK_MS, EpochTicker, deadline_ticks
+from wasm_runtime.types import (
+    EXIT_OOM,
+    EXIT_OUTPUT_TOO_LARGE,
+    EXIT_TIMEOUT,
+    EXIT_TRAP,
+    Invocation,
+    InvocationResult,
+    Outcome,
+)
+
+# Fuel given to unmetered calls: metering is compiled into every module (it is an
+# engine setting), so "no limit" is a budget no call can spend.
+UNMETERED_FUEL = 2**63 - 1
+
+# wasmtime-py cannot make a failed memory.grow trap: the instruction returns -1
+# and the program reacts as it likes (Rust and C runtimes abort with a trap or a
+# non-zero exit). So a run that ends in a trap or a non-zero exit counts as out
+# of memory when the room left below the cap is less than one plausible grow
+# step: under 10% of the cap or under 1 MiB, whichever is larger.
+OOM_HEADROOM_FRACTION = 0.10
+OOM_HEADROOM_MIN_BYTES = 1024 * 1024
+
+
+def near_memory_cap(memory_bytes: int, cap_bytes: int) -> bool:
+    """The OOM rule above: could a failed memory.grow explain how this run ended?"""
+    headroom = cap_bytes - memory_bytes
+    return headroom < max(OOM_HEADROOM_FRACTION * cap_bytes, OOM_HEADROOM_MIN_BYTES)
+
+
+# Table elements take host memory outside the linear-memory cap (8 bytes each);
+# real modules use a few thousand.
+TABLE_ELEMENTS_MAX = 1 << 17
+
+DEFAULT_ARGV0 = "fn"
+
+
+@dataclasses.dataclass(eq=False)
+class LoadedFunction:
+    """A compiled module ready to instantiate, plus its unpacked files bundle."""
+
+    name: str  # argv[0] of every call
+    module: wasmtime.Module
+    info: ModuleInfo
+    files_dir: Path | None
+    _pre: wasmtime.InstancePre = dataclasses.field(repr=False)
+
+
+class FunctionRuntime:
+    """The wasm side of one agent process: one Engine, one epoch ticker, many functions.
+
+    ``invoke`` is thread-safe; each call runs in the calling thread.
+    """
+
+    def __init__(
+        self,
+        work_dir: str | os.PathLike[str] | None = None,
+        *,
+        engine: wasmtime.Engine | None = None,
+        tick_ms: int = TICK_MS,
+    ) -> None:
+        self.engine = engine or make_engine()
+        self._tick_ms = tick_ms
+        self._ticker = EpochTicker(self.engine, tick_ms)
+        self._owns_work_dir = work_dir is None
+        base = Path(tempfile.mkdtemp(prefix="unifaas-")) if work_dir is None else Path(work_dir)
+        self.work_dir = base
+        self._functions_dir = base / "functions"
+        self._calls_dir = base / "calls"
+        self._functions_dir.mkdir(parents=True, exist_ok=True)
+        self._calls_dir.mkdir(parents=True, exist_ok=True)
+        self._loaded: set[LoadedFunction] = set()
+        self._lock = threading.Lock()
+
+    @property
+    def epoch_ticks(self) -> int:
+        """How often the shared ticker has advanced the epoch (it stands still when idle)."""
+        return self._ticker.ticks
+
+    def load(
+        self,
+        artifact: bytes,
+        *,
+        precompiled: bool = True,
+        files_tar: bytes | None = None,
+        name: str = DEFAULT_ARGV0,
+    ) -> LoadedFunction:
+        """Prepare a function; raises InvalidModule for a bad artifact, module or bundle."""
+        if precompiled:
+            module = deserialize(self.engine, artifact)
+            info = check_module(module)
+        else:
+            module, info = compile_module(artifact, self.engine)
+        pre = check_links(self.engine, module)
+        files_dir = None
+        if files_tar is not None:
+            files_dir = self._functions_dir / uuid.uuid4().hex
+            files_dir.mkdir()
+            try:
+                bundle.extract_bundle(files_tar, files_dir)
+            except BaseException:
+                shutil.rmtree(files_dir, ignore_errors=True)
+                raise
+        fn = LoadedFunction(name=name, module=module, info=info, files_dir=files_dir, _pre=pre)
+        with self._lock:
+            self._loaded.add(fn)
+        return fn
+
+    def unload(self, fn: LoadedFunction) -> None:
+        """Forget ``fn`` and delete its unpacked files (calls in flight must have ended)."""
+        with self._lock:
+            self._loaded.discard(fn)
+        if fn.files_dir is not None:
+            shutil.rmtree(fn.files_dir, ignore_errors=True)
+
+    def close(self) -> None:
+        """Stop the ticker and remove what this runtime put on disk."""
+        self._ticker.close()
+        with self._lock:
+            loaded = list(self._loaded)
+        for fn in loaded:
+            self.unload(fn)
+        if self._owns_work_dir:
+            shutil.rmtree(self.work_dir, ignore_errors=True)
+
+    def __enter__(self) -> FunctionRuntime:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def invoke(self, fn: LoadedFunction, inv: Invocation) -> InvocationResult:
+        """Run ``fn`` once in a fresh Store; never raises for anything the function does."""
+        started = time.perf_counter()
+        call_dir: Path | None = None
+        stopper: RunStopper | None = None
+        try:
+            limits = inv.limits
+            store = wasmtime.Store(self.engine)
+            # One instance with one linear memory, so the per-memory cap wasmtime
+            # enforces is the cap on all of the call's linear memory.
+            store.set_limits(
+                memory_size=limits.memory_bytes,
+                table_elements=TABLE_ELEMENTS_MAX,
+                instances=1,
+                memories=1,
+            )
+            budget = limits.fuel if limits.fuel is not None else UNMETERED_FUEL
+            store.set_fuel(budget)
+            stopper = RunStopper(store)
+            stdout = OutputSink(limits.stdout_max_bytes, stopper)
+            stderr = OutputSink(limits.stderr_max_bytes, stopper)
+
+            wasi = wasmtime.WasiConfig()
+            wasi.argv = [fn.name, *inv.args]
+            wasi.env = [list(pair) for pair in inv.env]
+            wasi.stdout_custom = stdout
+            wasi.stderr_custom = stderr
+            if inv.stdin or fn.files_dir is not None:
+                call_dir = Path(tempfile.mkdtemp(dir=self._calls_dir))
+            if inv.stdin and call_dir is not None:
+                stdin_path = call_dir / "stdin"
+                stdin_path.write_bytes(inv.stdin)
+                wasi.stdin_file = stdin_path
+            if fn.files_dir is not None and call_dir is not None:
+                root = call_dir / "root"
+                bundle.fresh_copy(fn.files_dir, root)
+                wasi.preopen_dir(str(root), "/")
+            store.set_wasi(wasi)
+
+            run = _Run(store)
+            with self._ticker.running():
+                store.set_epoch_deadline(deadline_ticks(limits.timeout_ms, self._tick_ms))
+                run.execute(fn)
+
+            fuel_used = None
+            if limits.fuel is not None:
+                left = stopper.fuel_left if stopper.fuel_left is not None else store.get_fuel()
+                fuel_used = budget - left
+            return _classify(
+                run,
+                fn,
+                inv,
+                stdout=stdout,
+                stderr=stderr,
+                fuel_used=fuel_used,
+                duration_ms=(time.perf_counter() - started) * 1000,
+            )
+        finally:
+            if stopper is not None:
+                stopper.detach()
+            if call_dir is not None:
+                shutil.rmtree(call_dir, ignore_errors=True)
+
+
+class _Run:
+    """Instantiates and runs ``_start``, recording how it ended (wasmtime errors stop here)."""
+
+    def __init__(self, store: wasmtime.Store) -> None:
+        self.store = store
+        self.memory: wasmtime.Memory | None = None
+        self.instantiated = False
+        self.exit_code: int | None = None  # set for a normal return or proc_exit
+        self.trap: wasmtime.Trap | None = None
+        # errors without a trap code: failed instantiation, failed host calls
+        self.error: wasmtime.WasmtimeError | None = None
+
+    def execute(self, fn: LoadedFunction) -> None:
+        store = self.store
+        try:
+            instance = fn._pre.instantiate(store)
+            self.instantiated = True
+            exports = instance.exports(store)
+            memory = exports[MEMORY_EXPORT]
+            if isinstance(memory, wasmtime.Memory):
+                self.memory = memory
+            start = exports[ENTRY_POINT]
+            assert isinstance(start, wasmtime.Func)
+            start(store)
+            self.exit_code = 0
+        except wasmtime.ExitTrap as err:
+            self.exit_code = err.code
+        except wasmtime.Trap as err:
+            self.trap = err
+        except wasmtime.WasmtimeError as err:
+            self.error = err
+
+    def memory_bytes(self) -> int:
+        return 0 if self.memory is None else self.memory.data_len(self.store)
+
+
+def _trap_name(trap: wasmtime.Trap) -> str:
+    code = trap.trap_code
+    return "" if code is None else code.name.lower()
+
+
+def _classify(
+    run: _Run,
+    fn: LoadedFunction,
+    inv: Invocation,
+    *,
+    stdout: OutputSink,
+    stderr: OutputSink,
+    fuel_used: int | None,
+    duration_ms: float,
+) -> InvocationResult:
+    limits = inv.limits
+    memory_bytes = run.memory_bytes()
+    result = InvocationResult(
+        outcome=Outcome.OK,
+        exit_code=0,
+        stdout=stdout.getvalue(),
+        stderr=stderr.getvalue(),
+        duration_ms=duration_ms,
+        fuel_used=fuel_used,
+        memory_bytes=memory_bytes,
+    )
+
+    def ended(
+        outcome: Outcome, exit_code: int, message: str, trap_code: str = ""
+    ) -> InvocationResult:
+        return dataclasses.replace(
+            result, outcome=outcome, exit_code=exit_code, message=message, trap_code=trap_code
+        )
+
+    trap_code = "" if run.trap is None else _trap_name(run.trap)
+    # Our own flag first: an output cap ends the run by emptying its fuel.
+    for sink, stream, cap in (
+        (stdout, "stdout", limits.stdout_max_bytes),
+        (stderr, "stderr", limits.stderr_max_bytes),
+    ):
+        if sink.overflowed:
+            return ended(
+                Outcome.OUTPUT_TOO_LARGE,
+                EXIT_OUTPUT_TOO_LARGE,
+                f"{stream} exceeded its limit of {cap} bytes",
+            )
+    if run.trap is not None and run.trap.trap_code is wasmtime.TrapCode.INTERRUPT:
+        return ended(
+            Outcome.TIMEOUT,
+            EXIT_TIMEOUT,
+            f"timed out after {limits.timeout_ms} ms",
+            trap_code,
+        )
+    if run.trap is not None and run.trap.trap_code is wasmtime.TrapCode.OUT_OF_FUEL:
+        return ended(Outcome.TRAP, EXIT_TRAP, f"out of fuel (limit {limits.fuel})", trap_code)
+    if run.error is not None and run.instantiated:
+        # A host call failed without a trap code, e.g. proc_exit with a status
+        # outside [0, 126), which wasmtime refuses.
+        return ended(Outcome.TRAP, EXIT_TRAP, _error_text(run.error))
+    if run.error is not None:
+        # wasmtime reports "minimum memory exceeds the store limit" as a plain error
+        # without a code; we recognise it from the module's declared minimum instead.
+        if fn.info.memory_min_bytes > limits.memory_bytes:
+            return ended(
+                Outcome.OUT_OF_MEMORY,
+                EXIT_OOM,
+                f"the module needs {fn.info.memory_min_bytes} bytes of memory at start; "
+                f"the limit is {limits.memory_bytes}",
+            )
+        return ended(Outcome.TRAP, EXIT_TRAP, f"instantiation failed: {_error_text(run.error)}")
+    near_cap = run.memory is not None and near_memory_cap(memory_bytes, limits.memory_bytes)
+    if run.trap is not None:
+        if near_cap:
+            return ended(
+                Outcome.OUT_OF_MEMORY,
+                EXIT_OOM,
+                f"linear memory limit of {limits.memory_bytes} bytes reached "
+                f"({memory_bytes} in use), then: {_error_text(run.trap)}",
+                trap_code,
+            )
+        return ended(Outcome.TRAP, EXIT_TRAP, _error_text(run.trap), trap_code)
+    exit_code = run.exit_code if run.exit_code is not None else EXIT_TRAP
+    if exit_code != 0 and near_cap:
+        return ended(
+            Outcome.OUT_OF_MEMORY,
+            exit_code,
+            f"linear memory limit of {limits.memory_bytes} bytes reached "
+            f"({memory_bytes} in use), then exit {exit_code}",
+        )
+    return dataclasses.replace(result, exit_code=exit_code)
+
+
+def _error_text(err: Exception) -> str:
+    """wasmtime's trap/error message rearranged for people: the cause first, then the backtrace."""
+    text = str(err).strip()
+    context, sep, cause = text.partition("\n\nCaused by:\n")
+    if not sep:
+        return text
+    return f"{cause.strip()}\n{context.strip()}"
