@@ -67,5 +67,5 @@ class QmpControl:
             await self._execute(CMD_QUIT)
 
     async def close(self) -> None:
-        with contextlib.suppress(QMPError, OSError, TimeoutError):
+        with contextlib.suppress(QMPError, OSError, EOFError, TimeoutError):
             await asyncio.wait_for(self._client.disconnect(), timeout=2.0)

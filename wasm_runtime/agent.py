@@ -47,7 +47,7 @@ READ_CHUNK = 1 << 20
 # Python threads; calls in flight beyond this queue inside the agent.
 DEFAULT_WORKERS = 4
 _RB_AUTOBOOT = 0x01234567
-_MS_NOSUID_NODEV = 2 | 4
+_MS_NOSUID = 2
 
 
 class Channel(Protocol):
@@ -106,8 +106,6 @@ class Agent:
             self._channel.write(frame)
 
     def hello(self, boot_s: float | None = None) -> None:
-        import wasmtime
-
         self.send(
             protocol.event(
                 Event.HELLO,
@@ -115,7 +113,6 @@ class Agent:
                     "protocol": protocol.PROTOCOL_VERSION,
                     "agent": AGENT_VERSION,
                     "python": sys.version.split()[0],
-                    "wasmtime": getattr(wasmtime, "__version__", "?"),
                     "boot_s": boot_s,
                     "pid": os.getpid(),
                 },
@@ -300,7 +297,7 @@ def _libc() -> ctypes.CDLL:
 
 def _mount(libc: ctypes.CDLL, source: str, target: str, fstype: str) -> None:
     os.makedirs(target, exist_ok=True)
-    if libc.mount(source.encode(), target.encode(), fstype.encode(), _MS_NOSUID_NODEV, None) != 0:
+    if libc.mount(source.encode(), target.encode(), fstype.encode(), _MS_NOSUID, None) != 0:
         err = ctypes.get_errno()
         if err != errno.EBUSY:
             print(f"agent: mount {fstype} on {target}: {os.strerror(err)}", file=sys.stderr)
