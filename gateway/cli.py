@@ -55,18 +55,19 @@ def cmd_image_build(args: argparse.Namespace, settings: VMSettings) -> int:
     from unikernel.image import ensure_image
 
     image = ensure_image(settings.cache_dir, _progress)
-    info = {
-        "key": image.key,
-        "kernel": str(image.kernel),
-        "kernel_bytes": image.kernel.stat().st_size,
-        "initrd": str(image.initrd),
-        "initrd_bytes": image.initrd_bytes,
-    }
+    kernel_bytes = image.kernel.stat().st_size
     if args.json:
+        info = {
+            "key": image.key,
+            "kernel": str(image.kernel),
+            "kernel_bytes": kernel_bytes,
+            "initrd": str(image.initrd),
+            "initrd_bytes": image.initrd_bytes,
+        }
         print(json.dumps(info))
     else:
-        print(f"kernel  {info['kernel']}  ({info['kernel_bytes'] / 1e6:.1f} MB)")
-        print(f"initrd  {info['initrd']}  ({info['initrd_bytes'] / 1e6:.1f} MB)")
+        print(f"kernel  {image.kernel}  ({kernel_bytes / 1e6:.1f} MB)")
+        print(f"initrd  {image.initrd}  ({image.initrd_bytes / 1e6:.1f} MB)")
     return 0
 
 
@@ -85,11 +86,10 @@ def cmd_bench_sandbox(args: argparse.Namespace, settings: VMSettings) -> int:
 
 
 async def _run_once(args: argparse.Namespace, settings: VMSettings) -> int:
-    from wasm_runtime.engine import precompile
-
     from unikernel.accel import resolve_accel
     from unikernel.image import ensure_image
     from unikernel.vm import MicroVM
+    from wasm_runtime.engine import precompile
 
     try:
         wasm = Path(args.module).read_bytes()

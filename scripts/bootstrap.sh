@@ -4,10 +4,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # qemu-system-x86: the hypervisor; linux-source-6.1 + flex/bison/libelf-dev/bc/make/gcc:
-# the tiny guest kernel is built from Debian's kernel source; binutils: strip for the image;
+# the tiny guest kernel is built from Debian's kernel source (lz4-compressed);
+# binutils: strip for the image;
 # redis-server: the platform's state store; cpio: to inspect images by hand.
 APT_PACKAGES=(qemu-system-x86 linux-source-6.1 flex bison libelf-dev libssl-dev bc make gcc
-              libc6-dev binutils xz-utils redis-server cpio)
+              libc6-dev binutils xz-utils lz4 redis-server cpio)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

@@ -43,7 +43,7 @@ from pathlib import Path
 from unikernel import cpio
 from unikernel.errors import ImageBuildError
 from unikernel.floor import ensure_floor_initramfs
-from unikernel.kernel import ensure_kernel
+from unikernel.kernel import ensure_kernel_elf
 
 IMAGE_BUILDER_VERSION = "1"
 GUEST_PKG_DIR = "/opt/unifaas"
@@ -280,7 +280,9 @@ def _collect(modules: list[dict[str, object]], scratch: Path, progress: Progress
 def ensure_image(cache_dir: Path, progress: Progress = print) -> GuestImage:
     """Return the cached guest image, building whatever part of it is missing."""
     started = time.perf_counter()
-    kernel = ensure_kernel(cache_dir, progress)
+    # The uncompressed ELF boots ~35 ms faster than the bzImage (PVH entry,
+    # nothing to decompress).
+    kernel = ensure_kernel_elf(cache_dir, progress)
     floor = ensure_floor_initramfs(cache_dir, progress)
     key = _image_key(kernel)
     out_dir = cache_dir / "images" / key

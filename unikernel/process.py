@@ -23,6 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 from types import TracebackType
+from typing import Any, TypeVar
 
 from unikernel.argv import VMSpec, build_argv
 from unikernel.errors import VMLaunchError
@@ -33,6 +34,7 @@ CONNECT_TIMEOUT_S = 10.0
 KILL_WAIT_S = 5.0
 LOG_TAIL_BYTES = 4000
 _PR_SET_PDEATHSIG = 1
+T = TypeVar("T")
 
 
 def _die_with_parent() -> None:
@@ -123,15 +125,14 @@ class VMProcess:
         finally:
             stderr.close()
 
-    async def until_exit_or(
-        self, aw: asyncio.Future[object] | asyncio.Task[object], timeout: float, what: str
-    ) -> object:
+    async def until_exit_or(self, aw: asyncio.Future[T], timeout: float, what: str) -> T:
         """Await ``aw`` but give up if QEMU exits first or the deadline passes."""
         assert self.proc is not None
-        exit_task = asyncio.ensure_future(self.proc.wait())
+        exit_task: asyncio.Future[Any] = asyncio.ensure_future(self.proc.wait())
+        waiting: set[asyncio.Future[Any]] = {aw, exit_task}
         try:
             done, _ = await asyncio.wait(
-                {aw, exit_task}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+                waiting, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
             )
         finally:
             exit_task.cancel()
@@ -147,7 +148,7 @@ class VMProcess:
         result = await self.until_exit_or(self._conn, CONNECT_TIMEOUT_S, "QEMU to connect")
         if self._server is not None:
             self._server.close()
-        return result  # type: ignore[return-value]
+        return result
 
     def kill(self) -> None:
         if self.proc is not None and self.proc.returncode is None:

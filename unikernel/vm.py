@@ -15,7 +15,7 @@ import time
 from types import TracebackType
 from typing import Any, Literal
 
-from unikernel.errors import AgentUnresponsive, VMGone
+from unikernel.errors import AgentUnresponsive, QMPCommandError, VMGone
 from unikernel.image import GuestImage
 from unikernel.process import VMProcess
 from unikernel.qmp import QmpControl
@@ -79,10 +79,18 @@ class MicroVM:
             ready = asyncio.ensure_future(agent.wait_ready())
             await process.until_exit_or(ready, settings.boot_timeout_s, "the agent's hello")
             boot_s = time.perf_counter() - process.started_at
-        except BaseException:
+        except BaseException as err:
             if agent is not None:
                 agent.close()
             await qmp.close()
+            if isinstance(err, QMPCommandError | VMGone):
+                # QEMU died during start-up and took the socket with it: report
+                # the launch failure with QEMU's own words, not the socket's.
+                with contextlib.suppress(TimeoutError):
+                    await process.wait(QUIT_WAIT_S)
+                launch_error = process.launch_error(f"QEMU failed during start-up ({err})")
+                await process.close()
+                raise launch_error from err
             await process.close()
             raise
         return cls(process, qmp, agent, settings, accel, boot_s)

@@ -195,7 +195,7 @@ def parse_request(msg: dict[str, Any]) -> tuple[int, Op, dict[str, Any]]:
     if req_id is None:
         raise ProtocolError("request without a valid id")
     try:
-        op = Op(msg.get("op"))
+        op = Op(str(msg.get("op")))
     except ValueError as err:
         raise UnknownOp(req_id, msg.get("op")) from err
     args = msg.get("args", {})

@@ -87,7 +87,7 @@ def run_selftest() -> None:
         agent.hello()
         if client.receive().get("event") != protocol.Event.HELLO:
             raise UnifaasError("self-test: no hello")
-        artifact = precompile(wasmtime.wat2wasm(HELLO_WAT))
+        artifact = precompile(bytes(wasmtime.wat2wasm(HELLO_WAT)))
         client.call(Op.LOAD, {"fn_id": "hello", "artifact": artifact, "files": _files_bundle()})
         result = client.call(Op.INVOKE, {"fn_id": "hello", "invocation": Invocation().to_wire()})
         if result.get("stdout") != b"selftest ok\n":
