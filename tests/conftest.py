@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 import wasmtime
-from wasm_runtime.engine import precompile
 
 from unikernel.accel import Accel, resolve_accel
 from unikernel.image import GuestImage, ensure_image
 from unikernel.settings import VMSettings
 from unikernel.vm import MicroVM
+from wasm_runtime.engine import precompile
 
 FUNCTIONS = Path(__file__).resolve().parent.parent / "functions"
 
