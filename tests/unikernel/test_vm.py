@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import os
+import tarfile
 
 import pytest
 
@@ -155,3 +157,16 @@ async def test_boot_failure_cleans_up(
 async def test_floor_boot(vm_settings: VMSettings, guest_image: GuestImage, accel: Accel) -> None:
     seconds = await floor_boot(guest_image, vm_settings, accel, 30)
     assert 0 < seconds < 30
+
+
+async def test_files_bundle_writes_never_leak(shared_vm: MicroVM) -> None:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        data = b"bundled data\n"
+        info = tarfile.TarInfo("data.txt")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    await shared_vm.load("files", artifact("files"), files=buf.getvalue())
+    for _ in range(2):
+        result = await shared_vm.invoke("files", Invocation())
+        assert result.raise_for_outcome().stdout == b"bundled data\nscratch.txt existed: no\n"

@@ -1,0 +1,65 @@
+"""The ``unifaas`` CLI driven like a user: a real subprocess, real microVMs for ``run``."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import wasm
+
+CLI = [sys.executable, "-m", "gateway.cli"]
+
+
+def unifaas(*args: str, stdin: bytes = b"") -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run([*CLI, *args], input=stdin, capture_output=True, timeout=120, check=False)
+
+
+def test_help_lists_commands() -> None:
+    proc = unifaas("--help")
+    assert proc.returncode == 0
+    for command in (b"image", b"bench", b"run"):
+        assert command in proc.stdout
+    run_help = unifaas("run", "--help").stdout
+    assert b"--timeout" in run_help and b"exit code" in run_help
+
+
+def test_invalid_module_is_one_readable_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.wasm"
+    bad.write_text("(module)")
+    proc = unifaas("run", str(bad))
+    assert proc.returncode == 1
+    lines = proc.stderr.decode().strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("unifaas: error:") and "WAT" in lines[0]
+
+
+@pytest.mark.vm
+def test_run_echo_and_exit_code(tmp_path: Path) -> None:
+    echo = tmp_path / "echo.wasm"
+    echo.write_bytes(wasm("echo"))
+    proc = unifaas("run", str(echo), "--data", "-", stdin=b"from stdin\n")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == b"from stdin\n"
+
+    misbehave = tmp_path / "misbehave.wasm"
+    misbehave.write_bytes(wasm("misbehave"))
+    proc = unifaas("run", str(misbehave), "--arg", "exit", "--arg", "7")
+    assert proc.returncode == 7
+    proc = unifaas("run", str(misbehave), "--arg", "loop", "--timeout", "0.5")
+    assert proc.returncode == 124
+    assert b"timeout" in proc.stderr
+
+
+@pytest.mark.vm
+def test_run_with_files_bundle(tmp_path: Path) -> None:
+    files = tmp_path / "files"
+    files.mkdir()
+    (files / "data.txt").write_text("bundled data\n")
+    module = tmp_path / "files.wasm"
+    module.write_bytes(wasm("files"))
+    proc = unifaas("run", str(module), "--files", str(files))
+    assert proc.returncode == 0, proc.stderr
+    assert b"bundled data" in proc.stdout
