@@ -11,6 +11,8 @@ import tarfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from gateway import commands
+from gateway.client import default_url
 from unikernel.settings import VMSettings
 from wasm_runtime.errors import UnifaasError
 from wasm_runtime.types import MIB, Invocation, Limits
@@ -123,6 +125,25 @@ def cmd_run(args: argparse.Namespace, settings: VMSettings) -> int:
     return asyncio.run(_run_once(args, settings))
 
 
+def cmd_up(args: argparse.Namespace, settings: VMSettings) -> int:
+    from gateway.settings import GatewaySettings
+    from gateway.up import serve
+
+    overrides = {
+        key: value
+        for key, value in {
+            "host": args.host,
+            "port": args.port,
+            "state_dir": args.state_dir,
+            "redis_url": args.redis,
+            "max_vms": args.max_vms,
+        }.items()
+        if value is not None
+    }
+    asyncio.run(serve(GatewaySettings(**overrides), settings))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="unifaas",
@@ -182,6 +203,145 @@ def build_parser() -> argparse.ArgumentParser:
         help="linear-memory cap in MiB (default 64)",
     )
     run.set_defaults(func=cmd_run)
+
+    def remote(
+        name: str, help_text: str, description: str | None = None
+    ) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=description or help_text)
+        p.add_argument(
+            "--url",
+            default=default_url(),
+            help="platform URL (default $UNIFAAS_URL or http://127.0.0.1:8080)",
+        )
+        p.add_argument("--state-dir", help="where to find the token (default: as for `up`)")
+        return p
+
+    up = sub.add_parser(
+        "up",
+        help="run the platform (gateway + scheduler + microVM pool) in the foreground",
+        description="Start one node: the HTTP gateway, the scheduler and its warm pool of "
+        "microVMs. Without --redis it starts a private redis-server that keeps its data in "
+        "the state dir. Stop with Ctrl-C or SIGTERM: every VM it started is stopped.",
+    )
+    up.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    up.add_argument("--port", type=int, help="port to listen on (default 8080)")
+    up.add_argument(
+        "--state-dir",
+        help="token, Redis data and logs (default $UNIFAAS_STATE_DIR or ~/.local/state/unifaas)",
+    )
+    up.add_argument("--redis", metavar="URL", help="use this Redis instead of a private one")
+    up.add_argument("--max-vms", type=int, help="microVMs this node may run (default 8)")
+    up.set_defaults(func=cmd_up)
+
+    deploy = remote("deploy", "deploy a .wasm as a new version of a function")
+    deploy.add_argument("name", help="function name: lowercase letters, digits, dashes")
+    deploy.add_argument("module", metavar="FILE.wasm", help="a WASI preview1 command module")
+    deploy.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        type=_env_pair,
+        metavar="K=V",
+        help="environment variable (repeatable)",
+    )
+    deploy.add_argument("--arg", action="append", default=[], help="argument (repeatable)")
+    deploy.add_argument("--files", metavar="DIR", help="directory preopened at / in every call")
+    deploy.add_argument(
+        "--abi",
+        choices=["raw", "wagi"],
+        default="raw",
+        help="raw: body->stdin, stdout->body (default); wagi: CGI mapping",
+    )
+    deploy.add_argument(
+        "--timeout",
+        type=float,
+        default=10.0,
+        metavar="S",
+        help="wall-clock limit per call (default 10)",
+    )
+    deploy.add_argument(
+        "--memory",
+        type=int,
+        default=64,
+        metavar="MiB",
+        help="linear-memory cap per call (default 64)",
+    )
+    deploy.add_argument(
+        "--min-warm",
+        type=int,
+        default=0,
+        metavar="N",
+        help="VMs kept loaded even when idle (default 0: scale to zero)",
+    )
+    deploy.add_argument(
+        "--max-vms",
+        type=int,
+        default=4,
+        metavar="N",
+        help="most VMs this function may use at once (default 4)",
+    )
+    deploy.add_argument(
+        "--concurrency", type=int, default=4, metavar="N", help="calls in flight per VM (default 4)"
+    )
+    deploy.add_argument(
+        "--keep-alive",
+        type=float,
+        default=120.0,
+        metavar="S",
+        help="idle seconds before an extra VM is reclaimed (default 120)",
+    )
+    deploy.add_argument("--private", action="store_true", help="invoking needs the bearer token")
+    deploy.add_argument("--json", action="store_true", help="print the new version as JSON")
+    deploy.set_defaults(func=lambda a, s: commands.cmd_deploy(a, tar_directory))
+
+    inv = remote(
+        "invoke",
+        "call a function; its stdout to stdout, stderr to stderr",
+        "Call a function over HTTP. Prints the response body, writes the function's "
+        "stderr to stderr, and exits with the function's exit code.",
+    )
+    inv.add_argument("name")
+    inv.add_argument("--data", metavar="TEXT|@FILE|-", help="request body")
+    inv.add_argument("--path", help="path after /fn/NAME (for wagi routing)")
+    inv.add_argument("--method", help="HTTP method (default POST with --data, else GET)")
+    inv.add_argument(
+        "-H",
+        "--header",
+        action="append",
+        default=[],
+        metavar="K:V",
+        help="request header (repeatable)",
+    )
+    inv.set_defaults(func=lambda a, s: commands.cmd_invoke(a))
+
+    lst = remote("list", "list functions")
+    lst.add_argument("--json", action="store_true")
+    lst.set_defaults(func=lambda a, s: commands.cmd_list(a))
+
+    desc = remote("describe", "versions, config and warm VMs of a function")
+    desc.add_argument("name")
+    desc.add_argument("--json", action="store_true")
+    desc.set_defaults(func=lambda a, s: commands.cmd_describe(a))
+
+    logs = remote("logs", "recent invocations of a function")
+    logs.add_argument("name")
+    logs.add_argument("--invocation", metavar="ID", help="show one invocation in full")
+    logs.add_argument("--limit", type=int, default=20)
+    logs.add_argument("--json", action="store_true")
+    logs.set_defaults(func=lambda a, s: commands.cmd_logs(a))
+
+    delete = remote("delete", "delete a function and all its versions")
+    delete.add_argument("name")
+    delete.set_defaults(func=lambda a, s: commands.cmd_delete(a))
+
+    rb = remote("rollback", "make an earlier version current")
+    rb.add_argument("name")
+    rb.add_argument("--to", type=int, metavar="VERSION", help="default: the previous version")
+    rb.set_defaults(func=lambda a, s: commands.cmd_rollback(a))
+
+    st = remote("status", "nodes, pool by state, warm VMs per function")
+    st.add_argument("--json", action="store_true")
+    st.set_defaults(func=lambda a, s: commands.cmd_status(a))
     return parser
 
 

@@ -1,0 +1,72 @@
+"""A thin HTTP client for the CLI: URL and token resolution, requests, readable errors."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from gateway.auth import read_token
+from gateway.settings import GatewaySettings
+from wasm_runtime.errors import UnifaasError
+
+DEFAULT_TIMEOUT_S = 330.0  # longer than the longest function timeout (300 s) + queueing
+
+
+class ClientError(UnifaasError):
+    """A request to the platform failed; ``status`` is 0 when no answer came."""
+
+    def __init__(self, message: str, status: int = 0, kind: str = "") -> None:
+        super().__init__(message)
+        self.status = status
+        self.kind = kind
+
+
+def default_url() -> str:
+    return os.environ.get("UNIFAAS_URL") or "http://127.0.0.1:8080"
+
+
+def default_token(state_dir: Path | None = None) -> str | None:
+    return os.environ.get("UNIFAAS_TOKEN") or read_token(state_dir or GatewaySettings().state_dir)
+
+
+class Client:
+    def __init__(self, url: str, token: str | None) -> None:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.url = url.rstrip("/")
+        self._http = httpx.Client(base_url=self.url, headers=headers, timeout=DEFAULT_TIMEOUT_S)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.ConnectError as err:
+            raise ClientError(
+                f"cannot reach unifaas at {self.url} (is `unifaas up` running?)"
+            ) from err
+        except httpx.HTTPError as err:
+            raise ClientError(f"request to {self.url}{path} failed: {err}") from err
+        return response
+
+    def json(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self.request(method, path, **kwargs)
+        raise_for_error(response)
+        return response.json()
+
+
+def raise_for_error(response: httpx.Response) -> None:
+    if response.status_code < 400:
+        return
+    kind, message = "", response.text.strip()
+    try:
+        error = response.json().get("error") or {}
+        kind = str(error.get("kind", ""))
+        message = str(error.get("message", message))
+    except (ValueError, AttributeError):
+        detail = message
+        message = detail or response.reason_phrase
+    raise ClientError(f"{message} (HTTP {response.status_code})", response.status_code, kind)

@@ -1,0 +1,204 @@
+"""CLI commands that talk to a running platform over HTTP (deploy, invoke, list, ...)."""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from gateway.client import Client, ClientError, default_token, raise_for_error
+
+
+def _client(args: argparse.Namespace) -> Client:
+    state_dir = Path(args.state_dir) if getattr(args, "state_dir", None) else None
+    return Client(args.url, default_token(state_dir))
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(data, indent=2, sort_keys=True))
+
+
+def _table(rows: list[list[str]], header: list[str]) -> None:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+
+
+def cmd_deploy(args: argparse.Namespace, tar_directory: Any) -> int:
+    module = Path(args.module)
+    try:
+        wasm = module.read_bytes()
+    except OSError as err:
+        raise ClientError(f"cannot read {module}: {err.strerror}") from err
+    config: dict[str, Any] = {
+        "abi": args.abi,
+        "env": dict(args.env),
+        "args": list(args.arg),
+        "timeout_s": args.timeout,
+        "memory_mib": args.memory,
+        "min_warm": args.min_warm,
+        "max_vms": args.max_vms,
+        "concurrency": args.concurrency,
+        "keep_alive_s": args.keep_alive,
+        "public": not args.private,
+    }
+    files: dict[str, Any] = {"module": (module.name, wasm, "application/wasm")}
+    if args.files:
+        files["files"] = ("files.tar", tar_directory(Path(args.files)), "application/x-tar")
+    client = _client(args)
+    print(f"deploying {args.name} from {module} ({len(wasm)} bytes)...", file=sys.stderr)
+    fv = client.json(
+        "POST", f"/v1/functions/{args.name}", files=files, data={"config": json.dumps(config)}
+    )
+    if args.json:
+        _print_json(fv)
+    else:
+        print(f"deployed {fv['name']} version {fv['version']}")
+        print(f"  curl -X POST --data-binary 'hello' {client.url}/fn/{fv['name']}")
+    return 0
+
+
+def _read_data(spec: str | None) -> bytes:
+    if spec is None:
+        return b""
+    if spec == "-":
+        return sys.stdin.buffer.read()
+    if spec.startswith("@"):
+        try:
+            return Path(spec[1:]).read_bytes()
+        except OSError as err:
+            raise ClientError(f"cannot read {spec[1:]}: {err.strerror}") from err
+    return spec.encode()
+
+
+def cmd_invoke(args: argparse.Namespace) -> int:
+    client = _client(args)
+    path = f"/fn/{args.name}" + (("/" + args.path.lstrip("/")) if args.path else "")
+    headers = {"X-Unifaas-Stderr": "1"}
+    for header in args.header:
+        key, _, value = header.partition(":")
+        headers[key.strip()] = value.strip()
+    method = args.method or ("POST" if args.data is not None else "GET")
+    response = client.request(method, path, content=_read_data(args.data), headers=headers)
+    exit_code = int(response.headers.get("x-exit-code", "1"))
+    if response.headers.get("x-stderr"):
+        sys.stderr.buffer.write(base64.b64decode(response.headers["x-stderr"]))
+    if (
+        response.status_code >= 400
+        and response.headers.get("content-type", "").startswith("application/json")
+        and "x-invocation-id" in response.headers
+    ):
+        error = response.json().get("error", {})
+        if error.get("stderr") and "x-stderr" not in response.headers:
+            sys.stderr.write(error["stderr"])
+        print(
+            f"unifaas: {error.get('kind', 'error')}: {error.get('message', '')} "
+            f"(HTTP {response.status_code})",
+            file=sys.stderr,
+        )
+        return exit_code if exit_code != 0 else 1
+    if "x-invocation-id" not in response.headers:
+        raise_for_error(response)
+    sys.stdout.buffer.write(response.content)
+    sys.stdout.flush()
+    return exit_code
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    items = _client(args).json("GET", "/v1/functions")
+    if args.json:
+        _print_json(items)
+        return 0
+    _table(
+        [[i["name"], str(i["current"]), str(len(i["versions"]))] for i in items],
+        ["NAME", "CURRENT", "VERSIONS"],
+    )
+    return 0
+
+
+def cmd_describe(args: argparse.Namespace) -> int:
+    d = _client(args).json("GET", f"/v1/functions/{args.name}")
+    if args.json:
+        _print_json(d)
+        return 0
+    print(f"name     {d['name']}\ncurrent  {d['current']}")
+    _table(
+        [
+            [
+                str(v["version"]),
+                v["config"]["abi"],
+                v["module_sha256"][:12],
+                str(v["config"]["timeout_s"]),
+                str(v["config"]["memory_mib"]),
+            ]
+            for v in d["versions"]
+        ],
+        ["VERSION", "ABI", "MODULE", "TIMEOUT_S", "MEMORY_MIB"],
+    )
+    for key, info in sorted(d["warm_vms"].items()):
+        print(f"warm VMs {key}: {info}")
+    return 0
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    client = _client(args)
+    if args.invocation:
+        records = [client.json("GET", f"/v1/invocations/{args.invocation}")]
+    else:
+        records = client.json(
+            "GET", f"/v1/functions/{args.name}/invocations", params={"limit": args.limit}
+        )
+    if args.json:
+        _print_json(records)
+        return 0
+    _table(
+        [
+            [
+                r["id"],
+                str(r["version"]),
+                r["start"],
+                r["outcome"],
+                str(r["exit_code"]),
+                str(r["status"]),
+                f"{r['total_ms']:.1f}",
+            ]
+            for r in records
+        ],
+        ["ID", "VERSION", "START", "OUTCOME", "EXIT", "STATUS", "TOTAL_MS"],
+    )
+    if args.invocation and records[0]["stderr_tail"]:
+        print("stderr:\n" + records[0]["stderr_tail"])
+    return 0
+
+
+def cmd_delete(args: argparse.Namespace) -> int:
+    _client(args).json("DELETE", f"/v1/functions/{args.name}")
+    print(f"deleted {args.name}")
+    return 0
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    params = {"to": args.to} if args.to is not None else {}
+    fv = _client(args).json("POST", f"/v1/functions/{args.name}/rollback", params=params)
+    print(f"{fv['name']} is now at version {fv['version']}")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    status = _client(args).json("GET", "/v1/status")
+    if args.json:
+        _print_json(status)
+        return 0
+    print(f"node {status['node']}")
+    pool = status["pool"]
+    for key in sorted(k for k in pool if k != "functions"):
+        print(f"  {key}: {pool[key]}")
+    for key, info in sorted(pool.get("functions", {}).items()):
+        print(f"  {key}: {info}")
+    print(f"nodes: {len(status['nodes'])}")
+    for node in status["nodes"]:
+        print(f"  {node}")
+    return 0

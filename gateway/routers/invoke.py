@@ -1,0 +1,102 @@
+"""``ANY /fn/{name}[/{path}]``: hand the request to the platform, map the outcome to a response."""
+
+from __future__ import annotations
+
+import base64
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+
+from gateway import deps
+from gateway.errors import BodyTooLarge, classify, error_body, error_headers
+from scheduler.service import InvokeOutcome, InvokeRequest
+
+router = APIRouter(tags=["invoke"])
+METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+# Hop-by-hop or framing headers the server sets itself.
+_DROP_HEADERS = {"content-length", "transfer-encoding", "connection"}
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge(limit)
+    chunks = bytearray()
+    async for chunk in request.stream():
+        chunks += chunk
+        if len(chunks) > limit:
+            raise BodyTooLarge(limit)
+    return bytes(chunks)
+
+
+# The CLI asks for the function's stderr with this header; it comes back
+# base64-encoded (tail only) so any bytes survive a header.
+STDERR_REQUEST_HEADER = "x-unifaas-stderr"
+STDERR_TAIL_BYTES = 4096
+
+
+def _meta_headers(outcome: InvokeOutcome, want_stderr: bool) -> dict[str, str]:
+    headers = {"X-Invocation-Id": outcome.invocation_id, "X-Exit-Code": str(outcome.exit_code)}
+    if want_stderr and outcome.stderr:
+        headers["X-Stderr"] = base64.b64encode(outcome.stderr[-STDERR_TAIL_BYTES:]).decode()
+    if outcome.start is not None:
+        headers["X-Start"] = outcome.start.value
+    if outcome.version is not None:
+        headers["X-Function-Version"] = str(outcome.version)
+    return headers
+
+
+async def _invoke(request: Request, name: str, path: str) -> Response:
+    platform = deps.platform(request)
+    settings = deps.settings(request)
+    try:
+        body = await _read_body(request, settings.max_body_bytes)
+    except BodyTooLarge as err:
+        status, kind = classify(err)
+        return JSONResponse(error_body(err, kind), status_code=status)
+    client = request.client
+    outcome = await platform.invoke(
+        name,
+        InvokeRequest(
+            method=request.method,
+            path_info=f"/{path}" if path else "",
+            query_string=request.url.query,
+            headers=[(k, v) for k, v in request.headers.items()],
+            body=body,
+            remote_addr=client.host if client else "",
+            server_name=request.url.hostname or "localhost",
+            server_port=request.url.port or settings.port,
+            authorized=deps.is_authorized(request),
+        ),
+    )
+    meta = _meta_headers(outcome, STDERR_REQUEST_HEADER in request.headers)
+    if outcome.error is not None:
+        status, kind = classify(outcome.error)
+        platform.record(outcome, status)
+        content = error_body(
+            outcome.error,
+            kind,
+            invocation_id=outcome.invocation_id,
+            stderr=outcome.stderr[-2048:].decode(errors="replace"),
+        )
+        return JSONResponse(
+            content, status_code=status, headers={**meta, **error_headers(outcome.error)}
+        )
+    platform.record(outcome, outcome.status)
+    response = Response(content=outcome.body, status_code=outcome.status)
+    for key, value in outcome.headers:
+        if key.lower() not in _DROP_HEADERS:
+            response.headers.append(key, value)
+    for key, value in meta.items():
+        response.headers[key] = value
+    return response
+
+
+@router.api_route("/fn/{name}", methods=METHODS, summary="Invoke a function")
+async def invoke_root(request: Request, name: str) -> Response:
+    return await _invoke(request, name, "")
+
+
+@router.api_route("/fn/{name}/{path:path}", methods=METHODS, summary="Invoke a function at a path")
+async def invoke_path(request: Request, name: str, path: str) -> Response:
+    return await _invoke(request, name, path)

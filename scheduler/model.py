@@ -1,0 +1,88 @@
+"""Plain data of the scheduler: function configs, versions, invocation records, start kinds."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from typing import Any, Literal
+
+from wasm_runtime.types import MIB, Limits
+
+
+class StartKind(enum.StrEnum):
+    WARM = "warm"  # a VM already bound to this function version had a free slot
+    PREWARMED = "prewarmed"  # a generic idle VM loaded the function
+    COLD = "cold"  # a VM was booted for this call
+
+
+@dataclasses.dataclass(frozen=True)
+class FunctionConfig:
+    """Per-function settings chosen at deploy time; every version keeps its own copy."""
+
+    abi: Literal["raw", "wagi"] = "raw"
+    env: dict[str, str] = dataclasses.field(default_factory=dict)
+    args: list[str] = dataclasses.field(default_factory=list)
+    timeout_s: float = 10.0
+    memory_mib: int = 64
+    fuel: int | None = None
+    min_warm: int = 0  # bound VMs kept even when idle
+    max_vms: int = 4  # bound VMs this function may hold at once
+    concurrency: int = 4  # calls in flight per VM
+    keep_alive_s: float = 120.0  # idle bound VMs above min_warm are reclaimed after this
+    public: bool = True  # private functions need the bearer token to invoke
+
+    def limits(self) -> Limits:
+        return Limits(
+            timeout_ms=int(self.timeout_s * 1000),
+            memory_bytes=self.memory_mib * MIB,
+            fuel=self.fuel,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FunctionConfig:
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+@dataclasses.dataclass(frozen=True)
+class FunctionVersion:
+    name: str
+    version: int
+    module_sha256: str
+    artifact_sha256: str  # host-precompiled for the guest CPU model
+    files_sha256: str | None
+    config: FunctionConfig
+    created_at: float
+
+    @property
+    def key(self) -> str:
+        """Identity of what a VM is bound to: one function version."""
+        return f"{self.name}@{self.version}"
+
+
+@dataclasses.dataclass(frozen=True)
+class FunctionInfo:
+    name: str
+    current: int
+    versions: list[int]
+    created_at: float
+    updated_at: float
+
+
+@dataclasses.dataclass(frozen=True)
+class InvocationRecord:
+    id: str
+    function: str
+    version: int
+    start: StartKind
+    outcome: str  # wasm_runtime Outcome value, or "error" when no result was had
+    exit_code: int
+    status: int  # HTTP status returned
+    queued_ms: float
+    total_ms: float
+    vm_ms: float  # duration inside the guest, from the agent
+    stderr_tail: str
+    created_at: float

@@ -1,0 +1,212 @@
+"""The platform facade the gateway calls: manage through the registry, invoke through the pool.
+
+It maps an HTTP-shaped request to the function's ABI, places the call, turns
+the result back into an HTTP-shaped response, and records the invocation.
+It knows nothing of HTTP frameworks; the gateway knows nothing of Redis or VMs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import time
+import uuid
+from typing import Any
+
+from scheduler.errors import AccessDenied, SchedulerError
+from scheduler.model import (
+    FunctionConfig,
+    FunctionInfo,
+    FunctionVersion,
+    InvocationRecord,
+    StartKind,
+)
+from scheduler.pool import Pool
+from scheduler.registry import Registry
+from wasm_runtime import abi
+from wasm_runtime.errors import BadCgiResponse, UnifaasError
+from wasm_runtime.types import EXIT_TRAP, InvocationResult
+
+log = logging.getLogger(__name__)
+
+STDERR_TAIL_BYTES = 2048
+
+
+@dataclasses.dataclass(frozen=True)
+class InvokeRequest:
+    method: str
+    path_info: str  # the part after /fn/{name}, "" or starting with "/"
+    query_string: str
+    headers: list[tuple[str, str]]
+    body: bytes
+    remote_addr: str = ""
+    server_name: str = "localhost"
+    server_port: int = 8080
+    authorized: bool = False  # the caller presented the management token
+
+
+@dataclasses.dataclass
+class InvokeOutcome:
+    """What the gateway turns into a response: either a response or a typed error."""
+
+    invocation_id: str
+    function: str
+    version: int | None = None
+    start: StartKind | None = None
+    exit_code: int = EXIT_TRAP
+    status: int = 200
+    headers: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+    body: bytes = b""
+    stderr: bytes = b""
+    error: UnifaasError | None = None
+    result: InvocationResult | None = None
+    total_ms: float = 0.0
+
+
+class Platform:
+    """One node's platform: a registry in Redis and a warm pool of microVMs."""
+
+    def __init__(self, registry: Registry, pool: Pool, node_id: str) -> None:
+        self.registry = registry
+        self.pool = pool
+        self.node_id = node_id
+        self._background: set[asyncio.Task[Any]] = set()
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        task.add_done_callback(_log_failure)
+
+    def _loader(self, fv: FunctionVersion) -> Any:
+        async def load() -> tuple[bytes, bytes | None]:
+            return await self.registry.artifacts(fv)
+
+        return load
+
+    # -- management -----------------------------------------------------------
+    async def deploy(
+        self, name: str, module: bytes, config: FunctionConfig, files_tar: bytes | None = None
+    ) -> FunctionVersion:
+        fv = await self.registry.deploy(name, module, config, files_tar)
+        await self.pool.drain(name, keep_key=fv.key)
+        if fv.config.min_warm:
+            self._spawn(self.pool.ensure_min_warm(fv, self._loader(fv)))
+        return fv
+
+    async def rollback(self, name: str, to: int | None = None) -> FunctionVersion:
+        fv = await self.registry.rollback(name, to)
+        await self.pool.drain(name, keep_key=fv.key)
+        return fv
+
+    async def delete(self, name: str) -> None:
+        await self.registry.delete(name)
+        await self.pool.drain(name)
+
+    async def describe(self, name: str) -> dict[str, Any]:
+        info = await self.registry.get(name)
+        versions = [await self.registry.version(name, v) for v in info.versions]
+        pool = self.pool.status()
+        return {
+            "info": info,
+            "versions": versions,
+            "warm_vms": {
+                key: fn
+                for key, fn in pool.get("functions", {}).items()
+                if key.split("@", 1)[0] == name
+            },
+        }
+
+    async def list(self) -> list[FunctionInfo]:
+        return await self.registry.list()
+
+    async def warm_up(self) -> None:
+        """After a restart: bring every function's min_warm VMs back."""
+        for info in await self.registry.list():
+            fv = await self.registry.current(info.name)
+            if fv.config.min_warm:
+                self._spawn(self.pool.ensure_min_warm(fv, self._loader(fv)))
+
+    # -- invocation -----------------------------------------------------------
+    async def invoke(self, name: str, request: InvokeRequest) -> InvokeOutcome:
+        started = time.perf_counter()
+        outcome = InvokeOutcome(invocation_id=uuid.uuid4().hex[:16], function=name)
+        try:
+            fv = await self.registry.current(name)
+            outcome.version = fv.version
+            if not fv.config.public and not request.authorized:
+                raise AccessDenied(name)
+            invocation = self._abi_request(name, fv, request).invocation(fv.config.limits())
+            result, start = await self.pool.invoke(fv, self._loader(fv), invocation)
+            outcome.start, outcome.result = start, result
+            outcome.exit_code, outcome.stderr = result.exit_code, result.stderr
+            result.raise_for_outcome()
+            response = (
+                abi.parse_cgi_output(result.stdout)
+                if fv.config.abi == "wagi"
+                else abi.raw_response(result.exit_code, result.stdout)
+            )
+            outcome.status, outcome.headers, outcome.body = (
+                response.status,
+                response.headers,
+                response.body,
+            )
+        except (UnifaasError, BadCgiResponse) as err:
+            outcome.error = err
+        outcome.total_ms = (time.perf_counter() - started) * 1000
+        return outcome
+
+    def record(self, outcome: InvokeOutcome, status: int) -> None:
+        """Store the invocation record (in the background) once the HTTP status is known."""
+        if outcome.version is not None:
+            self._spawn(self._record(outcome, status))
+
+    def _abi_request(self, name: str, fv: FunctionVersion, req: InvokeRequest) -> abi.AbiRequest:
+        env = tuple(fv.config.env.items())
+        if fv.config.abi == "wagi":
+            return abi.wagi_invocation(
+                req.method,
+                req.path_info,
+                req.query_string,
+                req.headers,
+                req.body,
+                script_name=f"/fn/{name}",
+                server_name=req.server_name,
+                server_port=req.server_port,
+                remote_addr=req.remote_addr,
+                base_env=env,
+                base_args=fv.config.args,
+            )
+        return abi.raw_invocation(req.body, base_env=env, base_args=fv.config.args)
+
+    async def _record(self, outcome: InvokeOutcome, status: int) -> None:
+        result = outcome.result
+        record = InvocationRecord(
+            id=outcome.invocation_id,
+            function=outcome.function,
+            version=outcome.version or 0,
+            start=outcome.start or StartKind.COLD,
+            outcome=result.outcome.value if result else "error",
+            exit_code=outcome.exit_code,
+            status=status,
+            queued_ms=0.0,
+            total_ms=round(outcome.total_ms, 3),
+            vm_ms=round(result.duration_ms, 3) if result else 0.0,
+            stderr_tail=outcome.stderr[-STDERR_TAIL_BYTES:].decode(errors="replace"),
+            created_at=time.time(),
+        )
+        await self.registry.record_invocation(record)
+
+    async def close(self) -> None:
+        for task in list(self._background):
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+        await self.pool.close()
+
+
+def _log_failure(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        err = task.exception()
+        level = logging.WARNING if isinstance(err, SchedulerError) else logging.ERROR
+        log.log(level, "background task failed: %s", err)
