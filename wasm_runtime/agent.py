@@ -180,13 +180,27 @@ class Agent:
 
     def _run_counted(self, req_id: int, op: Op, args: dict[str, Any]) -> None:
         try:
-            self._run(req_id, op, args)
+            reply = self._reply_for(req_id, op, args)
         finally:
+            # Counted as done before the reply leaves, so a stats request sent
+            # after the reply arrived never sees this call in flight.
             with self._counter_lock:
                 self._in_flight -= 1
                 self._served += 1
+        self._send_reply(reply)
 
     def _run(self, req_id: int, op: Op, args: dict[str, Any]) -> None:
+        self._send_reply(self._reply_for(req_id, op, args))
+        if op is Op.SHUTDOWN and self._on_shutdown is not None:
+            self._on_shutdown()
+
+    def _send_reply(self, reply: dict[str, Any]) -> None:
+        try:
+            self.send(reply)
+        except OSError:
+            traceback.print_exc()
+
+    def _reply_for(self, req_id: int, op: Op, args: dict[str, Any]) -> dict[str, Any]:
         try:
             result = self._handlers[op](self, args)
             reply = protocol.ok_reply(req_id, result)
@@ -203,12 +217,7 @@ class Agent:
         except Exception as err:  # the agent must outlive any one request
             traceback.print_exc()
             reply = protocol.error_reply(req_id, ErrorCode.INTERNAL, f"{type(err).__name__}: {err}")
-        try:
-            self.send(reply)
-        except OSError:
-            traceback.print_exc()
-        if op is Op.SHUTDOWN and self._on_shutdown is not None:
-            self._on_shutdown()
+        return reply
 
     # -- handlers -----------------------------------------------------------
     def _ping(self, args: dict[str, Any]) -> dict[str, Any]:

@@ -88,7 +88,9 @@ async def test_ready_and_calls(pair: Pair) -> None:
     await c.load("f", b"ok")
     result = await c.invoke("f", Invocation(stdin=b"abc"))
     assert result.stdout == b"abc"
-    assert "f" in (await c.stats())["functions"]
+    stats = await c.stats()
+    assert "f" in stats["functions"]
+    assert (stats["in_flight"], stats["served"]) == (0, 2)
     await c.unload("f")
     with pytest.raises(FunctionNotLoaded):
         await c.invoke("f", Invocation())
