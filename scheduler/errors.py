@@ -44,3 +44,11 @@ class AccessDenied(SchedulerError):
     def __init__(self, name: str) -> None:
         super().__init__(f"function {name!r} is private: invoking it needs the bearer token")
         self.name = name
+
+
+class InvocationNotFound(SchedulerError):
+    """No record for this invocation id (unknown, or expired after its TTL)."""
+
+    def __init__(self, invocation_id: str) -> None:
+        super().__init__(f"invocation {invocation_id!r} does not exist (or its record expired)")
+        self.invocation_id = invocation_id

@@ -1,0 +1,236 @@
+"""The embedded Redis: a private ``redis-server`` child on a unix socket, and connecting to Redis.
+
+:class:`EmbeddedRedis` is an async context manager that owns the process: it
+starts ``redis-server`` with its data (append-only file) under
+``<state_dir>/redis``, waits until it answers PING, and on exit stops it with
+SIGTERM (so it flushes its AOF), escalating to SIGKILL after a deadline. It
+cleans up on every path, a failed start included. TCP is disabled; only the
+owner can use the socket (mode 700).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import os
+import shutil
+import signal
+import tempfile
+from pathlib import Path
+from types import TracebackType
+
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+
+from scheduler.errors import StateStoreError
+
+REDIS_BINARY = "redis-server"
+# Loading a large AOF can take a while; an empty one answers within ~50 ms.
+START_TIMEOUT_S = 30.0
+START_POLL_S = 0.02
+# After SIGTERM redis fsyncs its AOF and exits; then we SIGKILL.
+STOP_TIMEOUT_S = 10.0
+CONNECT_TIMEOUT_S = 5.0
+# sun_path is 108 bytes; longer socket paths go to a short private temp dir.
+UNIX_PATH_MAX = 100
+LOG_TAIL_BYTES = 2000
+
+_PR_SET_PDEATHSIG = 1
+
+
+class RedisNotInstalled(StateStoreError):
+    """The redis-server binary is missing."""
+
+    def __init__(self, binary: str) -> None:
+        super().__init__(
+            f"{binary!r} was not found: install the apt package redis-server "
+            "(sudo apt-get install redis-server), or give a Redis URL instead"
+        )
+        self.binary = binary
+
+
+class RedisStartError(StateStoreError):
+    """The embedded redis-server exited or did not answer in time; ``log_tail`` says why."""
+
+    def __init__(self, message: str, log_tail: str = "") -> None:
+        super().__init__(f"{message}\n{log_tail}".rstrip())
+        self.log_tail = log_tail
+
+
+def redis_argv(binary: str, data_dir: Path, socket_path: Path) -> list[str]:
+    """The redis-server command line (pure; no I/O)."""
+    return [
+        binary,
+        "--port", "0",  # no TCP at all
+        "--unixsocket", str(socket_path),
+        "--unixsocketperm", "700",
+        "--dir", str(data_dir),
+        "--appendonly", "yes",  # persistence across restarts
+        "--appendfsync", "everysec",
+        "--save", "",  # AOF only, no RDB snapshots
+        "--daemonize", "no",
+        "--pidfile", str(data_dir / "redis.pid"),
+        "--logfile", str(data_dir / "redis.log"),
+        "--databases", "16",
+    ]  # fmt: skip
+
+
+def _die_with_parent() -> None:
+    """preexec_fn: the kernel SIGKILLs redis-server when our (spawning) thread dies."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+def _log_tail(path: Path) -> str:
+    try:
+        with path.open("rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - LOG_TAIL_BYTES))
+            return f.read().decode(errors="replace")
+    except OSError:
+        return ""
+
+
+async def connect(url: str) -> aioredis.Redis:
+    """A client for ``url`` (``redis://``, ``rediss://``, ``unix://``) that answered PING."""
+    try:
+        client = aioredis.Redis.from_url(url, socket_connect_timeout=CONNECT_TIMEOUT_S)
+    except (ValueError, RedisError) as err:
+        raise StateStoreError(f"bad Redis URL {url!r}: {err}") from err
+    try:
+        await client.ping()
+    except RedisError as err:
+        await client.aclose()
+        raise StateStoreError(f"cannot reach Redis at {url}: {err}") from err
+    except BaseException:
+        await client.aclose()
+        raise
+    return client
+
+
+class EmbeddedRedis:
+    """A private redis-server for one state directory, as an async context manager."""
+
+    def __init__(self, state_dir: Path, binary: str = REDIS_BINARY) -> None:
+        self.data_dir = Path(state_dir).expanduser() / "redis"
+        self.binary = binary
+        self.log_path = self.data_dir / "redis.log"
+        self.pid_path = self.data_dir / "redis.pid"
+        self._proc: asyncio.subprocess.Process | None = None
+        self._tmp_dir: Path | None = None
+        self.socket_path = self.data_dir / "redis.sock"
+
+    @property
+    def url(self) -> str:
+        return f"unix://{self.socket_path}"
+
+    @property
+    def pid(self) -> int | None:
+        return None if self._proc is None else self._proc.pid
+
+    async def __aenter__(self) -> EmbeddedRedis:
+        try:
+            await self._start()
+        except BaseException:
+            await self.stop()
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    def _check_not_running(self) -> None:
+        """Refuse to start a second server on a directory a live one still uses."""
+        try:
+            pid = int(self.pid_path.read_text().strip())
+            # redis rewrites its cmdline, but it chdirs to --dir: that identifies it.
+            cwd = Path(f"/proc/{pid}/cwd").resolve(strict=True)
+        except (OSError, ValueError):
+            return  # no pidfile, or its process is gone (a crash left it behind)
+        if cwd == self.data_dir.resolve():
+            raise RedisStartError(
+                f"another redis-server (pid {pid}) already uses {self.data_dir}; "
+                "is unifaas already running with this state directory?"
+            )
+
+    async def _start(self) -> None:
+        path = shutil.which(self.binary)
+        if path is None:
+            raise RedisNotInstalled(self.binary)
+        self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self._check_not_running()
+        if len(str(self.socket_path)) > UNIX_PATH_MAX:
+            self._tmp_dir = Path(tempfile.mkdtemp(prefix="unifaas-redis-"))
+            self.socket_path = self._tmp_dir / "redis.sock"
+        with self.log_path.open("ab") as log:
+            # Errors before redis opens its logfile (bad arguments) go to stdout/stderr.
+            try:
+                self._proc = await asyncio.create_subprocess_exec(
+                    *redis_argv(path, self.data_dir, self.socket_path),
+                    stdin=asyncio.subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=log,
+                    preexec_fn=_die_with_parent,
+                    start_new_session=True,  # a Ctrl-C meant for us does not reach it first
+                )
+            except OSError as err:
+                raise RedisStartError(f"cannot start {path}: {err}") from err
+        await self._wait_ready()
+
+    async def _wait_ready(self) -> None:
+        assert self._proc is not None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + START_TIMEOUT_S
+        # No retries in the client: this loop is the retry, with its own deadline.
+        client = aioredis.Redis(unix_socket_path=str(self.socket_path), retry=Retry(NoBackoff(), 0))
+        try:
+            while True:
+                if self._proc.returncode is not None:
+                    raise RedisStartError(
+                        f"redis-server exited with code {self._proc.returncode} at start "
+                        f"(log: {self.log_path})",
+                        _log_tail(self.log_path),
+                    )
+                with contextlib.suppress(RedisError, OSError):
+                    if await client.ping():
+                        return
+                if loop.time() > deadline:
+                    raise RedisStartError(
+                        f"redis-server did not answer PING within {START_TIMEOUT_S:g} s "
+                        f"(log: {self.log_path})",
+                        _log_tail(self.log_path),
+                    )
+                await asyncio.sleep(START_POLL_S)
+        finally:
+            await client.aclose()
+
+    async def stop(self) -> None:
+        """SIGTERM (redis flushes its AOF), SIGKILL after STOP_TIMEOUT_S; idempotent."""
+        proc, self._proc = self._proc, None
+        try:
+            if proc is not None and proc.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.send_signal(signal.SIGTERM)
+                try:
+                    await asyncio.wait_for(proc.wait(), STOP_TIMEOUT_S)
+                except TimeoutError:
+                    with contextlib.suppress(ProcessLookupError):
+                        proc.kill()
+                    await proc.wait()
+        finally:
+            if proc is not None and proc.returncode is None:
+                # Cancelled while waiting: do not leave it behind.
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+            if self._tmp_dir is not None:
+                shutil.rmtree(self._tmp_dir, ignore_errors=True)
+                self._tmp_dir = None
+                self.socket_path = self.data_dir / "redis.sock"

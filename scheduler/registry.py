@@ -1,0 +1,274 @@
+"""The function registry: deploy (validate, precompile, store), versions, rollback, records, nodes.
+
+It turns the plain data of :mod:`scheduler.state` into the models of
+:mod:`scheduler.model` and checks everything a deploy brings before storing it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import dataclasses
+import functools
+import io
+import re
+import tarfile
+import time
+from pathlib import PurePosixPath
+from typing import Any
+
+import redis.asyncio as aioredis
+import wasmtime
+
+from scheduler.errors import FunctionNotFound, InvalidConfig, InvocationNotFound, StateStoreError
+from scheduler.model import (
+    FunctionConfig,
+    FunctionInfo,
+    FunctionVersion,
+    InvocationRecord,
+    StartKind,
+)
+from scheduler.state import StateStore, sha256_hex
+from wasm_runtime.bundle import FILES_MAX_BYTES
+from wasm_runtime.engine import default_engine, precompile
+
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+
+# Config ranges accepted at deploy time.
+TIMEOUT_MAX_S = 300.0
+MEMORY_MAX_MIB = 1024
+CONCURRENCY_MAX = 64
+MAX_VMS_MAX = 64
+
+
+@functools.cache
+def engine_compat_tag() -> str:
+    """Identifies which artifacts this host's engine produces and accepts.
+
+    An artifact's header encodes the wasmtime version and the engine settings,
+    so the artifact of an empty module, hashed, changes exactly when artifacts
+    stop being interchangeable (precompilation is deterministic).
+    """
+    empty = wasmtime.Module(default_engine(), b"\0asm\x01\0\0\0").serialize()
+    return "wt-" + sha256_hex(bytes(empty))[:16]
+
+
+def validate_name(name: str) -> None:
+    if not NAME_RE.match(name):
+        raise InvalidConfig(
+            "name",
+            f"{name!r} is not a valid function name: 1-63 characters of a-z, 0-9 and '-', "
+            "starting with a letter or digit",
+        )
+
+
+def validate_config(config: FunctionConfig) -> None:
+    """Raise InvalidConfig naming the first field out of range."""
+    checks: list[tuple[str, bool, str]] = [
+        ("abi", config.abi in ("raw", "wagi"), "must be 'raw' or 'wagi'"),
+        (
+            "timeout_s",
+            0 < config.timeout_s <= TIMEOUT_MAX_S,
+            f"must be > 0 and <= {TIMEOUT_MAX_S:g}",
+        ),
+        (
+            "memory_mib",
+            1 <= config.memory_mib <= MEMORY_MAX_MIB,
+            f"must be 1..{MEMORY_MAX_MIB}",
+        ),
+        (
+            "concurrency",
+            1 <= config.concurrency <= CONCURRENCY_MAX,
+            f"must be 1..{CONCURRENCY_MAX}",
+        ),
+        ("max_vms", 1 <= config.max_vms <= MAX_VMS_MAX, f"must be 1..{MAX_VMS_MAX}"),
+        (
+            "min_warm",
+            0 <= config.min_warm <= config.max_vms,
+            f"must be 0..max_vms ({config.max_vms})",
+        ),
+        ("keep_alive_s", config.keep_alive_s >= 0, "must be >= 0"),
+        ("fuel", config.fuel is None or config.fuel > 0, "must be > 0 when set"),
+    ]
+    for field, ok, message in checks:
+        if not ok:
+            raise InvalidConfig(field, f"{message} (got {getattr(config, field)!r})")
+
+
+def validate_files_tar(files_tar: bytes) -> None:
+    """Check that ``files_tar`` is a readable (optionally compressed) tar of plain files/dirs."""
+    try:
+        with tarfile.open(fileobj=io.BytesIO(files_tar), mode="r:*") as tar:
+            members = tar.getmembers()
+    except (tarfile.TarError, OSError, EOFError) as err:
+        raise InvalidConfig("files", f"not a readable tar archive: {err}") from err
+    total = 0
+    for member in members:
+        path = PurePosixPath(member.name)
+        if path.is_absolute() or ".." in path.parts:
+            raise InvalidConfig("files", f"entry {member.name!r} escapes the bundle")
+        if not (member.isfile() or member.isdir()):
+            raise InvalidConfig("files", f"entry {member.name!r} is not a file or directory")
+        total += member.size
+    if total > FILES_MAX_BYTES:
+        raise InvalidConfig("files", f"unpacks to {total} bytes (limit {FILES_MAX_BYTES})")
+
+
+def _version_from(name: str, version: int, data: dict[str, Any]) -> FunctionVersion:
+    return FunctionVersion(
+        name=name,
+        version=version,
+        module_sha256=data["module_sha256"],
+        artifact_sha256=data["artifact_sha256"],
+        files_sha256=data.get("files_sha256"),
+        config=FunctionConfig.from_dict(data["config"]),
+        created_at=float(data["created_at"]),
+    )
+
+
+def _record_from(data: dict[str, Any]) -> InvocationRecord:
+    fields = {f.name for f in dataclasses.fields(InvocationRecord)}
+    values = {k: v for k, v in data.items() if k in fields}
+    values["start"] = StartKind(values["start"])
+    return InvocationRecord(**values)
+
+
+class Registry:
+    """Deployed functions and their versions, invocation records and node heartbeats."""
+
+    def __init__(self, client: aioredis.Redis) -> None:
+        self.state = StateStore(client)
+
+    # deploy
+
+    async def deploy(
+        self,
+        name: str,
+        module: bytes,
+        config: FunctionConfig,
+        files_tar: bytes | None = None,
+    ) -> FunctionVersion:
+        """Validate everything, store the blobs and make a new current version.
+
+        Raises InvalidConfig (name, config, files) or InvalidModule (the wasm).
+        Compiling runs in a worker thread so the event loop stays responsive; a
+        module already compiled by an engine with the same compat tag is not
+        compiled again.
+        """
+        validate_name(name)
+        validate_config(config)
+        if files_tar is not None:
+            await asyncio.to_thread(validate_files_tar, files_tar)
+        module_sha = sha256_hex(module)
+        artifact_sha = await self._artifact_for(module, module_sha)
+        await self.state.put_blob(module)
+        files_sha = await self.state.put_blob(files_tar) if files_tar is not None else None
+        now = time.time()
+        record = {
+            "module_sha256": module_sha,
+            "artifact_sha256": artifact_sha,
+            "files_sha256": files_sha,
+            "config": config.to_dict(),
+            "created_at": now,
+        }
+        version = await self.state.create_version(name, record, now)
+        return _version_from(name, version, record)
+
+    async def _artifact_for(self, module: bytes, module_sha: str) -> str:
+        tag = await asyncio.to_thread(engine_compat_tag)
+        cached = await self.state.get_artifact_sha(tag, module_sha)
+        if cached is not None and await self.state.has_blob(cached):
+            return cached
+        artifact = await asyncio.to_thread(precompile, module)  # validates; InvalidModule
+        artifact_sha = await self.state.put_blob(artifact)
+        await self.state.set_artifact_sha(tag, module_sha, artifact_sha)
+        return artifact_sha
+
+    # reads
+
+    async def get(self, name: str) -> FunctionInfo:
+        found = await self.state.get_function(name)
+        if found is None:
+            raise FunctionNotFound(name)
+        meta, versions = found
+        return FunctionInfo(
+            name=name,
+            current=int(meta["current"]),
+            versions=versions,
+            created_at=float(meta["created_at"]),
+            updated_at=float(meta["updated_at"]),
+        )
+
+    async def version(self, name: str, v: int) -> FunctionVersion:
+        data = await self.state.get_version(name, v)
+        if data is None:
+            await self.get(name)  # FunctionNotFound(name) when the function itself is unknown
+            raise FunctionNotFound(name, v)
+        return _version_from(name, v, data)
+
+    async def current(self, name: str) -> FunctionVersion:
+        info = await self.get(name)
+        return await self.version(name, info.current)
+
+    async def list(self) -> builtins.list[FunctionInfo]:
+        """All functions, by name; ones deleted while listing are left out."""
+        infos: builtins.list[FunctionInfo] = []
+        for name in await self.state.function_names():
+            try:
+                infos.append(await self.get(name))
+            except FunctionNotFound:
+                continue
+        return infos
+
+    async def blob(self, sha: str) -> bytes:
+        data = await self.state.get_blob(sha)
+        if data is None:
+            raise StateStoreError(f"blob {sha} is missing from the state store")
+        return data
+
+    async def artifacts(self, fv: FunctionVersion) -> tuple[bytes, bytes | None]:
+        """The precompiled artifact and the files tar (None when it has none) of a version."""
+        artifact = await self.blob(fv.artifact_sha256)
+        files = await self.blob(fv.files_sha256) if fv.files_sha256 is not None else None
+        return artifact, files
+
+    # changes
+
+    async def delete(self, name: str) -> None:
+        """Remove the function and all its versions (blobs stay; see StateStore)."""
+        if not await self.state.delete_function(name):
+            raise FunctionNotFound(name)
+
+    async def rollback(self, name: str, to: int | None = None) -> FunctionVersion:
+        """Make version ``to`` current (None: the version before the current one)."""
+        version = await self.state.rollback(name, to, time.time())
+        return await self.version(name, version)
+
+    # invocations
+
+    async def record_invocation(self, rec: InvocationRecord) -> None:
+        data = dataclasses.asdict(rec)
+        data["start"] = rec.start.value
+        await self.state.put_invocation(rec.id, rec.function, data)
+
+    async def invocation(self, invocation_id: str) -> InvocationRecord:
+        data = await self.state.get_invocation(invocation_id)
+        if data is None:
+            raise InvocationNotFound(invocation_id)
+        return _record_from(data)
+
+    async def recent_invocations(
+        self, name: str, limit: int = 50
+    ) -> builtins.list[InvocationRecord]:
+        """The latest records of a function, newest first."""
+        return [_record_from(d) for d in await self.state.recent_invocations(name, limit)]
+
+    # nodes
+
+    async def register_node(self, node_id: str, info: dict[str, Any]) -> None:
+        """Heartbeat: (re)register a node; it drops out of list_nodes when beats stop."""
+        await self.state.put_node(node_id, info)
+
+    async def list_nodes(self) -> builtins.list[dict[str, Any]]:
+        """Live nodes, each its registered info plus ``id``."""
+        return [{**info, "id": node_id} for node_id, info in (await self.state.nodes()).items()]

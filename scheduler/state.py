@@ -1,0 +1,319 @@
+"""The one module that knows Redis: every key pattern, every Lua script, every redis error.
+
+Everything unifaas keeps in Redis goes through :class:`StateStore`; nothing else
+in the project builds a key or runs a command. Keys (all under ``unifaas:``)::
+
+    unifaas:blob:{sha256}               STRING  content-addressed bytes (module, artifact,
+                                                files tar); written with SET NX, never changed
+    unifaas:artifact:{tag}:{module_sha} STRING  sha256 of the precompiled artifact of a module
+                                                for engine compat tag ``tag`` (compile cache)
+    unifaas:functions                   SET     names of the deployed functions
+    unifaas:fn:{name}                   HASH    current, latest, created_at, updated_at
+    unifaas:fn:{name}:versions          HASH    version number -> JSON {module_sha256,
+                                                artifact_sha256, files_sha256, config, created_at}
+    unifaas:fn:{name}:recent            LIST    ids of the latest invocations, newest first,
+                                                capped at RECENT_INVOCATIONS
+    unifaas:inv:{id}                    STRING  JSON invocation record, expires after
+                                                INVOCATION_TTL_S
+    unifaas:nodes                       SET     ids of nodes that registered (pruned lazily)
+    unifaas:node:{id}                   STRING  JSON node info, expires after NODE_TTL_S
+                                                unless the node heartbeats again
+
+Function names are ``[a-z0-9-]`` (checked by the registry), so they never contain
+the ``:`` separator. Every redis-py error is translated into
+:class:`~scheduler.errors.StateStoreError` here, once (:func:`_translated`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from scheduler.errors import FunctionNotFound, InvalidConfig, StateStoreError
+
+PREFIX = "unifaas:"
+
+# Invocation records are kept for a day; `logs` shows at most this many per function.
+INVOCATION_TTL_S = 24 * 3600
+RECENT_INVOCATIONS = 200
+# A node that has not heartbeated for this long is gone (nodes beat every ~5 s).
+NODE_TTL_S = 30
+
+
+# --- key patterns -------------------------------------------------------------------
+
+
+def blob_key(sha256: str) -> str:
+    return f"{PREFIX}blob:{sha256}"
+
+
+def artifact_index_key(compat_tag: str, module_sha256: str) -> str:
+    return f"{PREFIX}artifact:{compat_tag}:{module_sha256}"
+
+
+def functions_key() -> str:
+    return f"{PREFIX}functions"
+
+
+def function_key(name: str) -> str:
+    return f"{PREFIX}fn:{name}"
+
+
+def versions_key(name: str) -> str:
+    return f"{PREFIX}fn:{name}:versions"
+
+
+def recent_key(name: str) -> str:
+    return f"{PREFIX}fn:{name}:recent"
+
+
+def invocation_key(invocation_id: str) -> str:
+    return f"{PREFIX}inv:{invocation_id}"
+
+
+def nodes_key() -> str:
+    return f"{PREFIX}nodes"
+
+
+def node_key(node_id: str) -> str:
+    return f"{PREFIX}node:{node_id}"
+
+
+# --- Lua scripts ----------------------------------------------------------------------
+
+# Create the next version of a function and make it current, atomically.
+# KEYS[1] function hash, KEYS[2] versions hash, KEYS[3] functions set
+# ARGV[1] name, ARGV[2] version record JSON, ARGV[3] now (unix seconds)
+# Returns the new version number (1 for a new function).
+CREATE_VERSION_LUA = """
+local v = redis.call('HINCRBY', KEYS[1], 'latest', 1)
+redis.call('HSET', KEYS[2], v, ARGV[2])
+redis.call('HSETNX', KEYS[1], 'created_at', ARGV[3])
+redis.call('HSET', KEYS[1], 'current', v, 'updated_at', ARGV[3])
+redis.call('SADD', KEYS[3], ARGV[1])
+return v
+"""
+
+# Make an existing version current.
+# KEYS[1] function hash, KEYS[2] versions hash
+# ARGV[1] target version, or "" for the nearest existing version below the current one
+# ARGV[2] now (unix seconds)
+# Returns {status, version}: status 0 = done (version is now current),
+# 1 = no such function, 2 = the target version does not exist, 3 = nothing before current.
+ROLLBACK_LUA = """
+local current = tonumber(redis.call('HGET', KEYS[1], 'current'))
+if not current then return {1, 0} end
+local target
+if ARGV[1] == '' then
+  local v = current - 1
+  while v >= 1 do
+    if redis.call('HEXISTS', KEYS[2], v) == 1 then target = v; break end
+    v = v - 1
+  end
+  if not target then return {3, current} end
+else
+  target = tonumber(ARGV[1])
+  if redis.call('HEXISTS', KEYS[2], target) == 0 then return {2, target} end
+end
+redis.call('HSET', KEYS[1], 'current', target, 'updated_at', ARGV[2])
+return {0, target}
+"""
+
+# Delete a function, its versions and its recent-invocation list.
+# KEYS[1] function hash, KEYS[2] versions hash, KEYS[3] recent list, KEYS[4] functions set
+# ARGV[1] name
+# Returns 1 when the function existed, else 0.
+DELETE_FUNCTION_LUA = """
+local existed = redis.call('EXISTS', KEYS[1])
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+redis.call('SREM', KEYS[4], ARGV[1])
+return existed
+"""
+
+
+@contextlib.contextmanager
+def _translated(what: str) -> Iterator[None]:
+    """The single seam where redis-py errors become StateStoreError."""
+    try:
+        yield
+    except RedisError as err:
+        raise StateStoreError(f"redis {what} failed: {err}") from err
+
+
+def _str(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+class StateStore:
+    """Typed operations on the shared state; values in and out are bytes, str and JSON dicts.
+
+    The client must be created with ``decode_responses=False`` (blobs are bytes).
+    """
+
+    def __init__(self, client: aioredis.Redis) -> None:
+        self._r = client
+        self._create_version = client.register_script(CREATE_VERSION_LUA)
+        self._rollback = client.register_script(ROLLBACK_LUA)
+        self._delete = client.register_script(DELETE_FUNCTION_LUA)
+
+    # blobs
+
+    async def put_blob(self, data: bytes) -> str:
+        """Store ``data`` under its sha256 (once: an existing blob is not rewritten)."""
+        sha = sha256_hex(data)
+        with _translated("put blob"):
+            await self._r.set(blob_key(sha), data, nx=True)
+        return sha
+
+    async def get_blob(self, sha256: str) -> bytes | None:
+        with _translated("get blob"):
+            data = await self._r.get(blob_key(sha256))
+        if data is None:
+            return None
+        return data if isinstance(data, bytes) else data.encode()
+
+    async def has_blob(self, sha256: str) -> bool:
+        with _translated("check blob"):
+            return bool(await self._r.exists(blob_key(sha256)))
+
+    async def get_artifact_sha(self, compat_tag: str, module_sha256: str) -> str | None:
+        with _translated("get artifact index"):
+            sha = await self._r.get(artifact_index_key(compat_tag, module_sha256))
+        return None if sha is None else _str(sha)
+
+    async def set_artifact_sha(
+        self, compat_tag: str, module_sha256: str, artifact_sha256: str
+    ) -> None:
+        with _translated("set artifact index"):
+            await self._r.set(artifact_index_key(compat_tag, module_sha256), artifact_sha256)
+
+    # functions and versions
+
+    async def create_version(self, name: str, record: dict[str, Any], now: float) -> int:
+        """Store ``record`` as the next version of ``name`` and make it current."""
+        keys = [function_key(name), versions_key(name), functions_key()]
+        with _translated("create version"):
+            version = await self._create_version(
+                keys=keys, args=[name, json.dumps(record), repr(now)]
+            )
+        return int(version)
+
+    async def rollback(self, name: str, to: int | None, now: float) -> int:
+        """Make version ``to`` (None: the one before the current) current; returns it."""
+        keys = [function_key(name), versions_key(name)]
+        with _translated("rollback"):
+            status, version = await self._rollback(
+                keys=keys, args=["" if to is None else str(to), repr(now)]
+            )
+        status, version = int(status), int(version)
+        if status == 1:
+            raise FunctionNotFound(name)
+        if status == 2:
+            raise FunctionNotFound(name, version)
+        if status == 3:
+            raise InvalidConfig(
+                "to", f"function {name!r} has no version before its current one ({version})"
+            )
+        return version
+
+    async def delete_function(self, name: str) -> bool:
+        """Drop the function, its versions and its recent list; True if it existed.
+
+        Blobs stay: they are content-addressed and may be shared with other
+        functions or versions (there is no garbage collection of blobs yet).
+        Invocation records expire on their own.
+        """
+        keys = [function_key(name), versions_key(name), recent_key(name), functions_key()]
+        with _translated("delete function"):
+            existed = await self._delete(keys=keys, args=[name])
+        return bool(existed)
+
+    async def get_function(self, name: str) -> tuple[dict[str, str], list[int]] | None:
+        """The function hash and its version numbers (ascending), or None when unknown."""
+        with _translated("get function"):
+            async with self._r.pipeline(transaction=True) as pipe:
+                pipe.hgetall(function_key(name))
+                pipe.hkeys(versions_key(name))
+                fields, versions = await pipe.execute()
+        if not fields or b"current" not in fields:
+            return None
+        meta = {_str(k): _str(v) for k, v in fields.items()}
+        return meta, sorted(int(v) for v in versions)
+
+    async def get_version(self, name: str, version: int) -> dict[str, Any] | None:
+        with _translated("get version"):
+            raw = await self._r.hget(versions_key(name), str(version))
+        return None if raw is None else dict(json.loads(raw))
+
+    async def function_names(self) -> list[str]:
+        with _translated("list functions"):
+            names = await self._r.smembers(functions_key())
+        return sorted(_str(n) for n in names)
+
+    # invocations
+
+    async def put_invocation(
+        self, invocation_id: str, function: str, record: dict[str, Any]
+    ) -> None:
+        """Store a record (expiring) and push its id on the function's capped recent list."""
+        with _translated("record invocation"):
+            async with self._r.pipeline(transaction=True) as pipe:
+                pipe.set(invocation_key(invocation_id), json.dumps(record), ex=INVOCATION_TTL_S)
+                pipe.lpush(recent_key(function), invocation_id)
+                pipe.ltrim(recent_key(function), 0, RECENT_INVOCATIONS - 1)
+                await pipe.execute()
+
+    async def get_invocation(self, invocation_id: str) -> dict[str, Any] | None:
+        with _translated("get invocation"):
+            raw = await self._r.get(invocation_key(invocation_id))
+        return None if raw is None else dict(json.loads(raw))
+
+    async def recent_invocations(self, function: str, limit: int) -> list[dict[str, Any]]:
+        """Up to ``limit`` records, newest first; ids whose record expired are skipped."""
+        if limit <= 0:
+            return []
+        with _translated("list invocations"):
+            ids = await self._r.lrange(recent_key(function), 0, limit - 1)
+            if not ids:
+                return []
+            raws = await self._r.mget([invocation_key(_str(i)) for i in ids])
+        return [dict(json.loads(raw)) for raw in raws if raw is not None]
+
+    # nodes
+
+    async def put_node(self, node_id: str, info: dict[str, Any], ttl_s: int = NODE_TTL_S) -> None:
+        """Register or refresh a node; it disappears ``ttl_s`` after its last heartbeat."""
+        with _translated("register node"):
+            async with self._r.pipeline(transaction=True) as pipe:
+                pipe.set(node_key(node_id), json.dumps(info), ex=ttl_s)
+                pipe.sadd(nodes_key(), node_id)
+                await pipe.execute()
+
+    async def nodes(self) -> dict[str, dict[str, Any]]:
+        """Live nodes by id; ids whose heartbeat key expired are pruned from the set."""
+        with _translated("list nodes"):
+            ids = sorted(_str(i) for i in await self._r.smembers(nodes_key()))
+            if not ids:
+                return {}
+            raws = await self._r.mget([node_key(i) for i in ids])
+            gone = [i for i, raw in zip(ids, raws, strict=True) if raw is None]
+            if gone:
+                await self._r.srem(nodes_key(), *gone)
+        return {
+            i: dict(json.loads(raw)) for i, raw in zip(ids, raws, strict=True) if raw is not None
+        }
+
+    async def flush(self) -> None:
+        """Empty the current database (tests only)."""
+        with _translated("flush"):
+            await self._r.flushdb()
