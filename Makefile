@@ -28,12 +28,9 @@ test-unit: bootstrap
 bench: image
 	$(VENV)/unifaas bench sandbox --json
 
-# Runs each example function once in a fresh microVM.
+# The platform on http://127.0.0.1:8080 with the example functions deployed.
 run: image functions
-	@for fn in hello echo; do \
-	  echo "== $$fn"; \
-	  echo "unifaas says hi" | $(VENV)/unifaas run functions/build/$$fn.wasm --data - || exit $$?; \
-	done
+	@bash scripts/run.sh
 
 clean:
 	rm -rf functions/build .pytest_cache .mypy_cache .ruff_cache

@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 # binutils: strip for the image;
 # redis-server: the platform's state store; cpio: to inspect images by hand.
 APT_PACKAGES=(qemu-system-x86 linux-source-6.1 flex bison libelf-dev libssl-dev bc make gcc
-              libc6-dev binutils xz-utils lz4 redis-server cpio)
+              libc6-dev binutils xz-utils lz4 redis-server cpio curl)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
