@@ -9,8 +9,10 @@ from scheduler.errors import (
     CapacityExhausted,
     FunctionNotFound,
     InvalidConfig,
+    InvocationNotFound,
     StateStoreError,
 )
+from scheduler.pool import PoolClosed
 from unikernel.errors import VMGone
 from wasm_runtime.errors import (
     BadCgiResponse,
@@ -38,6 +40,7 @@ class Unauthorized(UnifaasError):
 # (error class, HTTP status, kind). First match wins, so subclasses come first.
 ERROR_TABLE: list[tuple[type[BaseException], int, str]] = [
     (FunctionNotFound, 404, "not_found"),
+    (InvocationNotFound, 404, "not_found"),
     (InvalidModule, 400, "invalid_module"),
     (InvalidConfig, 400, "invalid_config"),
     (BodyTooLarge, 413, "body_too_large"),
@@ -49,6 +52,7 @@ ERROR_TABLE: list[tuple[type[BaseException], int, str]] = [
     (OutputTooLarge, 500, "output_too_large"),
     (BadCgiResponse, 502, "bad_cgi_response"),
     (CapacityExhausted, 503, "capacity"),
+    (PoolClosed, 503, "shutting_down"),
     (VMGone, 503, "sandbox_lost"),
     (UnikernelError, 503, "sandbox_unavailable"),
     (StateStoreError, 503, "state_store_unavailable"),

@@ -1,0 +1,490 @@
+"""One node's warm pool of sandboxes: placement (warm, pre-warmed, cold), queueing, reclaim.
+
+A VM goes booting -> idle (generic) -> bound (one function version) -> draining
+-> gone. A bound VM only ever serves its own function version; a VM leaving
+the pool (reclaimed, evicted, drained, dead) is stopped, never made generic
+again.
+
+Placement decisions are synchronous functions (``_place``, ``_dispatch``): they
+look and reserve with no ``await`` in between, so on the single event loop they
+are the pool's critical section. Boots, loads and invocations happen outside
+it, on a slot reserved beforehand.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import dataclasses
+import itertools
+import logging
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
+
+from scheduler import placement
+from scheduler.errors import CapacityExhausted, SchedulerError
+from scheduler.model import FunctionVersion, StartKind
+from scheduler.placement import VMRecord, VMState
+from scheduler.sandbox import MicroVMFactory, Sandbox, SandboxFactory
+from unikernel.errors import VMGone
+from wasm_runtime.types import Invocation, InvocationResult
+
+__all__ = [
+    "MicroVMFactory",
+    "Pool",
+    "PoolClosed",
+    "PoolSettings",
+    "Sandbox",
+    "SandboxFactory",
+    "VMState",
+]
+
+log = logging.getLogger(__name__)
+
+ArtifactLoader = Callable[[], Awaitable[tuple[bytes, bytes | None]]]
+
+# Starting guess of a call's duration, used for Retry-After before any call ended.
+INITIAL_CALL_ESTIMATE_S = 0.1
+
+
+@dataclasses.dataclass(frozen=True)
+class PoolSettings:
+    """Node-level knobs of the pool."""
+
+    max_vms: int = 8  # node capacity: VMs in any state, booting and draining included
+    idle_target: int = 1  # generic idle VMs kept booted for pre-warmed starts
+    queue_max: int = 64  # invocations allowed to wait for a slot; more get CapacityExhausted
+    queue_timeout_s: float = 30.0  # longest wait in the queue before CapacityExhausted
+    reclaim_interval_s: float = 1.0  # period of the keep-alive reclaim / top-up loop
+
+
+class PoolClosed(SchedulerError):
+    """The pool was closed; it takes no more invocations."""
+
+    def __init__(self) -> None:
+        super().__init__("the VM pool is closed")
+
+
+@dataclasses.dataclass(frozen=True)
+class _Grant:
+    vm: VMRecord
+    kind: StartKind
+    victim_stop: asyncio.Task[None] | None = None  # evicted VM; wait for it before booting
+
+
+@dataclasses.dataclass(eq=False)
+class _Waiter:
+    fv: FunctionVersion
+    future: asyncio.Future[_Grant]
+
+
+class Pool:
+    def __init__(
+        self,
+        factory: SandboxFactory,
+        settings: PoolSettings | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.factory = factory
+        self.settings = settings or PoolSettings()
+        self._clock = clock
+        self._vms: dict[int, VMRecord] = {}
+        self._ids = itertools.count(1)
+        self._waiters: collections.deque[_Waiter] = collections.deque()
+        # function name -> key of its current version (None after delete); other
+        # versions are retired: their VMs drain and get no min_warm.
+        self._current: dict[str, str | None] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._reclaimer: asyncio.Task[None] | None = None
+        self._closed = False
+        self._close_done = asyncio.Event()
+        self._topup_after = 0.0  # no generic boots before this (back-off after a failure)
+        self._call_estimate_s = INITIAL_CALL_ESTIMATE_S
+        self.counters: collections.Counter[str] = collections.Counter()
+        self.starts: dict[StartKind, int] = dict.fromkeys(StartKind, 0)
+
+    # -- lifecycle ------------------------------------------------------------
+    async def start(self) -> None:
+        """Boot the generic idle VMs (in the background) and start the reclaim loop."""
+        self._check_open()
+        self._top_up()
+        if self._reclaimer is None:
+            self._reclaimer = asyncio.create_task(self._reclaim_loop(), name="pool-reclaim")
+
+    async def close(self) -> None:
+        """Stop every VM (booting ones included) and the loops. Idempotent."""
+        if self._closed:
+            await self._close_done.wait()
+            return
+        self._closed = True
+        try:
+            if self._reclaimer is not None:
+                self._reclaimer.cancel()
+            while self._waiters:
+                waiter = self._waiters.popleft()
+                if not waiter.future.done():
+                    waiter.future.set_exception(PoolClosed())
+            for vm in list(self._vms.values()):
+                self._discard(vm)
+            if self._reclaimer is not None:
+                await asyncio.gather(self._reclaimer, return_exceptions=True)
+            while self._tasks:
+                await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        finally:
+            self._close_done.set()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise PoolClosed()
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    # -- invocation -----------------------------------------------------------
+    async def invoke(
+        self, fv: FunctionVersion, load_artifacts: ArtifactLoader, invocation: Invocation
+    ) -> tuple[InvocationResult, StartKind]:
+        """Run one call on a VM of ``fv``, placing it warm, pre-warmed or cold (or queueing)."""
+        grant = await self._acquire(fv)
+        vm = grant.vm
+        self.starts[grant.kind] += 1
+        try:
+            await self._prepare(grant, fv, load_artifacts)
+            sandbox = vm.sandbox
+            assert sandbox is not None
+            started = self._clock()
+            try:
+                result = await sandbox.invoke(fv.key, invocation)
+            except VMGone:
+                self._discard(vm, died=True)
+                raise
+            if not sandbox.alive:
+                self._discard(vm, died=True)
+            elapsed = self._clock() - started
+            self._call_estimate_s = 0.8 * self._call_estimate_s + 0.2 * elapsed
+            return result, grant.kind
+        finally:
+            self._release(vm)
+
+    async def ensure_min_warm(self, fv: FunctionVersion, load_artifacts: ArtifactLoader) -> None:
+        """Bring ``fv``'s bound VMs up to its min_warm (generic VMs first, then boots)."""
+        if self._closed or self._retired(fv.key):
+            return
+        missing = fv.config.min_warm - self._count_of(fv.key)
+        grants: list[_Grant] = []
+        for _ in range(missing):
+            grant = self._place(fv, for_call=False)
+            if grant is None:
+                break
+            grants.append(grant)
+        results = await asyncio.gather(
+            *(self._warm_one(grant, fv, load_artifacts) for grant in grants),
+            return_exceptions=True,
+        )
+        for res in results:
+            if isinstance(res, BaseException):
+                raise res
+
+    async def _warm_one(
+        self, grant: _Grant, fv: FunctionVersion, load_artifacts: ArtifactLoader
+    ) -> None:
+        try:
+            await self._prepare(grant, fv, load_artifacts)
+        finally:
+            self._release(grant.vm)
+
+    async def _prepare(
+        self, grant: _Grant, fv: FunctionVersion, load_artifacts: ArtifactLoader
+    ) -> None:
+        """Boot (cold) and load (cold, pre-warmed) the granted VM; on failure it is stopped."""
+        if grant.kind is StartKind.WARM:
+            return
+        if grant.kind is StartKind.COLD:
+            await self._boot(grant.vm, grant.victim_stop)
+        else:
+            self._top_up()  # a generic VM was consumed
+        await self._load(grant.vm, fv, load_artifacts)
+
+    async def _boot(self, vm: VMRecord, victim_stop: asyncio.Task[None] | None = None) -> None:
+        try:
+            if victim_stop is not None:
+                await asyncio.wait({victim_stop})
+            if vm.gone:
+                raise PoolClosed()
+            task = asyncio.create_task(self.factory.boot(), name=f"pool-boot-{vm.id}")
+            vm.boot_task = task  # from here on, _stop_vm owns whatever this boots
+            await asyncio.wait({task})
+        except BaseException:
+            self._discard(vm)
+            raise
+        if task.cancelled():
+            self._discard(vm)
+            raise PoolClosed()
+        err = task.exception()
+        if err is not None:
+            self.counters["boot_failures"] += 1
+            self._discard(vm)
+            raise err
+        self.counters["boots"] += 1
+        if vm.gone:
+            raise PoolClosed() if self._closed else VMGone("VM removed while booting")
+        vm.sandbox = task.result()
+        vm.last_used = self._clock()
+        if vm.state is VMState.BOOTING:
+            vm.state = VMState.BOUND if vm.fv else VMState.IDLE
+
+    async def _load(
+        self, vm: VMRecord, fv: FunctionVersion, load_artifacts: ArtifactLoader
+    ) -> None:
+        try:
+            assert vm.sandbox is not None
+            artifact, files = await load_artifacts()
+            await vm.sandbox.load(fv.key, artifact, files=files)
+        except BaseException:
+            self._discard(vm)
+            raise
+        vm.loaded = True
+        vm.last_used = self._clock()
+        self._dispatch()  # its other slots can take queued calls now
+
+    # -- placement (synchronous: look and reserve without awaiting) ------------
+    async def _acquire(self, fv: FunctionVersion) -> _Grant:
+        self._check_open()
+        grant = self._place(fv)
+        if grant is not None:
+            return grant
+        if len(self._waiters) >= self.settings.queue_max:
+            raise CapacityExhausted(
+                f"no VM for {fv.key}: node full and {len(self._waiters)} calls already queued",
+                self._retry_after_s(),
+            )
+        waiter = _Waiter(fv, asyncio.get_running_loop().create_future())
+        self._waiters.append(waiter)
+        try:
+            done, _ = await asyncio.wait({waiter.future}, timeout=self.settings.queue_timeout_s)
+        except BaseException:
+            self._abandon(waiter)
+            raise
+        if not done:
+            self._abandon(waiter)
+            raise CapacityExhausted(
+                f"no VM for {fv.key} within {self.settings.queue_timeout_s:g}s",
+                self._retry_after_s(),
+            )
+        return waiter.future.result()
+
+    def _abandon(self, waiter: _Waiter) -> None:
+        """A waiter gives up: leave the queue, and hand back a grant it got meanwhile."""
+        with contextlib.suppress(ValueError):
+            self._waiters.remove(waiter)
+        future = waiter.future
+        if not future.done():
+            future.cancel()
+            return
+        if future.cancelled() or future.exception() is not None:
+            return
+        grant = future.result()
+        vm = grant.vm
+        if grant.kind is StartKind.PREWARMED and vm.state is VMState.BOUND:
+            vm.state, vm.fv, vm.in_flight = VMState.IDLE, None, 0  # never loaded: still generic
+            self._dispatch()
+            return
+        if grant.kind is not StartKind.WARM:
+            self._discard(vm)
+        self._release(vm)
+
+    def _place(self, fv: FunctionVersion, *, for_call: bool = True) -> _Grant | None:
+        """Reserve a slot for ``fv``: warm, pre-warmed, cold, or cold after an eviction."""
+        self._drop_dead()
+        key = fv.key
+        if for_call:
+            warm = placement.pick_warm(self._vms.values(), fv)
+            if warm is not None:
+                warm.in_flight += 1
+                return _Grant(warm, StartKind.WARM)
+        if self._count_of(key) >= fv.config.max_vms:
+            return None
+        idle = placement.pick_idle(self._vms.values())
+        if idle is not None:
+            idle.state, idle.fv, idle.in_flight = VMState.BOUND, fv, 1
+            return _Grant(idle, StartKind.PREWARMED)
+        if len(self._vms) < self.settings.max_vms:
+            return _Grant(self._new_vm(fv), StartKind.COLD)
+        victim = placement.pick_victim(self._vms.values(), key) if for_call else None
+        if victim is None:
+            return None
+        self.counters["evictions"] += 1
+        stop = self._discard(victim)
+        return _Grant(self._new_vm(fv), StartKind.COLD, stop)
+
+    def _new_vm(self, fv: FunctionVersion | None) -> VMRecord:
+        vm = VMRecord(next(self._ids), VMState.BOOTING, fv, in_flight=1 if fv else 0)
+        self._vms[vm.id] = vm
+        return vm
+
+    def _count_of(self, key: str) -> int:
+        return placement.count_of(self._vms.values(), key)
+
+    def _retired(self, key: str) -> bool:
+        name = key.rsplit("@", 1)[0]
+        return name in self._current and self._current[name] != key
+
+    def _release(self, vm: VMRecord) -> None:
+        """A call (or a warm-up) is done with its slot."""
+        if vm.state is not VMState.GONE:
+            vm.in_flight -= 1
+            vm.last_used = self._clock()
+            retiring = vm.state is VMState.DRAINING or (
+                vm.key is not None and self._retired(vm.key)
+            )
+            if retiring and vm.in_flight <= 0:
+                self._discard(vm)
+        self._dispatch()
+
+    def _dispatch(self) -> None:
+        """Hand freed capacity to queued calls, oldest first; then top up generic VMs."""
+        if self._closed:
+            return
+        for waiter in list(self._waiters):
+            if waiter.future.done():
+                self._waiters.remove(waiter)
+                continue
+            grant = self._place(waiter.fv)
+            if grant is not None:
+                self._waiters.remove(waiter)
+                waiter.future.set_result(grant)
+        self._top_up()
+
+    def _top_up(self) -> None:
+        if self._closed or self._clock() < self._topup_after:
+            return
+        generic = sum(
+            1
+            for vm in self._vms.values()
+            if vm.fv is None and vm.state in (VMState.BOOTING, VMState.IDLE)
+        )
+        while generic < self.settings.idle_target and len(self._vms) < self.settings.max_vms:
+            self._spawn(self._boot_generic(self._new_vm(None)))
+            generic += 1
+
+    async def _boot_generic(self, vm: VMRecord) -> None:
+        try:
+            await self._boot(vm)
+        except (PoolClosed, VMGone):
+            return
+        except Exception:
+            log.exception("booting a generic VM failed")
+            self._topup_after = self._clock() + self.settings.reclaim_interval_s
+        self._dispatch()
+
+    # -- removal --------------------------------------------------------------
+    def _discard(self, vm: VMRecord, *, died: bool = False) -> asyncio.Task[None]:
+        """Take the VM out of the pool now; it is stopped in the background. Idempotent."""
+        if vm.stop_task is not None:
+            return vm.stop_task
+        if died:
+            self.counters["deaths"] += 1
+        vm.state = VMState.GONE
+        self._vms.pop(vm.id, None)
+        vm.stop_task = self._spawn(self._stop_vm(vm))
+        return vm.stop_task
+
+    async def _stop_vm(self, vm: VMRecord) -> None:
+        sandbox = vm.sandbox
+        task = vm.boot_task
+        if task is not None:
+            if not task.done():
+                task.cancel()
+            await asyncio.wait({task})
+            if not task.cancelled() and task.exception() is None:
+                sandbox = task.result()
+        if sandbox is None:
+            return
+        try:
+            await sandbox.stop()
+        except Exception:
+            log.exception("stopping VM %d failed", vm.id)
+
+    def _drop_dead(self) -> None:
+        for vm in list(self._vms.values()):
+            if vm.sandbox is not None and vm.in_flight == 0 and not vm.sandbox.alive:
+                self._discard(vm, died=True)
+
+    async def drain(self, name: str, keep_key: str | None = None) -> None:
+        """Retire ``name``'s VMs except those of ``keep_key``: no new calls, stop when idle."""
+        self._current[name] = keep_key
+        stops: list[asyncio.Task[None]] = []
+        for vm in list(self._vms.values()):
+            fv = vm.fv
+            if fv is None or fv.name != name or fv.key == keep_key:
+                continue
+            if vm.in_flight == 0:
+                stops.append(self._discard(vm))
+            elif vm.state is not VMState.GONE:
+                vm.state = VMState.DRAINING
+        await asyncio.gather(*stops)
+        self._dispatch()
+
+    # -- keep-alive -----------------------------------------------------------
+    async def _reclaim_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.reclaim_interval_s)
+            try:
+                self.reclaim()
+            except Exception:
+                log.exception("pool reclaim failed")
+
+    def reclaim(self) -> int:
+        """Stop bound VMs idle past their keep-alive (keeping min_warm); returns how many."""
+        self._drop_dead()
+        stopped = 0
+        for vm in placement.expired(self._vms.values(), self._clock(), self._retired):
+            self._discard(vm)
+            stopped += 1
+        self.counters["reclaims"] += stopped
+        self._dispatch()
+        return stopped
+
+    # -- metrics --------------------------------------------------------------
+    def _retry_after_s(self) -> int:
+        return placement.retry_after_s(
+            self._vms.values(),
+            len(self._waiters),
+            self._call_estimate_s,
+            self.settings.queue_timeout_s,
+        )
+
+    def status(self) -> dict[str, Any]:
+        """Counts by state, per-version VMs and calls in flight, totals; JSON-ready."""
+        by_state = collections.Counter(vm.state.value for vm in self._vms.values())
+        functions: dict[str, dict[str, int]] = {}
+        for vm in self._vms.values():
+            if vm.key is None:
+                continue
+            fn = functions.setdefault(vm.key, {"vms": 0, "in_flight": 0, "draining": 0})
+            fn["vms"] += 1
+            fn["in_flight"] += vm.in_flight
+            fn["draining"] += vm.state is VMState.DRAINING
+        return {
+            "vms": len(self._vms),
+            "max_vms": self.settings.max_vms,
+            **{
+                state.value: by_state[state.value] for state in VMState if state is not VMState.GONE
+            },
+            "queue_depth": len(self._waiters),
+            "boots": self.counters["boots"],
+            "boot_failures": self.counters["boot_failures"],
+            "evictions": self.counters["evictions"],
+            "reclaims": self.counters["reclaims"],
+            "deaths": self.counters["deaths"],
+            "starts": {kind.value: n for kind, n in self.starts.items()},
+            "rss_kib": sum(vm.sandbox.rss_kib() for vm in self._vms.values() if vm.sandbox),
+            "closed": self._closed,
+            "functions": functions,
+        }

@@ -1,0 +1,45 @@
+"""The small interface the pool needs of a VM, and the factory that boots real microVMs."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any, Protocol
+
+from unikernel.accel import Accel
+from unikernel.image import GuestImage
+from unikernel.settings import VMSettings
+from unikernel.vm import MicroVM
+from wasm_runtime.types import Invocation, InvocationResult
+
+
+class Sandbox(Protocol):
+    """What the pool needs of a VM (``unikernel.vm.MicroVM`` provides it)."""
+
+    @property
+    def alive(self) -> bool: ...
+
+    async def load(self, fn_id: str, artifact: bytes, *, files: bytes | None = None) -> Any: ...
+
+    async def invoke(self, fn_id: str, invocation: Invocation) -> InvocationResult: ...
+
+    async def stop(self) -> None: ...
+
+    def rss_kib(self) -> int: ...
+
+
+class SandboxFactory(Protocol):
+    async def boot(self) -> Sandbox: ...
+
+
+class MicroVMFactory:
+    """Boots real QEMU microVMs, named ``pool-1``, ``pool-2``, ..."""
+
+    def __init__(self, image: GuestImage, vm_settings: VMSettings, accel: Accel) -> None:
+        self.image = image
+        self.vm_settings = vm_settings
+        self.accel = accel
+        self._numbers = itertools.count(1)
+
+    async def boot(self) -> Sandbox:
+        name = f"pool-{next(self._numbers)}"
+        return await MicroVM.boot(self.image, self.vm_settings, self.accel, name=name)

@@ -1,0 +1,437 @@
+"""The warm pool against in-memory fake sandboxes: placement, queueing, eviction, reclaim, drain."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+
+from scheduler.errors import CapacityExhausted
+from scheduler.model import FunctionConfig, FunctionVersion, StartKind
+from scheduler.pool import Pool, PoolClosed, PoolSettings, VMState
+from unikernel.errors import VMGone, VMLaunchError
+from wasm_runtime.errors import InvalidModule
+from wasm_runtime.types import Invocation, InvocationResult, Outcome
+
+BAD_ARTIFACT = b"bad"
+
+
+class FakeSandbox:
+    """Runs "calls" by sleeping; stdin ``sleep <s>`` sets the duration, ``die`` kills it."""
+
+    def __init__(self, factory: FakeFactory, number: int) -> None:
+        self.factory = factory
+        self.number = number
+        self.loaded: list[str] = []
+        self.stopped = False
+        self.dead = False
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self._gone = asyncio.Event()
+
+    @property
+    def alive(self) -> bool:
+        return not self.stopped and not self.dead
+
+    async def load(self, fn_id: str, artifact: bytes, *, files: bytes | None = None) -> Any:
+        await asyncio.sleep(self.factory.load_delay_s)
+        if artifact == BAD_ARTIFACT:
+            raise InvalidModule("not_wasm", "not a module")
+        self.loaded.append(fn_id)
+        return {"fn_id": fn_id}
+
+    async def invoke(self, fn_id: str, invocation: Invocation) -> InvocationResult:
+        if not self.alive:
+            raise VMGone("fake is gone")
+        assert fn_id in self.loaded
+        if invocation.stdin == b"die":
+            self.dead = True
+            self._gone.set()
+            raise VMGone("fake died")
+        delay = self.factory.invoke_delay_s
+        if invocation.stdin.startswith(b"sleep "):
+            delay = float(invocation.stdin.split()[1])
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            await asyncio.wait_for(self._gone.wait(), delay)
+        except TimeoutError:
+            pass
+        else:
+            raise VMGone("fake stopped during the call")
+        finally:
+            self.in_flight -= 1
+        return InvocationResult(Outcome.OK, 0, stdout=f"{fn_id} vm{self.number}".encode())
+
+    async def stop(self) -> None:
+        self.stopped = True
+        self._gone.set()
+
+    def rss_kib(self) -> int:
+        return 0 if self.stopped else 1000
+
+
+class FakeFactory:
+    def __init__(self, boot_delay_s: float = 0.01) -> None:
+        self.boot_delay_s = boot_delay_s
+        self.load_delay_s = 0.0
+        self.invoke_delay_s = 0.0
+        self.fail_boots = 0
+        self.sandboxes: list[FakeSandbox] = []
+        self.max_live = 0
+
+    def live(self) -> list[FakeSandbox]:
+        return [s for s in self.sandboxes if not s.stopped]
+
+    async def boot(self) -> FakeSandbox:
+        await asyncio.sleep(self.boot_delay_s)
+        if self.fail_boots:
+            self.fail_boots -= 1
+            raise VMLaunchError("fake launch failed", 1, ["qemu"], "")
+        sandbox = FakeSandbox(self, len(self.sandboxes) + 1)
+        self.sandboxes.append(sandbox)
+        self.max_live = max(self.max_live, len(self.live()))
+        return sandbox
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def fv(name: str = "a", version: int = 1, **config: Any) -> FunctionVersion:
+    return FunctionVersion(name, version, "m", "x", None, FunctionConfig(**config), 0.0)
+
+
+async def load_ok() -> tuple[bytes, bytes | None]:
+    return b"artifact", None
+
+
+async def load_bad() -> tuple[bytes, bytes | None]:
+    return BAD_ARTIFACT, None
+
+
+def call(stdin: bytes = b"") -> Invocation:
+    return Invocation(stdin=stdin)
+
+
+async def settle(pool: Pool) -> None:
+    """Wait for background boots to finish."""
+    for _ in range(200):
+        if not pool.status()["booting"]:
+            return
+        await asyncio.sleep(0.005)
+    raise AssertionError("pool did not settle")
+
+
+async def stopped_in_background() -> None:
+    """Let the pool's background stop tasks run."""
+    await asyncio.sleep(0.01)
+
+
+MakePool = Callable[..., Pool]
+
+
+@pytest.fixture
+async def factory() -> FakeFactory:
+    return FakeFactory()
+
+
+@pytest.fixture
+async def make_pool(factory: FakeFactory) -> AsyncIterator[MakePool]:
+    pools: list[Pool] = []
+    clock = Clock()
+
+    def make(clock: Callable[[], float] = clock, **settings: Any) -> Pool:
+        settings.setdefault("idle_target", 0)
+        settings.setdefault("reclaim_interval_s", 60.0)
+        pool = Pool(factory, PoolSettings(**settings), clock=clock)
+        pools.append(pool)
+        return pool
+
+    yield make
+    for pool in pools:
+        await pool.close()
+    # Whatever happened, nothing is left running and no VM served two versions.
+    assert factory.live() == []
+    assert all(len(set(s.loaded)) <= 1 for s in factory.sandboxes)
+
+
+async def test_cold_then_warm(make_pool: MakePool, factory: FakeFactory) -> None:
+    pool = make_pool()
+    await pool.start()
+    f = fv()
+    result, kind = await pool.invoke(f, load_ok, call())
+    assert (kind, result.stdout) == (StartKind.COLD, b"a@1 vm1")
+    _, kind = await pool.invoke(f, load_ok, call())
+    assert kind is StartKind.WARM
+    status = pool.status()
+    assert status["bound"] == 1 and status["boots"] == 1
+    assert status["functions"] == {"a@1": {"vms": 1, "in_flight": 0, "draining": 0}}
+    assert status["starts"] == {"warm": 1, "prewarmed": 0, "cold": 1}
+
+
+async def test_prewarmed_start_tops_up_idle(make_pool: MakePool, factory: FakeFactory) -> None:
+    pool = make_pool(idle_target=1)
+    await pool.start()
+    await settle(pool)
+    assert pool.status()["idle"] == 1
+    _, kind = await pool.invoke(fv("a"), load_ok, call())
+    assert kind is StartKind.PREWARMED
+    await settle(pool)
+    assert pool.status()["idle"] == 1  # topped up in the background
+    _, kind = await pool.invoke(fv("b"), load_ok, call())
+    assert kind is StartKind.PREWARMED
+    assert [s.loaded for s in factory.sandboxes[:2]] == [["a@1"], ["b@1"]]
+
+
+async def test_concurrency_slots(make_pool: MakePool, factory: FakeFactory) -> None:
+    pool = make_pool()
+    f = fv(concurrency=2)
+    await pool.invoke(f, load_ok, call())
+    kinds = await asyncio.gather(*(pool.invoke(f, load_ok, call(b"sleep 0.05")) for _ in range(3)))
+    assert sorted(k for _, k in kinds) == sorted([StartKind.WARM, StartKind.WARM, StartKind.COLD])
+    assert [s.max_in_flight for s in factory.sandboxes] == [2, 1]
+
+
+async def test_bound_vm_never_serves_another_version(
+    make_pool: MakePool, factory: FakeFactory
+) -> None:
+    pool = make_pool(max_vms=4)
+    for f in (fv("a"), fv("b"), fv("a", 2), fv("a"), fv("b")):
+        result, _ = await pool.invoke(f, load_ok, call())
+        assert result.stdout.startswith(f.key.encode())
+    assert sorted(s.loaded[0] for s in factory.sandboxes) == ["a@1", "a@2", "b@1"]
+
+
+async def test_function_max_vms_queues_instead_of_booting(make_pool: MakePool) -> None:
+    pool = make_pool(max_vms=8)
+    f = fv(max_vms=1, concurrency=1)
+    results = await asyncio.gather(
+        *(pool.invoke(f, load_ok, call(b"sleep 0.02")) for _ in range(3))
+    )
+    assert [k for _, k in results].count(StartKind.COLD) == 1
+    assert pool.status()["vms"] == 1
+
+
+async def test_full_node_evicts_lru_idle_vm(make_pool: MakePool, factory: FakeFactory) -> None:
+    clock = Clock()
+    pool = make_pool(clock=clock, max_vms=2)
+    await pool.invoke(fv("a"), load_ok, call())
+    clock.now += 1
+    await pool.invoke(fv("b"), load_ok, call())
+    clock.now += 1
+    _, kind = await pool.invoke(fv("c"), load_ok, call())
+    assert kind is StartKind.COLD
+    assert pool.status()["evictions"] == 1
+    assert factory.sandboxes[0].stopped  # a's VM was the least recently used
+    assert sorted(pool.status()["functions"]) == ["b@1", "c@1"]
+
+
+async def test_eviction_spares_min_warm(make_pool: MakePool, factory: FakeFactory) -> None:
+    clock = Clock()
+    pool = make_pool(clock=clock, max_vms=2)
+    await pool.invoke(fv("a", min_warm=1), load_ok, call())  # older, but kept warm
+    clock.now += 1
+    await pool.invoke(fv("b"), load_ok, call())
+    clock.now += 1
+    await pool.invoke(fv("c"), load_ok, call())
+    assert factory.sandboxes[1].stopped and not factory.sandboxes[0].stopped
+
+
+async def test_queue_full_raises_capacity_exhausted(make_pool: MakePool) -> None:
+    pool = make_pool(max_vms=1, queue_max=1)
+    f = fv(concurrency=1)
+    first = asyncio.create_task(pool.invoke(f, load_ok, call(b"sleep 0.1")))
+    await asyncio.sleep(0.03)
+    second = asyncio.create_task(pool.invoke(f, load_ok, call()))
+    await asyncio.sleep(0.01)
+    assert pool.status()["queue_depth"] == 1
+    with pytest.raises(CapacityExhausted) as info:
+        await pool.invoke(fv("b"), load_ok, call())
+    assert info.value.retry_after_s >= 1
+    assert (await first)[1] is StartKind.COLD
+    assert (await second)[1] is StartKind.WARM  # the queued call was not lost
+
+
+async def test_queue_timeout(make_pool: MakePool) -> None:
+    pool = make_pool(max_vms=1, queue_timeout_s=0.05)
+    f = fv(concurrency=1)
+    busy = asyncio.create_task(pool.invoke(f, load_ok, call(b"sleep 0.2")))
+    await asyncio.sleep(0.03)
+    with pytest.raises(CapacityExhausted, match="within"):
+        await pool.invoke(f, load_ok, call())
+    assert pool.status()["queue_depth"] == 0
+    await busy
+
+
+async def test_overload_of_several_functions_all_complete(
+    make_pool: MakePool, factory: FakeFactory
+) -> None:
+    pool = make_pool(max_vms=3, idle_target=1, queue_max=200)
+    await pool.start()
+    rng = random.Random(7)
+    fns = [fv(name, concurrency=2, max_vms=2) for name in "abcde"]
+    jobs = [(rng.choice(fns), rng.choice([0.0, 0.005, 0.01])) for _ in range(120)]
+    results = await asyncio.gather(
+        *(pool.invoke(f, load_ok, call(f"sleep {d}".encode())) for f, d in jobs)
+    )
+    for (f, _), (result, _) in zip(jobs, results, strict=True):
+        assert result.stdout.startswith(f.key.encode())
+    assert factory.max_live <= 3
+    assert all(s.max_in_flight <= 2 for s in factory.sandboxes)
+    status = pool.status()
+    assert status["queue_depth"] == 0 and status["evictions"] > 0
+    assert sum(status["starts"].values()) == 120
+
+
+async def test_keep_alive_reclaim_keeps_min_warm(make_pool: MakePool) -> None:
+    clock = Clock()
+    pool = make_pool(clock=clock)
+    a, b = fv("a", min_warm=1, keep_alive_s=10, concurrency=1), fv("b", keep_alive_s=10)
+    await asyncio.gather(*(pool.invoke(a, load_ok, call(b"sleep 0.01")) for _ in range(2)))
+    await pool.invoke(b, load_ok, call())
+    assert pool.status()["functions"]["a@1"]["vms"] == 2
+    clock.now += 5
+    assert pool.reclaim() == 0
+    clock.now += 6
+    assert pool.reclaim() == 2
+    assert pool.status()["functions"] == {"a@1": {"vms": 1, "in_flight": 0, "draining": 0}}
+    assert pool.status()["reclaims"] == 2
+
+
+async def test_reclaim_loop_runs(make_pool: MakePool) -> None:
+    pool = make_pool(clock=time.monotonic, reclaim_interval_s=0.01)
+    await pool.start()
+    await pool.invoke(fv(keep_alive_s=0.0), load_ok, call())
+    await asyncio.sleep(0.05)
+    assert pool.status()["vms"] == 0
+
+
+async def test_ensure_min_warm(make_pool: MakePool, factory: FakeFactory) -> None:
+    pool = make_pool(idle_target=1)
+    await pool.start()
+    await settle(pool)
+    f = fv(min_warm=2)
+    await pool.ensure_min_warm(f, load_ok)
+    await pool.ensure_min_warm(f, load_ok)  # already there: nothing more
+    await settle(pool)
+    status = pool.status()
+    assert status["functions"]["a@1"]["vms"] == 2 and status["idle"] == 1
+    assert status["starts"] == {"warm": 0, "prewarmed": 0, "cold": 0}
+    _, kind = await pool.invoke(f, load_ok, call())
+    assert kind is StartKind.WARM
+
+
+async def test_drain_on_redeploy(make_pool: MakePool, factory: FakeFactory) -> None:
+    pool = make_pool()
+    v1, v2 = fv("a", 1, concurrency=1), fv("a", 2)
+    await pool.invoke(v1, load_ok, call())  # vm1: idle, bound to a@1
+    busy = asyncio.create_task(pool.invoke(v1, load_ok, call(b"sleep 0.05")))  # warm on vm1
+    slow = asyncio.create_task(pool.invoke(v1, load_ok, call(b"sleep 0.05")))  # cold: vm2
+    await asyncio.sleep(0.03)
+    idle_vm = asyncio.create_task(pool.invoke(fv("other"), load_ok, call()))
+    await idle_vm
+    await pool.drain("a", keep_key=v2.key)
+    assert pool.status()["draining"] == 2
+    assert not any(s.stopped for s in factory.sandboxes)
+    _, kind = await pool.invoke(v2, load_ok, call())
+    assert kind is StartKind.COLD  # never the draining a@1 VMs
+    await busy
+    await slow
+    await stopped_in_background()
+    assert factory.sandboxes[0].stopped and factory.sandboxes[1].stopped
+    assert sorted(pool.status()["functions"]) == ["a@2", "other@1"]
+    await pool.drain("a")  # delete
+    assert sorted(pool.status()["functions"]) == ["other@1"]
+    # a call placed for a retired version still completes, and its VM goes afterwards
+    _, kind = await pool.invoke(v1, load_ok, call())
+    assert kind is StartKind.COLD
+    assert sorted(pool.status()["functions"]) == ["other@1"]
+
+
+async def test_dead_vm_is_removed(make_pool: MakePool, factory: FakeFactory) -> None:
+    pool = make_pool()
+    f = fv()
+    await pool.invoke(f, load_ok, call())
+    with pytest.raises(VMGone):
+        await pool.invoke(f, load_ok, call(b"die"))
+    await stopped_in_background()
+    assert pool.status()["vms"] == 0 and pool.status()["deaths"] == 1
+    assert factory.sandboxes[0].stopped
+    _, kind = await pool.invoke(f, load_ok, call())
+    assert kind is StartKind.COLD
+    factory.sandboxes[1].dead = True  # died while idle
+    _, kind = await pool.invoke(f, load_ok, call())
+    assert kind is StartKind.COLD
+    await stopped_in_background()
+    assert factory.sandboxes[1].stopped and pool.status()["deaths"] == 2
+
+
+async def test_failed_load_does_not_leak(make_pool: MakePool, factory: FakeFactory) -> None:
+    pool = make_pool(idle_target=1)
+    await pool.start()
+    await settle(pool)
+    with pytest.raises(InvalidModule):
+        await pool.invoke(fv(), load_bad, call())  # prewarmed VM
+    with pytest.raises(InvalidModule):
+        await pool.invoke(fv(), load_bad, call())
+    await stopped_in_background()
+    assert factory.sandboxes[0].stopped
+    assert "a@1" not in pool.status()["functions"]
+
+
+async def test_boot_failure_frees_the_slot(make_pool: MakePool, factory: FakeFactory) -> None:
+    pool = make_pool(max_vms=1)
+    factory.fail_boots = 1
+    with pytest.raises(VMLaunchError):
+        await pool.invoke(fv(), load_ok, call())
+    assert pool.status()["vms"] == 0 and pool.status()["boot_failures"] == 1
+    _, kind = await pool.invoke(fv(), load_ok, call())
+    assert kind is StartKind.COLD
+
+
+async def test_close_stops_everything(make_pool: MakePool, factory: FakeFactory) -> None:
+    factory.boot_delay_s = 0.05
+    pool = make_pool(max_vms=3, idle_target=1)
+    await pool.start()
+    await settle(pool)
+    await pool.invoke(fv("a"), load_ok, call())  # prewarmed; a generic boot follows
+    running = asyncio.create_task(pool.invoke(fv("a"), load_ok, call(b"sleep 5")))
+    booting = asyncio.create_task(pool.invoke(fv("b"), load_ok, call()))
+    await asyncio.sleep(0.01)
+    assert pool.status()["booting"] == 2
+    await asyncio.wait_for(pool.close(), 1)
+    await pool.close()  # idempotent
+    with pytest.raises(VMGone):
+        await running
+    with pytest.raises(PoolClosed):
+        await booting
+    with pytest.raises(PoolClosed):
+        await pool.invoke(fv("a"), load_ok, call())
+    await asyncio.sleep(0.1)  # boots that were cancelled must not come back to life
+    assert factory.live() == []
+    assert pool.status()["vms"] == 0 and pool.status()["closed"]
+
+
+async def test_cancelled_waiter_leaves_the_queue(make_pool: MakePool) -> None:
+    pool = make_pool(max_vms=1)
+    f = fv(concurrency=1)
+    busy = asyncio.create_task(pool.invoke(f, load_ok, call(b"sleep 0.05")))
+    await asyncio.sleep(0.02)
+    waiter = asyncio.create_task(pool.invoke(f, load_ok, call()))
+    await asyncio.sleep(0.01)
+    waiter.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    assert pool.status()["queue_depth"] == 0
+    await busy
+    assert pool.status()["functions"]["a@1"]["in_flight"] == 0
+    assert VMState.BOUND.value in pool.status()
