@@ -1,0 +1,278 @@
+"""End to end like a user: ``unifaas up`` in a subprocess, the CLI and plain HTTP against it.
+
+Real redis-server (embedded), real uvicorn socket, real microVMs. One platform
+is shared by most tests; the restart test runs its own.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import wasm
+
+pytestmark = pytest.mark.vm
+
+CLI = [sys.executable, "-m", "gateway.cli"]
+START_DEADLINE_S = 120.0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Platform:
+    url: str
+    state_dir: Path
+    proc: subprocess.Popen[bytes]
+    env: dict[str, str]
+
+    @property
+    def token(self) -> str:
+        return (self.state_dir / "token").read_text().strip()
+
+    def cli(self, *args: str, stdin: bytes = b"") -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run(
+            [*CLI, *args], input=stdin, capture_output=True, env=self.env, timeout=120, check=False
+        )
+
+    def http(self) -> httpx.Client:
+        return httpx.Client(
+            base_url=self.url, timeout=60, headers={"Authorization": f"Bearer {self.token}"}
+        )
+
+
+@contextlib.contextmanager
+def running_platform(state_dir: Path, max_vms: int = 3) -> Iterator[Platform]:
+    port = free_port()
+    env = {
+        **os.environ,
+        "UNIFAAS_STATE_DIR": str(state_dir),
+        "UNIFAAS_URL": f"http://127.0.0.1:{port}",
+        "UNIFAAS_IDLE_TARGET": "1",
+        "UNIFAAS_QUEUE_TIMEOUT_S": "60",
+    }
+    log = (state_dir.parent / f"up-{port}.log").open("wb")
+    proc = subprocess.Popen(
+        [*CLI, "up", "--port", str(port), "--max-vms", str(max_vms)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    platform = Platform(f"http://127.0.0.1:{port}", state_dir, proc, env)
+    try:
+        deadline = time.monotonic() + START_DEADLINE_S
+        while True:
+            if proc.poll() is not None:
+                raise AssertionError(f"unifaas up exited: {log.name}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{platform.url}/healthz", timeout=1).status_code == 200:
+                    break
+            if time.monotonic() > deadline:
+                raise AssertionError("unifaas up did not become healthy")
+            time.sleep(0.2)
+        yield platform
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        log.close()
+
+
+def children_of(pid: int) -> list[int]:
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True, check=False)
+    return [int(p) for p in out.stdout.split()]
+
+
+@pytest.fixture(scope="module")
+def modules(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("modules")
+    paths = {}
+    for name in ("hello", "echo", "cgi", "files", "misbehave"):
+        paths[name] = d / f"{name}.wasm"
+        paths[name].write_bytes(wasm(name))
+    return paths
+
+
+@pytest.fixture(scope="module")
+def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
+    state = tmp_path_factory.mktemp("state")
+    with running_platform(state) as p:
+        yield p
+
+
+def test_deploy_invoke_redeploy_rollback_delete(
+    platform: Platform, modules: dict[str, Path]
+) -> None:
+    out = platform.cli("deploy", "greeter", str(modules["hello"]))
+    assert out.returncode == 0, out.stderr
+    assert b"version 1" in out.stdout and b"curl" in out.stdout
+    call = platform.cli("invoke", "greeter")
+    assert call.returncode == 0 and call.stdout == b"Hello from unifaas!\n"
+
+    assert platform.cli("deploy", "greeter", str(modules["echo"])).returncode == 0
+    call = platform.cli("invoke", "greeter", "--data", "v2 echo")
+    assert call.stdout == b"v2 echo"
+    with platform.http() as http:
+        r = http.post("/fn/greeter", content=b"x")
+        assert r.headers["x-function-version"] == "2"
+        assert r.headers["x-start"] in ("warm", "prewarmed", "cold")
+        assert r.headers["x-exit-code"] == "0"
+        record = http.get(f"/v1/invocations/{r.headers['x-invocation-id']}")
+        assert record.status_code in (200, 404)  # the record is written just after the reply
+
+    assert platform.cli("rollback", "greeter").returncode == 0
+    assert platform.cli("invoke", "greeter").stdout == b"Hello from unifaas!\n"
+    described = json.loads(platform.cli("describe", "greeter", "--json").stdout)
+    assert described["current"] == 1 and len(described["versions"]) == 2
+    listed = json.loads(platform.cli("list", "--json").stdout)
+    assert "greeter" in [f["name"] for f in listed]
+    logs = platform.cli("logs", "greeter", "--json")
+    assert logs.returncode == 0 and json.loads(logs.stdout)
+
+    assert platform.cli("delete", "greeter").returncode == 0
+    gone = platform.cli("invoke", "greeter")
+    assert gone.returncode != 0 and b"404" in gone.stderr
+
+
+def test_wagi_routing_headers_query_and_status(
+    platform: Platform, modules: dict[str, Path]
+) -> None:
+    assert platform.cli("deploy", "cgi", str(modules["cgi"]), "--abi", "wagi").returncode == 0
+    with platform.http() as http:
+        r = http.get("/fn/cgi/some/path?name=ada&x=1", headers={"X-Custom": "hi"})
+    assert r.status_code == 201
+    assert r.headers["content-type"].startswith("text/plain")
+    body = r.text
+    assert "PATH_INFO=/some/path" in body
+    assert "QUERY_STRING=name=ada&x=1" in body
+    assert "HTTP_X_CUSTOM=hi" in body
+    assert "REQUEST_METHOD=GET" in body
+    assert "name=ada" in body.splitlines()
+
+
+def test_files_bundle_read_and_write_isolation(
+    platform: Platform, modules: dict[str, Path], tmp_path: Path
+) -> None:
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "data.txt").write_text("from the bundle\n")
+    out = platform.cli("deploy", "filesfn", str(modules["files"]), "--files", str(site))
+    assert out.returncode == 0, out.stderr
+    for _ in range(2):
+        call = platform.cli("invoke", "filesfn")
+        assert call.stdout == b"from the bundle\nscratch.txt existed: no\n"
+
+
+def test_error_statuses(platform: Platform, modules: dict[str, Path], tmp_path: Path) -> None:
+    bad = tmp_path / "bad.wasm"
+    bad.write_bytes(b"not wasm at all")
+    assert (
+        platform.cli(
+            "deploy", "mis", str(modules["misbehave"]), "--timeout", "1", "--memory", "16"
+        ).returncode
+        == 0
+    )
+    with platform.http() as http:
+        assert http.post("/fn/nope").status_code == 404
+        r = http.post("/v1/functions/badfn", files={"module": ("bad.wasm", bad.read_bytes())})
+        assert r.status_code == 400 and r.json()["error"]["kind"] == "invalid_module"
+        r = http.post("/fn/mis", content=b"x" * (7 * 1024 * 1024))
+        assert r.status_code == 413
+        deployed = http.post("/v1/functions/mis/rollback")  # no earlier version
+        assert deployed.status_code in (400, 404, 409)
+
+    for mode, status, kind in (
+        ("loop", 504, "timeout"),
+        ("oom", 500, "out_of_memory"),
+        ("trap", 500, "trap"),
+    ):
+        out = platform.cli(
+            "deploy",
+            f"mis-{mode}",
+            str(modules["misbehave"]),
+            "--arg",
+            mode,
+            "--timeout",
+            "1",
+            "--memory",
+            "16",
+        )
+        assert out.returncode == 0, out.stderr
+        # misbehave reads its mode from argv, so each mode is its own function
+        r = httpx.post(f"{platform.url}/fn/mis-{mode}", timeout=60)
+        assert r.status_code == status, r.text
+        assert r.json()["error"]["kind"] == kind
+        assert "x-exit-code" in r.headers
+    # the platform and other functions keep serving
+    assert platform.cli("invoke", "mis-trap").returncode != 0
+    assert platform.cli("deploy", "ok", str(modules["hello"])).returncode == 0
+    assert platform.cli("invoke", "ok").returncode == 0
+    # private functions need the token
+    assert platform.cli("deploy", "secret", str(modules["hello"]), "--private").returncode == 0
+    assert httpx.post(f"{platform.url}/fn/secret").status_code == 401
+    with platform.http() as http:
+        assert http.post("/fn/secret").status_code == 200
+    assert httpx.get(f"{platform.url}/v1/functions").status_code == 401
+
+
+def test_concurrency_beyond_capacity_all_complete(
+    platform: Platform, modules: dict[str, Path]
+) -> None:
+    names = ["c1", "c2", "c3", "c4"]
+    for name in names:
+        out = platform.cli("deploy", name, str(modules["echo"]), "--concurrency", "2")
+        assert out.returncode == 0, out.stderr
+
+    def hit(i: int) -> tuple[int, bytes, bytes]:
+        name = names[i % len(names)]
+        body = f"{name}-{i}".encode()
+        r = httpx.post(f"{platform.url}/fn/{name}", content=body, timeout=120)
+        return r.status_code, r.content, body
+
+    with concurrent.futures.ThreadPoolExecutor(16) as ex:
+        results = list(ex.map(hit, range(32)))
+    assert all(status == 200 and got == want for status, got, want in results), results
+    status = json.loads(platform.cli("status", "--json").stdout)
+    assert status["pool"]
+
+
+def test_restart_keeps_functions_and_stops_vms(tmp_path: Path, modules: dict[str, Path]) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    with running_platform(state, max_vms=2) as p:
+        assert p.cli("deploy", "keep", str(modules["echo"])).returncode == 0
+        assert p.cli("deploy", "keep", str(modules["hello"])).returncode == 0
+        assert p.cli("invoke", "keep").returncode == 0
+        pid = p.proc.pid
+        kids = children_of(pid)
+        assert kids  # redis-server and qemu
+    assert p.proc.returncode == 0
+    for kid in kids:
+        assert not Path(f"/proc/{kid}").exists() or "Z" in Path(f"/proc/{kid}/stat").read_text()
+    with running_platform(state, max_vms=2) as p:
+        described = json.loads(p.cli("describe", "keep", "--json").stdout)
+        assert [v["version"] for v in described["versions"]] == [1, 2]
+        assert p.cli("invoke", "keep").stdout == b"Hello from unifaas!\n"
+        assert p.cli("rollback", "keep").returncode == 0
+        assert p.cli("invoke", "keep", "--data", "again").stdout == b"again"
