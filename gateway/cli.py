@@ -78,13 +78,27 @@ def cmd_bench_sandbox(args: argparse.Namespace, settings: VMSettings) -> int:
 
     echo = Path(args.wasm).read_bytes() if args.wasm else default_echo_wasm()
     result = asyncio.run(bench_sandbox(settings, echo, args.boots, args.calls, _progress))
-    if args.json:
-        print(json.dumps(result))
-    else:
-        width = max(map(len, result))
-        for key, value in result.items():
-            print(f"{key:<{width}}  {value}")
+    _print_result(result, args.json)
     return 0
+
+
+def cmd_bench_platform(args: argparse.Namespace, settings: VMSettings) -> int:
+    from gateway.bench import bench_platform
+    from unikernel.bench import default_echo_wasm
+
+    echo = Path(args.wasm).read_bytes() if args.wasm else default_echo_wasm()
+    result = bench_platform(echo, args.calls, args.concurrency, args.starts, _progress)
+    _print_result(result, args.json)
+    return 0
+
+
+def _print_result(result: dict[str, object], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(result))
+        return
+    width = max(map(len, result))
+    for key, value in result.items():
+        print(f"{key:<{width}}  {value}")
 
 
 async def _run_once(args: argparse.Namespace, settings: VMSettings) -> int:
@@ -169,6 +183,16 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox.add_argument("--calls", type=int, default=200, help="pings and invocations to time")
     sandbox.add_argument("--wasm", help="function to time instead of the echo example")
     sandbox.set_defaults(func=cmd_bench_sandbox)
+    platform = bench_sub.add_parser(
+        "platform",
+        help="echo over HTTP through the platform vs an in-process baseline, start kinds",
+    )
+    platform.add_argument("--json", action="store_true", help="print one JSON object")
+    platform.add_argument("--calls", type=int, default=300, help="requests per measurement")
+    platform.add_argument("--concurrency", type=int, default=16)
+    platform.add_argument("--starts", type=int, default=3, help="forced starts of each kind")
+    platform.add_argument("--wasm", help="module to use instead of the echo example")
+    platform.set_defaults(func=cmd_bench_platform)
 
     run = sub.add_parser(
         "run",

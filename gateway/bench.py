@@ -1,0 +1,202 @@
+"""``unifaas bench platform``: the echo function over HTTP through the platform vs a baseline.
+
+Both servers run as their own processes on this machine and are driven by the
+same client in the same run, so machine noise hits both alike. Start kinds are
+forced: a fresh version with a generic idle VM ready gives a pre-warmed start;
+a platform with no idle target gives cold starts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+Progress = Callable[[str], None]
+PAYLOAD = b"x" * 64
+START_DEADLINE_S = 180.0
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _pct(samples: list[float], pct: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1)))]
+
+
+@contextlib.contextmanager
+def _process(argv: list[str], url: str, env: dict[str, str], log: Path) -> Iterator[None]:
+    with log.open("wb") as out:
+        proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + START_DEADLINE_S
+            while True:
+                if proc.poll() is not None:
+                    raise RuntimeError(f"{argv[2:4]} exited early; see {log}")
+                with contextlib.suppress(httpx.HTTPError):
+                    if httpx.get(url + "/healthz", timeout=1).status_code < 500:
+                        break
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{argv[2:4]} did not start; see {log}")
+                time.sleep(0.2)
+            yield
+        finally:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+
+
+@contextlib.contextmanager
+def _platform(state: Path, idle_target: int) -> Iterator[tuple[str, str]]:
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "UNIFAAS_STATE_DIR": str(state), "UNIFAAS_IDLE_TARGET": str(idle_target)}
+    argv = [sys.executable, "-m", "gateway.cli", "up", "--port", str(port), "--max-vms", "4"]
+    with _process(argv, url, env, state / f"up-{port}.log"):
+        yield url, (state / "token").read_text().strip()
+
+
+async def _sequential(client: httpx.AsyncClient, path: str, n: int) -> list[float]:
+    out = []
+    for _ in range(n):
+        started = time.perf_counter()
+        r = await client.post(path, content=PAYLOAD)
+        out.append((time.perf_counter() - started) * 1000)
+        if r.status_code != 200 or r.content != PAYLOAD:
+            raise RuntimeError(f"bad response {r.status_code}: {r.text[:200]}")
+    return out
+
+
+async def _throughput(client: httpx.AsyncClient, path: str, n: int, concurrency: int) -> float:
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for i in range(n):
+        queue.put_nowait(i)
+
+    async def worker() -> None:
+        while not queue.empty():
+            queue.get_nowait()
+            r = await client.post(path, content=PAYLOAD)
+            if r.status_code != 200:
+                raise RuntimeError(f"bad response {r.status_code}: {r.text[:200]}")
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return n / (time.perf_counter() - started)
+
+
+async def _deploy(client: httpx.AsyncClient, name: str, wasm: bytes) -> None:
+    r = await client.post(
+        f"/v1/functions/{name}",
+        files={"module": ("m.wasm", wasm)},
+        data={"config": '{"concurrency": 8}'},
+    )
+    r.raise_for_status()
+
+
+async def _wait_idle(client: httpx.AsyncClient) -> None:
+    for _ in range(300):
+        if (await client.get("/v1/status")).json()["pool"]["idle"] >= 1:
+            return
+        await asyncio.sleep(0.1)
+    raise RuntimeError("no generic idle VM appeared")
+
+
+async def _timed_start(client: httpx.AsyncClient, path: str, want: str) -> float:
+    started = time.perf_counter()
+    r = await client.post(path, content=PAYLOAD)
+    elapsed = (time.perf_counter() - started) * 1000
+    if r.headers.get("x-start") != want:
+        raise RuntimeError(f"wanted a {want} start, got {r.headers.get('x-start')}")
+    return elapsed
+
+
+async def _run(
+    wasm: bytes, calls: int, concurrency: int, starts: int, progress: Progress
+) -> dict[str, Any]:
+    result: dict[str, Any] = {"calls": calls, "concurrency": concurrency}
+    with tempfile.TemporaryDirectory(prefix="unifaas-bench-") as tmp:
+        root = Path(tmp)
+        module = root / "echo.wasm"
+        module.write_bytes(wasm)
+        (root / "a").mkdir()
+        progress("platform: starting (idle target 1)")
+        with _platform(root / "a", idle_target=1) as (url, token):
+            headers = {"Authorization": f"Bearer {token}"}
+            async with httpx.AsyncClient(base_url=url, headers=headers, timeout=120) as c:
+                await _deploy(c, "echo", wasm)
+                await _sequential(c, "/fn/echo", 20)  # warm up: bind a VM, translate code
+                progress(
+                    f"platform: {calls} sequential warm calls, then {calls} at "
+                    f"concurrency {concurrency}"
+                )
+                warm = await _sequential(c, "/fn/echo", calls)
+                result["rps"] = round(await _throughput(c, "/fn/echo", calls, concurrency), 1)
+                progress(f"platform: {starts} forced pre-warmed starts")
+                prewarmed = []
+                for i in range(starts):
+                    await _deploy(c, f"pw{i}", wasm)
+                    await _wait_idle(c)
+                    prewarmed.append(await _timed_start(c, f"/fn/pw{i}", "prewarmed"))
+        (root / "b").mkdir()
+        progress("platform: starting (idle target 0) for cold starts")
+        with _platform(root / "b", idle_target=0) as (url, token):
+            headers = {"Authorization": f"Bearer {token}"}
+            async with httpx.AsyncClient(base_url=url, headers=headers, timeout=120) as c:
+                cold = []
+                for i in range(starts):
+                    await _deploy(c, f"cold{i}", wasm)
+                    cold.append(await _timed_start(c, f"/fn/cold{i}", "cold"))
+        progress("baseline: in-process wasmtime behind FastAPI")
+        port = _free_port()
+        base_url = f"http://127.0.0.1:{port}"
+        argv = [sys.executable, "-m", "gateway.baseline", str(module), "--port", str(port)]
+        with _process(argv, base_url, dict(os.environ), root / "baseline.log"):
+            async with httpx.AsyncClient(base_url=base_url, timeout=120) as c:
+                await _sequential(c, "/fn/echo", 20)
+                base = await _sequential(c, "/fn/echo", calls)
+                result["baseline_rps"] = round(
+                    await _throughput(c, "/fn/echo", calls, concurrency), 1
+                )
+    result.update(
+        {
+            "warm_p50_ms": round(_pct(warm, 50), 2),
+            "warm_p99_ms": round(_pct(warm, 99), 2),
+            "baseline_p50_ms": round(_pct(base, 50), 2),
+            "baseline_p99_ms": round(_pct(base, 99), 2),
+            "prewarmed_start_ms_p50": round(statistics.median(prewarmed), 1),
+            "cold_start_ms_p50": round(statistics.median(cold), 1),
+        }
+    )
+    result["ratio_warm_p50"] = round(result["warm_p50_ms"] / result["baseline_p50_ms"], 2)
+    result["ratio_rps"] = round(result["rps"] / result["baseline_rps"], 3)
+    return result
+
+
+def bench_platform(
+    wasm: bytes,
+    calls: int = 300,
+    concurrency: int = 16,
+    starts: int = 3,
+    progress: Progress = print,
+) -> dict[str, Any]:
+    return asyncio.run(_run(wasm, calls, concurrency, starts, progress))
