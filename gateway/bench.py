@@ -24,7 +24,14 @@ from typing import Any
 
 import httpx
 
+from wasm_runtime.errors import UnifaasError
+
 Progress = Callable[[str], None]
+
+
+class BenchError(UnifaasError):
+    """A benchmark could not run as planned (a server did not start, a wrong start kind)."""
+
 PAYLOAD = b"x" * 64
 START_DEADLINE_S = 180.0
 
@@ -48,12 +55,12 @@ def _process(argv: list[str], url: str, env: dict[str, str], log: Path) -> Itera
             deadline = time.monotonic() + START_DEADLINE_S
             while True:
                 if proc.poll() is not None:
-                    raise RuntimeError(f"{argv[2:4]} exited early; see {log}")
+                    raise BenchError(f"{argv[2:4]} exited early; see {log}")
                 with contextlib.suppress(httpx.HTTPError):
                     if httpx.get(url + "/healthz", timeout=1).status_code < 500:
                         break
                 if time.monotonic() > deadline:
-                    raise RuntimeError(f"{argv[2:4]} did not start; see {log}")
+                    raise BenchError(f"{argv[2:4]} did not start; see {log}")
                 time.sleep(0.2)
             yield
         finally:
@@ -71,7 +78,7 @@ def _platform(state: Path, idle_target: int) -> Iterator[tuple[str, str]]:
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     env = {**os.environ, "UNIFAAS_STATE_DIR": str(state), "UNIFAAS_IDLE_TARGET": str(idle_target)}
-    argv = [sys.executable, "-m", "gateway.cli", "up", "--port", str(port), "--max-vms", "4"]
+    argv = [sys.executable, "-m", "gateway.cli", "up", "--port", str(port), "--max-vms", "8"]
     with _process(argv, url, env, state / f"up-{port}.log"):
         yield url, (state / "token").read_text().strip()
 
@@ -83,7 +90,7 @@ async def _sequential(client: httpx.AsyncClient, path: str, n: int) -> list[floa
         r = await client.post(path, content=PAYLOAD)
         out.append((time.perf_counter() - started) * 1000)
         if r.status_code != 200 or r.content != PAYLOAD:
-            raise RuntimeError(f"bad response {r.status_code}: {r.text[:200]}")
+            raise BenchError(f"bad response {r.status_code}: {r.text[:200]}")
     return out
 
 
@@ -97,7 +104,7 @@ async def _throughput(client: httpx.AsyncClient, path: str, n: int, concurrency:
             queue.get_nowait()
             r = await client.post(path, content=PAYLOAD)
             if r.status_code != 200:
-                raise RuntimeError(f"bad response {r.status_code}: {r.text[:200]}")
+                raise BenchError(f"bad response {r.status_code}: {r.text[:200]}")
 
     started = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
@@ -118,7 +125,7 @@ async def _wait_idle(client: httpx.AsyncClient) -> None:
         if (await client.get("/v1/status")).json()["pool"]["idle"] >= 1:
             return
         await asyncio.sleep(0.1)
-    raise RuntimeError("no generic idle VM appeared")
+    raise BenchError("no generic idle VM appeared")
 
 
 async def _timed_start(client: httpx.AsyncClient, path: str, want: str) -> float:
@@ -126,7 +133,7 @@ async def _timed_start(client: httpx.AsyncClient, path: str, want: str) -> float
     r = await client.post(path, content=PAYLOAD)
     elapsed = (time.perf_counter() - started) * 1000
     if r.headers.get("x-start") != want:
-        raise RuntimeError(f"wanted a {want} start, got {r.headers.get('x-start')}")
+        raise BenchError(f"wanted a {want} start, got {r.headers.get('x-start')}")
     return elapsed
 
 
