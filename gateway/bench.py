@@ -32,6 +32,7 @@ Progress = Callable[[str], None]
 class BenchError(UnifaasError):
     """A benchmark could not run as planned (a server did not start, a wrong start kind)."""
 
+
 PAYLOAD = b"x" * 64
 START_DEADLINE_S = 180.0
 

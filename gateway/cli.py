@@ -4,35 +4,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import io
 import json
 import sys
-import tarfile
 from collections.abc import Sequence
 from pathlib import Path
 
 from gateway import commands
 from gateway.client import default_url
 from unikernel.settings import VMSettings
+from wasm_runtime.bundle import pack_directory
 from wasm_runtime.errors import UnifaasError
 from wasm_runtime.types import MIB, Invocation, Limits
 
 
 def _progress(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
-
-
-def _read_data(spec: str | None) -> bytes:
-    if spec is None:
-        return b""
-    if spec == "-":
-        return sys.stdin.buffer.read()
-    if spec.startswith("@"):
-        try:
-            return Path(spec[1:]).read_bytes()
-        except OSError as err:
-            raise SystemExit(f"unifaas: error: cannot read {spec[1:]}: {err.strerror}") from err
-    return spec.encode()
 
 
 def _env_pair(text: str) -> tuple[str, str]:
@@ -43,14 +29,10 @@ def _env_pair(text: str) -> tuple[str, str]:
 
 
 def tar_directory(directory: Path) -> bytes:
-    """A files bundle: the directory's contents as an uncompressed tar, paths relative to it."""
+    """A files bundle from a directory given on the command line."""
     if not directory.is_dir():
         raise SystemExit(f"unifaas: error: --files {directory} is not a directory")
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        for path in sorted(directory.rglob("*")):
-            tar.add(path, arcname=str(path.relative_to(directory)), recursive=False)
-    return buf.getvalue()
+    return pack_directory(directory)
 
 
 def cmd_image_build(args: argparse.Namespace, settings: VMSettings) -> int:
@@ -121,7 +103,7 @@ async def _run_once(args: argparse.Namespace, settings: VMSettings) -> int:
         await vm.load("fn", artifact, files=files)
         limits = Limits(timeout_ms=int(args.timeout * 1000), memory_bytes=args.memory * MIB)
         invocation = Invocation(
-            stdin=_read_data(args.data),
+            stdin=commands.read_data(args.data),
             args=tuple(args.arg),
             env=tuple(args.env),
             limits=limits,

@@ -61,7 +61,8 @@ def cmd_deploy(args: argparse.Namespace, tar_directory: Any) -> int:
     return 0
 
 
-def _read_data(spec: str | None) -> bytes:
+def read_data(spec: str | None) -> bytes:
+    """A body from ``--data``: literal text, ``@FILE`` or ``-`` for stdin."""
     if spec is None:
         return b""
     if spec == "-":
@@ -82,7 +83,7 @@ def cmd_invoke(args: argparse.Namespace) -> int:
         key, _, value = header.partition(":")
         headers[key.strip()] = value.strip()
     method = args.method or ("POST" if args.data is not None else "GET")
-    response = client.request(method, path, content=_read_data(args.data), headers=headers)
+    response = client.request(method, path, content=read_data(args.data), headers=headers)
     exit_code = int(response.headers.get("x-exit-code", "1"))
     if response.headers.get("x-stderr"):
         sys.stderr.buffer.write(base64.b64decode(response.headers["x-stderr"]))

@@ -59,3 +59,23 @@ def extract_bundle(files_tar: bytes, dest: Path) -> None:
 def fresh_copy(template: Path, dest: Path) -> None:
     """Copy the unpacked bundle so one call's writes never reach the next call."""
     shutil.copytree(template, dest, symlinks=True)
+
+
+def pack_files(files: dict[str, bytes]) -> bytes:
+    """A files bundle (uncompressed tar) holding ``files``, keyed by relative path."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name in sorted(files):
+            info = tarfile.TarInfo(name)
+            info.size = len(files[name])
+            tar.addfile(info, io.BytesIO(files[name]))
+    return buf.getvalue()
+
+
+def pack_directory(directory: Path) -> bytes:
+    """A files bundle holding a directory's contents, paths relative to it."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for path in sorted(directory.rglob("*")):
+            tar.add(path, arcname=str(path.relative_to(directory)), recursive=False)
+    return buf.getvalue()

@@ -7,17 +7,16 @@ doubles as a smoke test of the agent outside any VM.
 
 from __future__ import annotations
 
-import io
 import json
 import socket
 import sys
-import tarfile
 import tempfile
 import threading
 from typing import Any
 
 from wasm_runtime import protocol
 from wasm_runtime.agent import Agent, FdChannel
+from wasm_runtime.bundle import pack_files
 from wasm_runtime.errors import UnifaasError
 from wasm_runtime.protocol import Op
 from wasm_runtime.types import Invocation
@@ -61,16 +60,6 @@ class _Client:
         return result
 
 
-def _files_bundle() -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        data = b"bundle\n"
-        info = tarfile.TarInfo("data.txt")
-        info.size = len(data)
-        tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
-
-
 def run_selftest() -> None:
     import wasmtime
 
@@ -88,7 +77,14 @@ def run_selftest() -> None:
         if client.receive().get("event") != protocol.Event.HELLO:
             raise UnifaasError("self-test: no hello")
         artifact = precompile(bytes(wasmtime.wat2wasm(HELLO_WAT)))
-        client.call(Op.LOAD, {"fn_id": "hello", "artifact": artifact, "files": _files_bundle()})
+        client.call(
+            Op.LOAD,
+            {
+                "fn_id": "hello",
+                "artifact": artifact,
+                "files": pack_files({"data.txt": b"bundle\n"}),
+            },
+        )
         result = client.call(Op.INVOKE, {"fn_id": "hello", "invocation": Invocation().to_wire()})
         if result.get("stdout") != b"selftest ok\n":
             raise UnifaasError(f"self-test: unexpected result {result}")

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import io
 import os
-import tarfile
 
 import pytest
 
@@ -15,6 +13,7 @@ from unikernel.errors import VMGone, VMLaunchError
 from unikernel.image import GuestImage
 from unikernel.settings import VMSettings
 from unikernel.vm import MicroVM
+from wasm_runtime.bundle import pack_files
 from wasm_runtime.errors import ErrorCode, FunctionNotLoaded, InvalidModule, ProtocolError
 from wasm_runtime.types import MIB, Invocation, Limits, Outcome
 
@@ -160,13 +159,8 @@ async def test_floor_boot(vm_settings: VMSettings, guest_image: GuestImage, acce
 
 
 async def test_files_bundle_writes_never_leak(shared_vm: MicroVM) -> None:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        data = b"bundled data\n"
-        info = tarfile.TarInfo("data.txt")
-        info.size = len(data)
-        tar.addfile(info, io.BytesIO(data))
-    await shared_vm.load("files", artifact("files"), files=buf.getvalue())
+    bundle = pack_files({"data.txt": b"bundled data\n"})
+    await shared_vm.load("files", artifact("files"), files=bundle)
     for _ in range(2):
         result = await shared_vm.invoke("files", Invocation())
         assert result.raise_for_outcome().stdout == b"bundled data\nscratch.txt existed: no\n"
