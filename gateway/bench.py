@@ -11,10 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -24,6 +21,7 @@ from typing import Any
 
 import httpx
 
+from gateway.launch import free_port, platform_process, serving
 from wasm_runtime.errors import UnifaasError
 
 Progress = Callable[[str], None]
@@ -37,51 +35,16 @@ PAYLOAD = b"x" * 64
 START_DEADLINE_S = 180.0
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _pct(samples: list[float], pct: float) -> float:
     ordered = sorted(samples)
     return ordered[min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1)))]
 
 
 @contextlib.contextmanager
-def _process(argv: list[str], url: str, env: dict[str, str], log: Path) -> Iterator[None]:
-    with log.open("wb") as out:
-        proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
-        try:
-            deadline = time.monotonic() + START_DEADLINE_S
-            while True:
-                if proc.poll() is not None:
-                    raise BenchError(f"{argv[2:4]} exited early; see {log}")
-                with contextlib.suppress(httpx.HTTPError):
-                    if httpx.get(url + "/healthz", timeout=1).status_code < 500:
-                        break
-                if time.monotonic() > deadline:
-                    raise BenchError(f"{argv[2:4]} did not start; see {log}")
-                time.sleep(0.2)
-            yield
-        finally:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(30)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
-
-
-@contextlib.contextmanager
 def _platform(state: Path, idle_target: int) -> Iterator[tuple[str, str]]:
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "UNIFAAS_STATE_DIR": str(state), "UNIFAAS_IDLE_TARGET": str(idle_target)}
-    argv = [sys.executable, "-m", "gateway.cli", "up", "--port", str(port), "--max-vms", "8"]
-    with _process(argv, url, env, state / f"up-{port}.log"):
-        yield url, (state / "token").read_text().strip()
+    state.mkdir(exist_ok=True)
+    with platform_process(state, extra_env={"UNIFAAS_IDLE_TARGET": str(idle_target)}) as p:
+        yield p.url, (state / "token").read_text().strip()
 
 
 async def _sequential(client: httpx.AsyncClient, path: str, n: int) -> list[float]:
@@ -146,7 +109,6 @@ async def _run(
         root = Path(tmp)
         module = root / "echo.wasm"
         module.write_bytes(wasm)
-        (root / "a").mkdir()
         progress("platform: starting (idle target 1)")
         with _platform(root / "a", idle_target=1) as (url, token):
             headers = {"Authorization": f"Bearer {token}"}
@@ -165,7 +127,6 @@ async def _run(
                     await _deploy(c, f"pw{i}", wasm)
                     await _wait_idle(c)
                     prewarmed.append(await _timed_start(c, f"/fn/pw{i}", "prewarmed"))
-        (root / "b").mkdir()
         progress("platform: starting (idle target 0) for cold starts")
         with _platform(root / "b", idle_target=0) as (url, token):
             headers = {"Authorization": f"Bearer {token}"}
@@ -175,10 +136,10 @@ async def _run(
                     await _deploy(c, f"cold{i}", wasm)
                     cold.append(await _timed_start(c, f"/fn/cold{i}", "cold"))
         progress("baseline: in-process wasmtime behind FastAPI")
-        port = _free_port()
+        port = free_port()
         base_url = f"http://127.0.0.1:{port}"
         argv = [sys.executable, "-m", "gateway.baseline", str(module), "--port", str(port)]
-        with _process(argv, base_url, dict(os.environ), root / "baseline.log"):
+        with serving(argv, base_url, dict(os.environ), root / "baseline.log"):
             async with httpx.AsyncClient(base_url=base_url, timeout=120) as c:
                 await _sequential(c, "/fn/echo", 20)
                 base = await _sequential(c, "/fn/echo", calls)

@@ -9,12 +9,8 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import json
-import os
-import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,18 +18,12 @@ from pathlib import Path
 import httpx
 import pytest
 
+from gateway.launch import platform_process
 from tests.conftest import wasm
 
 pytestmark = pytest.mark.vm
 
 CLI = [sys.executable, "-m", "gateway.cli"]
-START_DEADLINE_S = 120.0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -49,7 +39,12 @@ class Platform:
 
     def cli(self, *args: str, stdin: bytes = b"") -> subprocess.CompletedProcess[bytes]:
         return subprocess.run(
-            [*CLI, *args], input=stdin, capture_output=True, env=self.env, timeout=120, check=False
+            [*CLI, *args],
+            input=stdin,
+            capture_output=True,
+            env=self.env,
+            timeout=120,
+            check=False,
         )
 
     def http(self) -> httpx.Client:
@@ -60,43 +55,9 @@ class Platform:
 
 @contextlib.contextmanager
 def running_platform(state_dir: Path, max_vms: int = 3) -> Iterator[Platform]:
-    port = free_port()
-    env = {
-        **os.environ,
-        "UNIFAAS_STATE_DIR": str(state_dir),
-        "UNIFAAS_URL": f"http://127.0.0.1:{port}",
-        "UNIFAAS_IDLE_TARGET": "1",
-        "UNIFAAS_QUEUE_TIMEOUT_S": "60",
-    }
-    log = (state_dir.parent / f"up-{port}.log").open("wb")
-    proc = subprocess.Popen(
-        [*CLI, "up", "--port", str(port), "--max-vms", str(max_vms)],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    platform = Platform(f"http://127.0.0.1:{port}", state_dir, proc, env)
-    try:
-        deadline = time.monotonic() + START_DEADLINE_S
-        while True:
-            if proc.poll() is not None:
-                raise AssertionError(f"unifaas up exited: {log.name}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{platform.url}/healthz", timeout=1).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                raise AssertionError("unifaas up did not become healthy")
-            time.sleep(0.2)
-        yield platform
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        log.close()
+    extra = {"UNIFAAS_IDLE_TARGET": "1", "UNIFAAS_QUEUE_TIMEOUT_S": "60"}
+    with platform_process(state_dir, max_vms=max_vms, extra_env=extra) as served:
+        yield Platform(served.url, state_dir, served.proc, served.env)
 
 
 def children_of(pid: int) -> list[int]:

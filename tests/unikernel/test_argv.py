@@ -53,6 +53,8 @@ def test_microvm_tcg_golden() -> None:
         "socket,id=agent,path=/run/vm/agent.sock",
         "-device",
         "virtserialport,chardev=agent,name=unifaas.agent,nr=1",
+        "-device",
+        "virtio-balloon-device,free-page-reporting=on",
     ]
 
 
@@ -72,5 +74,6 @@ def test_kvm_q35_variant() -> None:
     assert argv[argv.index("-cpu") + 1] == "host"
     assert argv[argv.index("-M") + 1 : argv.index("-M") + 4] == ["q35", "-bios", "qboot.rom"]
     assert "virtio-serial-pci" in argv
+    assert "virtio-balloon-pci,free-page-reporting=on" in argv
     assert argv[argv.index("-m") + 1] == "256"
     assert argv[argv.index("-append") + 1].endswith("PYTHONHASHSEED=0 loglevel=7")

@@ -1,0 +1,96 @@
+"""Run a server (``unifaas up`` or the bench baseline) as a child process until it is healthy.
+
+Used by the platform bench and the end-to-end tests; the child is stopped
+(SIGTERM, then SIGKILL by pid) on every way out of the ``with`` block.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from wasm_runtime.errors import UnifaasError
+
+START_DEADLINE_S = 180.0
+STOP_WAIT_S = 30.0
+
+
+class LaunchError(UnifaasError):
+    """The child server exited early or never answered /healthz."""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Served:
+    url: str
+    proc: subprocess.Popen[bytes]
+    env: dict[str, str]
+    log: Path
+
+
+@contextlib.contextmanager
+def serving(argv: list[str], url: str, env: dict[str, str], log: Path) -> Iterator[Served]:
+    with log.open("wb") as out:
+        proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + START_DEADLINE_S
+            while True:
+                if proc.poll() is not None:
+                    raise LaunchError(f"{' '.join(argv[1:4])} exited early; see {log}")
+                with contextlib.suppress(httpx.HTTPError):
+                    if httpx.get(url + "/healthz", timeout=1).status_code < 500:
+                        break
+                if time.monotonic() > deadline:
+                    raise LaunchError(f"{' '.join(argv[1:4])} did not start; see {log}")
+                time.sleep(0.2)
+            yield Served(url, proc, env, log)
+        finally:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(STOP_WAIT_S)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+
+
+@contextlib.contextmanager
+def platform_process(
+    state_dir: Path, *, max_vms: int = 8, extra_env: dict[str, str] | None = None
+) -> Iterator[Served]:
+    """``unifaas up`` on a free port with its own state dir (and so its own Redis)."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {
+        **os.environ,
+        "UNIFAAS_STATE_DIR": str(state_dir),
+        "UNIFAAS_URL": url,
+        **(extra_env or {}),
+    }
+    argv = [
+        sys.executable,
+        "-m",
+        "gateway.cli",
+        "up",
+        "--port",
+        str(port),
+        "--max-vms",
+        str(max_vms),
+    ]
+    with serving(argv, url, env, state_dir.parent / f"{state_dir.name}-up-{port}.log") as s:
+        yield s
