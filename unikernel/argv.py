@@ -77,9 +77,11 @@ def build_argv(spec: VMSpec) -> list[str]:
         # QEMU passes the virtio-mmio devices on the kernel command line.
         machine = ["-M", "microvm,acpi=off"]
         serial_bus = "virtio-serial-device"
+        balloon = "virtio-balloon-device"
     else:
         machine = ["-M", "q35", "-bios", "qboot.rom"]
         serial_bus = "virtio-serial-pci"
+        balloon = "virtio-balloon-pci"
     return [
         spec.qemu_binary,
         "-nodefaults",
@@ -112,4 +114,9 @@ def build_argv(spec: VMSpec) -> list[str]:
         f"socket,id={AGENT_CHARDEV},path={spec.agent_socket}",
         "-device",
         f"virtserialport,chardev={AGENT_CHARDEV},name={AGENT_PORT_NAME},nr={AGENT_PORT_NR}",
+        # Never inflated: only there for free page reporting, which hands the
+        # guest's freed memory (the initrd copy after unpacking, memory of
+        # finished calls) back to the host a few seconds after it is freed.
+        "-device",
+        f"{balloon},free-page-reporting=on",
     ]

@@ -85,6 +85,10 @@ REQUIRED_OPTIONS: Final[Mapping[str, str]] = {
     "PCI": "y",
     "VIRTIO_PCI": "y",
     "VIRTIO_CONSOLE": "y",
+    # freed guest memory goes back to the host
+    "VIRTIO_BALLOON": "y",
+    "PAGE_REPORTING": "y",
+    "HUGETLB_PAGE": "y",
     # left out on purpose
     "MODULES": "n",
     "SMP": "n",

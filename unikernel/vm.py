@@ -183,12 +183,17 @@ class MicroVM:
         stats["qemu_rss_kib"] = self.rss_kib()
         return stats
 
-    def rss_kib(self) -> int:
-        """Resident set of the QEMU process (0 when it is gone)."""
+    def rss_kib(self, field: str = "VmRSS") -> int:
+        """Resident memory of the QEMU process (0 when it is gone).
+
+        ``field`` is a /proc status line: ``VmRSS`` (all resident pages) or
+        ``RssAnon`` (private memory, leaving out the kernel and initramfs file
+        pages every VM maps from the same page cache).
+        """
         try:
             with open(f"/proc/{self.pid}/status") as f:
                 for line in f:
-                    if line.startswith("VmRSS:"):
+                    if line.startswith(f"{field}:"):
                         return int(line.split()[1])
         except (OSError, ValueError):
             pass
