@@ -29,7 +29,7 @@ def test_microvm_tcg_golden() -> None:
         "-M",
         "microvm,acpi=off",
         "-accel",
-        "tcg,tb-size=32",
+        "tcg,tb-size=64",
         "-cpu",
         "max",
         "-m",
