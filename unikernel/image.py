@@ -277,6 +277,18 @@ def _collect(modules: list[dict[str, object]], scratch: Path, progress: Progress
     return col
 
 
+# Every change to wasm_runtime makes a new ~40 MB image; keep a few recent
+# ones (another checkout may still use one) and drop the rest.
+IMAGES_KEPT = 3
+
+
+def _prune_images(images_dir: Path, keep: Path) -> None:
+    entries = [p for p in images_dir.iterdir() if p.is_dir() and p != keep]
+    entries.sort(key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in entries[IMAGES_KEPT - 1 :]:
+        shutil.rmtree(old, ignore_errors=True)
+
+
 def ensure_image(cache_dir: Path, progress: Progress = print) -> GuestImage:
     """Return the cached guest image, building whatever part of it is missing."""
     started = time.perf_counter()
@@ -304,6 +316,7 @@ def ensure_image(cache_dir: Path, progress: Progress = print) -> GuestImage:
             with tmp.open("wb") as out:
                 cpio.write_newc_to(out, col.all_entries())
             tmp.rename(initrd)
+        _prune_images(cache_dir / "images", out_dir)
     progress(
         f"guest image ready in {time.perf_counter() - started:.1f}s: "
         f"{initrd} ({initrd.stat().st_size / 1e6:.1f} MB)"
