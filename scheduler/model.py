@@ -81,7 +81,6 @@ class InvocationRecord:
     outcome: str  # wasm_runtime Outcome value, or "error" when no result was had
     exit_code: int
     status: int  # HTTP status returned
-    queued_ms: float
     total_ms: float
     vm_ms: float  # duration inside the guest, from the agent
     stderr_tail: str

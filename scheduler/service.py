@@ -190,7 +190,6 @@ class Platform:
             outcome=result.outcome.value if result else "error",
             exit_code=outcome.exit_code,
             status=status,
-            queued_ms=0.0,
             total_ms=round(outcome.total_ms, 3),
             vm_ms=round(result.duration_ms, 3) if result else 0.0,
             stderr_tail=outcome.stderr[-STDERR_TAIL_BYTES:].decode(errors="replace"),

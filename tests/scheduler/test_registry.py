@@ -39,7 +39,6 @@ def record(i: int, function: str = "hello") -> InvocationRecord:
         outcome="ok",
         exit_code=0,
         status=200,
-        queued_ms=0.5,
         total_ms=12.0,
         vm_ms=3.25,
         stderr_tail="",
