@@ -25,6 +25,7 @@ from gateway.settings import GatewaySettings
 from scheduler.pool import MicroVMFactory, Pool, PoolSettings
 from scheduler.redis_server import EmbeddedRedis, connect
 from scheduler.registry import Registry
+from scheduler.sandbox import memory_capacity
 from scheduler.service import Platform
 from unikernel.accel import resolve_accel
 from unikernel.image import ensure_image
@@ -67,11 +68,15 @@ async def serve(settings: GatewaySettings, vm_settings: VMSettings) -> None:
         stack.push_async_callback(redis.aclose)
         image = await asyncio.to_thread(ensure_image, vm_settings.cache_dir, _progress)
         accel = await resolve_accel(vm_settings, image)
-        _progress(f"microVMs: {accel}, up to {settings.max_vms} on this node")
+        max_vms = min(settings.max_vms, memory_capacity(vm_settings))
+        _progress(
+            f"microVMs: {accel}, up to {max_vms} on this node "
+            f"(setting {settings.max_vms}, memory allows {memory_capacity(vm_settings)})"
+        )
         pool = Pool(
             MicroVMFactory(image, vm_settings, accel),
             PoolSettings(
-                max_vms=settings.max_vms,
+                max_vms=max_vms,
                 idle_target=settings.idle_target,
                 queue_max=settings.queue_max,
                 queue_timeout_s=settings.queue_timeout_s,

@@ -43,3 +43,22 @@ class MicroVMFactory:
     async def boot(self) -> Sandbox:
         name = f"pool-{next(self._numbers)}"
         return await MicroVM.boot(self.image, self.vm_settings, self.accel, name=name)
+
+
+# What one VM may cost the host at most, beyond its guest RAM: the TCG
+# translation cache plus QEMU itself (measured ~15 MiB) with room to spare.
+VM_OVERHEAD_MIB = 48
+# Left to the host: gateway, Redis, page cache for the image.
+HOST_RESERVE_MIB = 1024
+
+
+def memory_capacity(vm_settings: VMSettings, meminfo: str | None = None) -> int:
+    """How many VMs this host's available memory holds if every guest used all its RAM."""
+    if meminfo is None:
+        with open("/proc/meminfo") as f:
+            meminfo = f.read()
+    available_kib = next(
+        int(line.split()[1]) for line in meminfo.splitlines() if line.startswith("MemAvailable:")
+    )
+    per_vm = vm_settings.guest_memory_mib + vm_settings.tcg_tb_size_mib + VM_OVERHEAD_MIB
+    return max(1, (available_kib // 1024 - HOST_RESERVE_MIB) // per_vm)

@@ -435,3 +435,14 @@ async def test_cancelled_waiter_leaves_the_queue(make_pool: MakePool) -> None:
     await busy
     assert pool.status()["functions"]["a@1"]["in_flight"] == 0
     assert VMState.BOUND.value in pool.status()
+
+
+def test_memory_capacity_from_meminfo() -> None:
+    from scheduler.sandbox import memory_capacity
+    from unikernel.settings import VMSettings
+
+    settings = VMSettings(guest_memory_mib=192, tcg_tb_size_mib=64)
+    per_vm = 192 + 64 + 48
+    meminfo = f"MemTotal: 99 kB\nMemAvailable: {(1024 + 5 * per_vm) * 1024} kB\n"
+    assert memory_capacity(settings, meminfo) == 5
+    assert memory_capacity(settings, "MemAvailable: 1 kB\n") == 1
