@@ -12,8 +12,10 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+import redis.asyncio as aioredis
 import wasmtime
 
+from scheduler.redis_server import EmbeddedRedis, connect
 from unikernel.accel import Accel, resolve_accel
 from unikernel.image import GuestImage, ensure_image
 from unikernel.settings import VMSettings
@@ -32,6 +34,31 @@ def wasm(name: str) -> bytes:
 @functools.cache
 def artifact(name: str) -> bytes:
     return precompile(wasm(name))
+
+
+# -- Redis: one embedded redis-server for the session; each test gets an empty DB.
+
+
+@pytest.fixture(scope="session")
+async def embedded_redis(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[EmbeddedRedis]:
+    async with EmbeddedRedis(tmp_path_factory.mktemp("state")) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+async def redis_client(embedded_redis: EmbeddedRedis) -> AsyncIterator[aioredis.Redis]:
+    client = await connect(embedded_redis.url)
+    try:
+        yield client
+    finally:
+        await client.aclose()
+
+
+@pytest.fixture
+async def redis(redis_client: aioredis.Redis) -> aioredis.Redis:
+    """The shared client, its database flushed so the test sees nothing of the others."""
+    await redis_client.flushdb()
+    return redis_client
 
 
 @pytest.fixture(scope="session")

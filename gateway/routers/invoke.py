@@ -92,11 +92,27 @@ async def _invoke(request: Request, name: str, path: str) -> Response:
     return response
 
 
-@router.api_route("/fn/{name}", methods=METHODS, summary="Invoke a function")
 async def invoke_root(request: Request, name: str) -> Response:
     return await _invoke(request, name, "")
 
 
-@router.api_route("/fn/{name}/{path:path}", methods=METHODS, summary="Invoke a function at a path")
 async def invoke_path(request: Request, name: str, path: str) -> Response:
     return await _invoke(request, name, path)
+
+
+# One route per method so each gets its own OpenAPI operation id.
+for _method in METHODS:
+    router.add_api_route(
+        "/fn/{name}",
+        invoke_root,
+        methods=[_method],
+        summary="Invoke a function",
+        operation_id=f"invoke_{_method.lower()}",
+    )
+    router.add_api_route(
+        "/fn/{name}/{path:path}",
+        invoke_path,
+        methods=[_method],
+        summary="Invoke a function at a path",
+        operation_id=f"invoke_path_{_method.lower()}",
+    )
