@@ -25,7 +25,7 @@ from gateway.settings import GatewaySettings
 from scheduler.pool import MicroVMFactory, Pool, PoolSettings
 from scheduler.redis_server import EmbeddedRedis, connect
 from scheduler.registry import Registry
-from scheduler.sandbox import memory_capacity
+from scheduler.sandbox import function_memory_budget, memory_capacity
 from scheduler.service import Platform
 from unikernel.accel import resolve_accel
 from unikernel.image import ensure_image
@@ -77,6 +77,7 @@ async def serve(settings: GatewaySettings, vm_settings: VMSettings) -> None:
             MicroVMFactory(image, vm_settings, accel),
             PoolSettings(
                 max_vms=max_vms,
+                vm_memory_budget_mib=function_memory_budget(vm_settings),
                 idle_target=settings.idle_target,
                 queue_max=settings.queue_max,
                 queue_timeout_s=settings.queue_timeout_s,

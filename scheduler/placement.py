@@ -47,15 +47,30 @@ def count_of(vms: Iterable[VMRecord], key: str) -> int:
     return sum(1 for vm in vms if vm.key == key and vm.state in (VMState.BOOTING, VMState.BOUND))
 
 
-def pick_warm(vms: Iterable[VMRecord], fv: FunctionVersion) -> VMRecord | None:
+def slots(fv: FunctionVersion, memory_budget_mib: int | None) -> int:
+    """Calls one VM of ``fv`` may run at once.
+
+    The function's concurrency, but never more calls than the guest can give
+    their full memory cap at once: a guest that runs out of memory itself
+    dies with every call in it, where a call hitting its cap fails alone.
+    """
+    if memory_budget_mib is None:
+        return fv.config.concurrency
+    return max(1, min(fv.config.concurrency, memory_budget_mib // fv.config.memory_mib))
+
+
+def pick_warm(
+    vms: Iterable[VMRecord], fv: FunctionVersion, memory_budget_mib: int | None = None
+) -> VMRecord | None:
     """A live loaded VM of ``fv`` with a free slot: the least busy, then the most recent."""
+    limit = slots(fv, memory_budget_mib)
     warm = [
         vm
         for vm in vms
         if vm.state is VMState.BOUND
         and vm.key == fv.key
         and vm.loaded
-        and vm.in_flight < fv.config.concurrency
+        and vm.in_flight < limit
         and vm.sandbox is not None
         and vm.sandbox.alive
     ]
@@ -104,11 +119,17 @@ def expired(vms: Iterable[VMRecord], now: float, retired: Callable[[str], bool])
 
 
 def retry_after_s(
-    vms: Iterable[VMRecord], queue_depth: int, call_estimate_s: float, queue_timeout_s: float
+    vms: Iterable[VMRecord],
+    queue_depth: int,
+    call_estimate_s: float,
+    queue_timeout_s: float,
+    memory_budget_mib: int | None = None,
 ) -> int:
     """Seconds until a slot is likely free: the queue ahead spread over the bound slots."""
-    slots = sum(
-        vm.fv.config.concurrency for vm in vms if vm.fv is not None and vm.state is VMState.BOUND
+    total = sum(
+        slots(vm.fv, memory_budget_mib)
+        for vm in vms
+        if vm.fv is not None and vm.state is VMState.BOUND
     )
-    estimate = call_estimate_s * (queue_depth + 1) / max(1, slots)
+    estimate = call_estimate_s * (queue_depth + 1) / max(1, total)
     return max(1, min(math.ceil(queue_timeout_s), math.ceil(estimate)))

@@ -58,6 +58,9 @@ class PoolSettings:
     queue_max: int = 64  # invocations allowed to wait for a slot; more get CapacityExhausted
     queue_timeout_s: float = 30.0  # longest wait in the queue before CapacityExhausted
     reclaim_interval_s: float = 1.0  # period of the keep-alive reclaim / top-up loop
+    # Guest RAM left for function linear memory; caps calls per VM so their
+    # memory caps fit (None = only each function's concurrency counts).
+    vm_memory_budget_mib: int | None = None
 
 
 class PoolClosed(SchedulerError):
@@ -304,7 +307,7 @@ class Pool:
         self._drop_dead()
         key = fv.key
         if for_call:
-            warm = placement.pick_warm(self._vms.values(), fv)
+            warm = placement.pick_warm(self._vms.values(), fv, self.settings.vm_memory_budget_mib)
             if warm is not None:
                 warm.in_flight += 1
                 return _Grant(warm, StartKind.WARM)
@@ -458,6 +461,7 @@ class Pool:
             len(self._waiters),
             self._call_estimate_s,
             self.settings.queue_timeout_s,
+            self.settings.vm_memory_budget_mib,
         )
 
     def status(self) -> dict[str, Any]:

@@ -45,6 +45,16 @@ class MicroVMFactory:
         return await MicroVM.boot(self.image, self.vm_settings, self.accel, name=name)
 
 
+# Guest RAM the system itself holds: the unpacked image (~38 MiB), the
+# kernel (~12 MiB) and the agent (~22 MiB), rounded up.
+GUEST_SYSTEM_MIB = 96
+
+
+def function_memory_budget(vm_settings: VMSettings) -> int:
+    """Guest RAM left for the linear memory of the calls running in one VM."""
+    return max(16, vm_settings.guest_memory_mib - GUEST_SYSTEM_MIB)
+
+
 # What one VM may cost the host at most, beyond its guest RAM: the TCG
 # translation cache plus QEMU itself (measured ~15 MiB) with room to spare.
 VM_OVERHEAD_MIB = 48

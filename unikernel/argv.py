@@ -44,7 +44,7 @@ class VMSpec:
     console_log: Path
     accel: Literal["kvm", "tcg"] = "tcg"
     machine: Literal["microvm", "q35"] = "microvm"
-    memory_mib: int = 192
+    memory_mib: int = 512
     tcg_tb_size_mib: int = 64
     qemu_binary: str = "qemu-system-x86_64"
     extra_kernel_args: str = ""

@@ -446,3 +446,17 @@ def test_memory_capacity_from_meminfo() -> None:
     meminfo = f"MemTotal: 99 kB\nMemAvailable: {(1024 + 5 * per_vm) * 1024} kB\n"
     assert memory_capacity(settings, meminfo) == 5
     assert memory_capacity(settings, "MemAvailable: 1 kB\n") == 1
+
+
+def test_slots_fit_memory_caps_in_the_guest() -> None:
+    from scheduler.model import FunctionConfig, FunctionVersion
+    from scheduler.placement import slots
+
+    def fv(concurrency: int, memory_mib: int) -> FunctionVersion:
+        config = FunctionConfig(concurrency=concurrency, memory_mib=memory_mib)
+        return FunctionVersion("f", 1, "m", "a", None, config, 0.0)
+
+    assert slots(fv(4, 64), None) == 4
+    assert slots(fv(4, 64), 416) == 4
+    assert slots(fv(8, 128), 416) == 3
+    assert slots(fv(4, 1024), 416) == 1  # one call always fits: its cap may exceed use

@@ -33,7 +33,7 @@ def test_microvm_tcg_golden() -> None:
         "-cpu",
         "max",
         "-m",
-        "192",
+        "512",
         "-kernel",
         "/img/bzImage",
         "-initrd",
