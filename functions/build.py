@@ -1,7 +1,27 @@
-"""Compile every functions/*/*.wat into functions/build/NAME.wasm: python functions/build.py"""
+"""Build every example function into functions/build/NAME.wasm: python functions/build.py
+
+Sources live in functions/NAME/:
+  *.wat  WebAssembly text, compiled with wasmtime's wat2wasm (one module per file, named
+         after the file: hello/hello.wat -> hello.wasm)
+  *.c    C, compiled for wasm32-wasi into one module named after the directory
+         (wagi-router/main.c -> wagi-router.wasm)
+
+The C compiler is Debian's clang with wasi-libc and the wasm32 compiler-rt builtins
+(apt-get install clang lld wasi-libc libclang-rt-14-dev-wasm32; scripts/bootstrap.sh
+installs them) or, when that is missing, Zig from PyPI (pip install ziglang), which
+bundles its own wasi-libc. UNIFAAS_WASI_CC overrides both (a command line).
+
+usage: python functions/build.py [--out DIR] [NAME ...]
+"""
 
 from __future__ import annotations
 
+import argparse
+import importlib.util
+import os
+import shlex
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -9,22 +29,97 @@ import wasmtime
 
 FUNCTIONS_DIR = Path(__file__).resolve().parent
 BUILD_DIR = FUNCTIONS_DIR / "build"
+C_FLAGS = ["-O2", "-Wall", "-Wextra", "-Werror", "-s"]
+# Where Debian's wasi-libc and libclang-rt-14-dev-wasm32 put their files.
+DEBIAN_WASI_HEADERS = Path("/usr/include/wasm32-wasi/stdio.h")
+DEBIAN_WASI_BUILTINS = Path("/usr/lib/llvm-14/lib/clang/14.0.6/lib/wasi")
+MISSING_CC = (
+    "no wasm32-wasi C compiler found. Install Debian's: "
+    "apt-get install -y --no-install-recommends clang lld wasi-libc libclang-rt-14-dev-wasm32 "
+    "(make bootstrap does this), or Zig from PyPI: .venv/bin/pip install ziglang"
+)
 
 
-def build(out_dir: Path = BUILD_DIR) -> list[Path]:
-    """Compile each WAT source; returns the written .wasm paths."""
+class BuildError(Exception):
+    """A source failed to compile or a toolchain is missing."""
+
+
+def c_compiler() -> list[str]:
+    """The command that compiles C for wasm32-wasi (flags and sources follow)."""
+    override = os.environ.get("UNIFAAS_WASI_CC")
+    if override:
+        return shlex.split(override)
+    if (
+        shutil.which("clang")
+        and shutil.which("wasm-ld")
+        and DEBIAN_WASI_HEADERS.exists()
+        and DEBIAN_WASI_BUILTINS.exists()
+    ):
+        return ["clang", "--target=wasm32-wasi"]
+    if importlib.util.find_spec("ziglang") is not None:
+        return [sys.executable, "-m", "ziglang", "cc", "--target=wasm32-wasi"]
+    raise BuildError(MISSING_CC)
+
+
+def sources() -> dict[str, tuple[str, list[Path]]]:
+    """Module name -> (language, source files), for every example."""
+    found: dict[str, tuple[str, list[Path]]] = {}
+    for d in sorted(p for p in FUNCTIONS_DIR.iterdir() if p.is_dir() and p != BUILD_DIR):
+        for wat in sorted(d.glob("*.wat")):
+            found[wat.stem] = ("wat", [wat])
+        c_files = sorted(d.glob("*.c"))
+        if c_files:
+            found[d.name] = ("c", c_files)
+    return found
+
+
+def build_one(name: str, language: str, files: list[Path], out_dir: Path) -> Path:
+    target = out_dir / f"{name}.wasm"
+    if language == "wat":
+        try:
+            target.write_bytes(wasmtime.wat2wasm(files[0].read_text()))
+        except wasmtime.WasmtimeError as e:
+            raise BuildError(f"{files[0]}: {e}") from e
+        return target
+    cmd = [*c_compiler(), *C_FLAGS, "-o", str(target), *map(str, files)]
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise BuildError(f"{shlex.join(cmd)} failed:\n{done.stderr.strip()}")
+    return target
+
+
+def build(
+    out_dir: Path = BUILD_DIR, names: list[str] | None = None, verbose: bool = False
+) -> list[Path]:
+    """Build the examples (all, or those in ``names``); returns the written .wasm paths."""
     out_dir.mkdir(parents=True, exist_ok=True)
+    everything = sources()
+    unknown = sorted(set(names or []) - set(everything))
+    if unknown:
+        raise BuildError(f"no example named {', '.join(unknown)}; have {', '.join(everything)}")
     written = []
-    for source in sorted(FUNCTIONS_DIR.glob("*/*.wat")):
-        target = out_dir / f"{source.stem}.wasm"
-        target.write_bytes(wasmtime.wat2wasm(source.read_text()))
+    for name, (language, files) in everything.items():
+        if names and name not in names:
+            continue
+        if verbose:
+            print(f"build: {language:3}  {name}", end="", flush=True)
+        target = build_one(name, language, files, out_dir)
+        if verbose:
+            print(f" -> {target}  {target.stat().st_size} bytes", flush=True)
         written.append(target)
     return written
 
 
 def main() -> int:
-    for path in build():
-        print(f"{path}  {path.stat().st_size} bytes")
+    parser = argparse.ArgumentParser(description="Build the example functions to .wasm.")
+    parser.add_argument("names", nargs="*", metavar="NAME", help="examples to build (default all)")
+    parser.add_argument("--out", type=Path, default=BUILD_DIR, help=f"default {BUILD_DIR}")
+    args = parser.parse_args()
+    try:
+        build(args.out, args.names, verbose=True)
+    except BuildError as e:
+        print(f"\nbuild: error: {e}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -6,9 +6,12 @@ cd "$(dirname "$0")/.."
 # qemu-system-x86: the hypervisor; linux-source-6.1 + flex/bison/libelf-dev/bc/make/gcc:
 # the tiny guest kernel is built from Debian's kernel source (lz4-compressed);
 # binutils: strip for the image;
-# redis-server: the platform's state store; cpio: to inspect images by hand.
+# redis-server: the platform's state store; cpio: to inspect images by hand;
+# clang + lld + wasi-libc + libclang-rt-14-dev-wasm32 (compiler-rt builtins for
+# wasm32): the C example functions (functions/build.py, `make functions`).
 APT_PACKAGES=(qemu-system-x86 linux-source-6.1 flex bison libelf-dev libssl-dev bc make gcc
-              libc6-dev binutils xz-utils lz4 redis-server cpio curl)
+              libc6-dev binutils xz-utils lz4 redis-server cpio curl
+              clang lld wasi-libc libclang-rt-14-dev-wasm32 chromium)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

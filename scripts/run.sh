@@ -19,18 +19,30 @@ for _ in $(seq 1 600); do
 done
 
 deploy() { "$UNIFAAS" deploy "$@" >/dev/null; }
-deploy hello functions/build/hello.wasm
-deploy echo functions/build/echo.wasm
-deploy cgi functions/build/cgi.wasm --abi wagi
-deploy files functions/build/files.wasm --files functions/files/bundle
+B=functions/build
+deploy hello $B/hello.wasm
+deploy echo $B/echo.wasm
+deploy cgi $B/cgi.wasm --abi wagi
+deploy files $B/files.wasm --files functions/files/bundle
+deploy wagi-router $B/wagi-router.wasm --abi wagi
+deploy json-transform $B/json-transform.wasm
+deploy static-site $B/static-site.wasm --abi wagi --files functions/static-site/site
+deploy sha256 $B/sha256.wasm
+deploy misbehave $B/misbehave.wasm --arg exit --arg 7 --timeout 2
 
+U=$UNIFAAS_URL/fn
 cat <<MSG
 
 unifaas is up at $UNIFAAS_URL with the examples deployed. Try:
-  curl $UNIFAAS_URL/fn/hello
-  curl --data-binary 'echo me' $UNIFAAS_URL/fn/echo
-  curl -i '$UNIFAAS_URL/fn/cgi/some/path?name=ada' -H 'X-Demo: 1'
-  curl $UNIFAAS_URL/fn/files
+  curl $U/hello
+  curl --data-binary 'echo me' $U/echo
+  curl -i '$U/cgi/some/path?name=ada' -H 'X-Demo: 1'
+  curl $U/files
+  curl -i '$U/wagi-router/hello?name=Ada'; curl $U/wagi-router/whoami -H 'X-Request-Id: 42'
+  curl --data-binary '{"numbers": [3, 1.5, -2, 10]}' $U/json-transform
+  curl -i $U/static-site/
+  curl --data-binary abc $U/sha256
+  curl -i -X POST $U/misbehave
   $UNIFAAS deploy myfn path/to/module.wasm && $UNIFAAS invoke myfn --data hi
 Press Ctrl-C to stop (every microVM is stopped with it).
 MSG
