@@ -8,6 +8,7 @@ from fastapi.responses import JSONResponse
 from gateway.errors import classify, error_body, error_headers
 from gateway.routers import functions, invoke, system
 from gateway.settings import GatewaySettings
+from gateway.telemetry import Telemetry
 from scheduler.service import Platform
 from wasm_runtime.errors import UnifaasError
 
@@ -22,6 +23,7 @@ def create_app(platform: Platform, token: str, settings: GatewaySettings) -> Fas
     app.state.platform = platform
     app.state.token = token
     app.state.settings = settings
+    app.state.telemetry = Telemetry(platform)
 
     @app.exception_handler(UnifaasError)
     async def unifaas_error(request: Request, err: UnifaasError) -> JSONResponse:

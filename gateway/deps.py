@@ -7,12 +7,18 @@ from fastapi import Request
 from gateway.auth import bearer_matches
 from gateway.errors import Unauthorized
 from gateway.settings import GatewaySettings
+from gateway.telemetry import Telemetry
 from scheduler.service import Platform
 
 
 def platform(request: Request) -> Platform:
     p: Platform = request.app.state.platform
     return p
+
+
+def telemetry(request: Request) -> Telemetry:
+    t: Telemetry = request.app.state.telemetry
+    return t
 
 
 def settings(request: Request) -> GatewaySettings:

@@ -32,6 +32,10 @@ class BodyTooLarge(UnifaasError):
         self.limit = limit
 
 
+class NotFound(UnifaasError):
+    """A gateway resource (not a function) that does not exist."""
+
+
 class Unauthorized(UnifaasError):
     def __init__(self) -> None:
         super().__init__("missing or wrong bearer token")
@@ -41,6 +45,7 @@ class Unauthorized(UnifaasError):
 ERROR_TABLE: list[tuple[type[BaseException], int, str]] = [
     (FunctionNotFound, 404, "not_found"),
     (InvocationNotFound, 404, "not_found"),
+    (NotFound, 404, "not_found"),
     (InvalidModule, 400, "invalid_module"),
     (InvalidConfig, 400, "invalid_config"),
     (BodyTooLarge, 413, "body_too_large"),

@@ -46,6 +46,12 @@ def _meta_headers(outcome: InvokeOutcome, want_stderr: bool) -> dict[str, str]:
     return headers
 
 
+def _finish(request: Request, outcome: InvokeOutcome, status: int, kind: str | None) -> None:
+    """Record the invocation (Redis, in the background) and observe it (metrics)."""
+    deps.platform(request).record(outcome, status)
+    deps.telemetry(request).observe(outcome, status, kind)
+
+
 async def _invoke(request: Request, name: str, path: str) -> Response:
     platform = deps.platform(request)
     settings = deps.settings(request)
@@ -72,7 +78,7 @@ async def _invoke(request: Request, name: str, path: str) -> Response:
     meta = _meta_headers(outcome, STDERR_REQUEST_HEADER in request.headers)
     if outcome.error is not None:
         status, kind = classify(outcome.error)
-        platform.record(outcome, status)
+        _finish(request, outcome, status, kind)
         content = error_body(
             outcome.error,
             kind,
@@ -82,7 +88,7 @@ async def _invoke(request: Request, name: str, path: str) -> Response:
         return JSONResponse(
             content, status_code=status, headers={**meta, **error_headers(outcome.error)}
         )
-    platform.record(outcome, outcome.status)
+    _finish(request, outcome, outcome.status, None)
     response = Response(content=outcome.body, status_code=outcome.status)
     for key, value in outcome.headers:
         if key.lower() not in _DROP_HEADERS:

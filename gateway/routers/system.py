@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import FileResponse
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from gateway import deps
+from gateway.errors import NotFound
 
 router = APIRouter(tags=["system"])
+STATIC = Path(__file__).resolve().parent.parent / "static"
+STATIC_TYPES = {".js": "text/javascript", ".css": "text/css"}
 
 
 @router.get("/healthz", summary="Liveness")
@@ -24,3 +30,30 @@ async def status(request: Request) -> dict[str, Any]:
         "pool": platform.pool.status(),
         "nodes": await platform.registry.list_nodes(),
     }
+
+
+@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+async def metrics(request: Request) -> Response:
+    return Response(deps.telemetry(request).metrics_text(), media_type=CONTENT_TYPE_LATEST)
+
+
+@router.get("/dashboard", summary="Live dashboard (HTML)", response_class=FileResponse)
+async def dashboard() -> FileResponse:
+    return FileResponse(STATIC / "dashboard.html", media_type="text/html")
+
+
+@router.get("/dashboard/data", summary="The dashboard's live snapshot")
+async def dashboard_data(request: Request) -> dict[str, Any]:
+    return deps.telemetry(request).dashboard_data()
+
+
+@router.get(
+    "/dashboard/static/{name}", summary="Dashboard script and style", response_class=FileResponse
+)
+async def dashboard_static(name: str) -> FileResponse:
+    path = STATIC / name
+    media_type = STATIC_TYPES.get(path.suffix)
+    # Only the page's own flat files: no subpaths, no other types.
+    if media_type is None or "/" in name or not path.is_file():
+        raise NotFound(f"no dashboard file {name!r}")
+    return FileResponse(path, media_type=media_type)

@@ -1,0 +1,168 @@
+"""What the gateway observes: Prometheus metrics and the dashboard's live snapshot.
+
+Invocation metrics are recorded as each response is decided; pool metrics
+(VMs by state, boots, evictions, reclaims, queue depth) are read from the pool
+at scrape time, so they can never drift from it.
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from scheduler.service import InvokeOutcome, Platform
+
+# Latency buckets in seconds: TCG warm calls take ~10 ms, cold starts ~2 s.
+BUCKETS = (0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
+LATENCY_WINDOW_S = 60.0
+RECENT_ERRORS = 20
+VM_STATES = ("booting", "idle", "bound", "draining")
+
+
+class _PoolCollector(Collector):
+    def __init__(self, platform: Platform) -> None:
+        self._platform = platform
+
+    def collect(self) -> Iterator[Metric]:
+        status = self._platform.pool.status()
+        vms = GaugeMetricFamily("unifaas_vms", "microVMs on this node by state", labels=["state"])
+        for state in VM_STATES:
+            vms.add_metric([state], status.get(state, 0))
+        yield vms
+        yield GaugeMetricFamily(
+            "unifaas_vm_capacity", "most microVMs this node may run", value=status.get("max_vms", 0)
+        )
+        yield GaugeMetricFamily(
+            "unifaas_queue_depth",
+            "invocations waiting for a VM slot",
+            value=status.get("queue_depth", 0),
+        )
+        for name, key, help_text in (
+            ("unifaas_vm_boots", "boots", "microVM boots"),
+            ("unifaas_vm_boot_failures", "boot_failures", "microVM boots that failed"),
+            ("unifaas_vm_evictions", "evictions", "idle bound VMs evicted to make room"),
+            ("unifaas_vm_reclaims", "reclaims", "idle VMs reclaimed after keep-alive"),
+            ("unifaas_vm_deaths", "deaths", "VMs found dead"),
+        ):
+            yield CounterMetricFamily(name, help_text, value=status.get(key, 0))
+        bound = GaugeMetricFamily(
+            "unifaas_function_vms", "bound VMs per function version", labels=["function"]
+        )
+        for fn_key, info in sorted(status.get("functions", {}).items()):
+            bound.add_metric([fn_key], info.get("vms", 0))
+        yield bound
+
+
+class Telemetry:
+    """Metrics registry plus the short in-memory history the dashboard shows."""
+
+    def __init__(self, platform: Platform) -> None:
+        self.platform = platform
+        self.registry = CollectorRegistry()
+        self.invocations = Counter(
+            "unifaas_invocations",
+            "invocations by function, outcome and start kind",
+            ["function", "outcome", "start"],
+            registry=self.registry,
+        )
+        self.errors = Counter(
+            "unifaas_errors", "failed invocations by error kind", ["kind"], registry=self.registry
+        )
+        self.latency = Histogram(
+            "unifaas_invocation_seconds",
+            "end-to-end invocation latency in the gateway",
+            ["function"],
+            buckets=BUCKETS,
+            registry=self.registry,
+        )
+        self.vm_latency = Histogram(
+            "unifaas_invocation_vm_seconds",
+            "part of an invocation spent running in the VM",
+            ["function"],
+            buckets=BUCKETS,
+            registry=self.registry,
+        )
+        self.registry.register(_PoolCollector(platform))
+        self._window: collections.deque[tuple[float, float]] = collections.deque()
+        self._recent_errors: collections.deque[dict[str, Any]] = collections.deque(
+            maxlen=RECENT_ERRORS
+        )
+        self._total = 0
+        self._error_total = 0
+
+    def observe(self, outcome: InvokeOutcome, status: int, kind: str | None) -> None:
+        """Record one invocation as answered with ``status`` (``kind`` set for errors)."""
+        result = outcome.result
+        start = outcome.start.value if outcome.start else "none"
+        outcome_label = result.outcome.value if result else (kind or "error")
+        self.invocations.labels(outcome.function, outcome_label, start).inc()
+        self.latency.labels(outcome.function).observe(outcome.total_ms / 1000)
+        if result is not None:
+            self.vm_latency.labels(outcome.function).observe(result.duration_ms / 1000)
+        now = time.time()
+        self._total += 1
+        self._window.append((now, outcome.total_ms))
+        if kind is not None:
+            self._error_total += 1
+            self.errors.labels(kind).inc()
+            message = getattr(outcome.error, "message", None) or str(outcome.error)
+            self._recent_errors.appendleft(
+                {
+                    "time": now,
+                    "function": outcome.function,
+                    "kind": kind,
+                    "status": status,
+                    "message": message[:300],
+                    "invocation_id": outcome.invocation_id,
+                }
+            )
+
+    def metrics_text(self) -> bytes:
+        return generate_latest(self.registry)
+
+    def _latency(self, now: float) -> dict[str, Any]:
+        while self._window and self._window[0][0] < now - LATENCY_WINDOW_S:
+            self._window.popleft()
+        samples = sorted(ms for _, ms in self._window)
+
+        def pct(p: float) -> float | None:
+            if not samples:
+                return None
+            return round(samples[min(len(samples) - 1, math.ceil(p * len(samples)) - 1)], 3)
+
+        return {
+            "p50": pct(0.50),
+            "p99": pct(0.99),
+            "window_s": LATENCY_WINDOW_S,
+            "count": len(samples),
+        }
+
+    def dashboard_data(self) -> dict[str, Any]:
+        now = time.time()
+        status = self.platform.pool.status()
+        return {
+            "time": now,
+            "node": self.platform.node_id,
+            "pool": {k: status.get(k, 0) for k in ("vms", "max_vms", *VM_STATES, "queue_depth")},
+            "totals": {
+                "invocations": self._total,
+                "errors": self._error_total,
+                "starts": dict(status.get("starts", {})),
+                "boots": status.get("boots", 0),
+                "evictions": status.get("evictions", 0),
+                "reclaims": status.get("reclaims", 0),
+            },
+            "latency_ms": self._latency(now),
+            "functions": [
+                {"key": key, "vms": info.get("vms", 0), "in_flight": info.get("in_flight", 0)}
+                for key, info in sorted(status.get("functions", {}).items())
+            ],
+            "recent_errors": list(self._recent_errors),
+        }

@@ -1,0 +1,82 @@
+"""Gateway fixtures: the app in-process over the ASGI transport, with a fake sandbox.
+
+The pool runs a fake sandbox that executes functions with the real wasmtime
+runner in this process, so these tests are fast; the same paths over a real
+socket and real microVMs are in test_platform_e2e.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+import redis.asyncio as aioredis
+
+from gateway.app import create_app
+from gateway.settings import GatewaySettings
+from scheduler.pool import Pool, PoolSettings
+from scheduler.registry import Registry
+from scheduler.service import Platform
+from tests.conftest import wasm
+from wasm_runtime.runner import FunctionRuntime, LoadedFunction
+from wasm_runtime.types import Invocation, InvocationResult
+
+TOKEN = "test-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+class InProcessSandbox:
+    def __init__(self) -> None:
+        self._runtime = FunctionRuntime()
+        self._functions: dict[str, LoadedFunction] = {}
+        self.alive = True
+
+    async def load(self, fn_id: str, artifact: bytes, *, files: bytes | None = None) -> Any:
+        self._functions[fn_id] = await asyncio.to_thread(
+            self._runtime.load, artifact, files_tar=files
+        )
+
+    async def invoke(self, fn_id: str, invocation: Invocation) -> InvocationResult:
+        return await asyncio.to_thread(self._runtime.invoke, self._functions[fn_id], invocation)
+
+    async def stop(self) -> None:
+        self.alive = False
+        self._runtime.close()
+
+    def rss_kib(self) -> int:
+        return 0
+
+
+class InProcessFactory:
+    async def boot(self) -> InProcessSandbox:
+        return InProcessSandbox()
+
+
+@pytest.fixture
+async def client(redis: aioredis.Redis) -> AsyncIterator[httpx.AsyncClient]:
+    pool = Pool(InProcessFactory(), PoolSettings(max_vms=2, idle_target=0, queue_timeout_s=5))
+    platform = Platform(Registry(redis), pool, "test-node")
+    await pool.start()
+    settings = GatewaySettings(max_body_bytes=1024)
+    app = create_app(platform, TOKEN, settings)
+    transport = httpx.ASGITransport(app=app)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+            yield c
+    finally:
+        await platform.close()
+
+
+async def deploy(client: httpx.AsyncClient, name: str, module: str, **config: Any) -> Any:
+    r = await client.post(
+        f"/v1/functions/{name}",
+        headers=AUTH,
+        files={"module": (f"{module}.wasm", wasm(module))},
+        data={"config": json.dumps(config)},
+    )
+    assert r.status_code == 201, r.text
+    return r.json()
