@@ -157,6 +157,7 @@ async def _run(
         }
     )
     result["ratio_warm_p50"] = round(result["warm_p50_ms"] / result["baseline_p50_ms"], 2)
+    result["ratio_warm_p99"] = round(result["warm_p99_ms"] / result["baseline_p99_ms"], 2)
     result["ratio_rps"] = round(result["rps"] / result["baseline_rps"], 3)
     return result
 

@@ -66,11 +66,15 @@ def cmd_bench_sandbox(args: argparse.Namespace, settings: VMSettings) -> int:
 
 def cmd_bench_platform(args: argparse.Namespace, settings: VMSettings) -> int:
     from gateway.bench import bench_platform
+    from gateway.report import comparison_table
     from unikernel.bench import default_echo_wasm
 
     echo = Path(args.wasm).read_bytes() if args.wasm else default_echo_wasm()
     result = bench_platform(echo, args.calls, args.concurrency, args.starts, _progress)
-    _print_result(result, args.json)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(comparison_table(result))
     return 0
 
 

@@ -1,0 +1,25 @@
+"""The bench comparison table."""
+
+from __future__ import annotations
+
+from gateway.report import comparison_table
+
+
+def test_table_has_both_sides_and_ratios() -> None:
+    result = {
+        "calls": 300,
+        "concurrency": 16,
+        "rps": 45.9,
+        "baseline_rps": 501.5,
+        "warm_p50_ms": 11.32,
+        "warm_p99_ms": 13.28,
+        "baseline_p50_ms": 2.15,
+        "baseline_p99_ms": 3.09,
+        "prewarmed_start_ms_p50": 139.7,
+        "cold_start_ms_p50": 1997.8,
+    }
+    table = comparison_table(result)
+    assert "platform" in table and "baseline" in table
+    assert "5.27x" in table  # p50 ratio
+    assert "0.09x" in table  # throughput ratio
+    assert "1997.8" in table
