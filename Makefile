@@ -1,7 +1,7 @@
 VENV := .venv/bin
 PYTEST_ARGS ?=
 
-.PHONY: bootstrap image functions lint test test-unit bench run clean
+.PHONY: bootstrap image functions lint test test-unit bench run loadtest clean
 
 bootstrap:
 	@bash scripts/bootstrap.sh
@@ -31,6 +31,20 @@ bench: image
 # The platform on http://127.0.0.1:8080 with the example functions deployed.
 run: image functions
 	@bash scripts/run.sh
+
+# One locust scenario headless against a running platform ($UNIFAAS_URL or 127.0.0.1:8080);
+# the HTML report and CSVs go to loadtests/reports/<scenario>-<time>*. LOCUST_ARGS adds options.
+SCENARIO ?= warm
+LOADTEST_SCENARIOS := warm burst capacity misbehave
+LOADTEST_URL ?= $(or $(UNIFAAS_URL),http://127.0.0.1:8080)
+LOCUST_ARGS ?=
+loadtest: bootstrap
+	@case " $(LOADTEST_SCENARIOS) " in *" $(SCENARIO) "*) ;; \
+	  *) echo "loadtest: SCENARIO must be one of: $(LOADTEST_SCENARIOS)" >&2; exit 2;; esac
+	@mkdir -p loadtests/reports
+	out=loadtests/reports/$(SCENARIO)-$$(date +%Y%m%d-%H%M%S); \
+	$(VENV)/locust -f loadtests/$(SCENARIO).py --config loadtests/locust.conf \
+	  --host $(LOADTEST_URL) --csv $$out --html $$out.html $(LOCUST_ARGS)
 
 clean:
 	rm -rf functions/build .pytest_cache .mypy_cache .ruff_cache

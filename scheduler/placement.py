@@ -82,13 +82,22 @@ def pick_idle(vms: Iterable[VMRecord]) -> VMRecord | None:
     return min(idle, key=lambda v: v.id) if idle else None
 
 
-def pick_victim(vms: Iterable[VMRecord], key: str) -> VMRecord | None:
-    """The least recently used idle VM bound to another version; those above min_warm first."""
+def pick_victim(
+    vms: Iterable[VMRecord], key: str, idle_before: float | None = None
+) -> VMRecord | None:
+    """The least recently used idle VM bound to another version; those above min_warm first.
+
+    With ``idle_before``, only VMs last used before that time qualify.
+    """
     vms = list(vms)
     candidates = [
         vm
         for vm in vms
-        if vm.state is VMState.BOUND and vm.key != key and vm.loaded and vm.in_flight == 0
+        if vm.state is VMState.BOUND
+        and vm.key != key
+        and vm.loaded
+        and vm.in_flight == 0
+        and (idle_before is None or vm.last_used <= idle_before)
     ]
     above = [
         vm

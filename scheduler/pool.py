@@ -45,6 +45,10 @@ log = logging.getLogger(__name__)
 
 ArtifactLoader = Callable[[], Awaitable[tuple[bytes, bytes | None]]]
 
+# How long a VM must have been idle before a function that already has a VM
+# of its own may evict it to grow.
+EVICT_MIN_IDLE_S = 5.0
+
 # Starting guess of a call's duration, used for Retry-After before any call ended.
 INITIAL_CALL_ESTIMATE_S = 0.1
 
@@ -319,7 +323,14 @@ class Pool:
             return _Grant(idle, StartKind.PREWARMED)
         if len(self._vms) < self.settings.max_vms:
             return _Grant(self._new_vm(fv), StartKind.COLD)
-        victim = placement.pick_victim(self._vms.values(), key) if for_call else None
+        victim = None
+        if for_call:
+            # A function with no VM evicts whatever is idle longest, or it would
+            # starve. One that has a VM already only takes VMs idle for a while:
+            # evicting one another function used a moment ago and cold-booting
+            # costs seconds under TCG, where waiting for its own slot costs ms.
+            idle_before = None if self._count_of(key) == 0 else self._clock() - EVICT_MIN_IDLE_S
+            victim = placement.pick_victim(self._vms.values(), key, idle_before)
         if victim is None:
             return None
         self.counters["evictions"] += 1

@@ -235,6 +235,30 @@ async def test_full_node_evicts_lru_idle_vm(make_pool: MakePool, factory: FakeFa
     assert sorted(pool.status()["functions"]) == ["b@1", "c@1"]
 
 
+async def test_growing_function_does_not_evict_a_just_used_vm(
+    make_pool: MakePool, factory: FakeFactory
+) -> None:
+    clock = Clock()
+    pool = make_pool(clock=clock, max_vms=2)
+    a = fv("a", concurrency=1)
+    await pool.invoke(fv("b"), load_ok, call())  # b's VM: idle, but just used
+    busy = asyncio.create_task(pool.invoke(a, load_ok, call(b"sleep 0.1")))
+    await asyncio.sleep(0.03)
+    # a already has a VM: its second call waits for that slot instead of
+    # evicting b and cold-booting.
+    _, kind = await pool.invoke(a, load_ok, call())
+    assert kind is StartKind.WARM
+    assert pool.status()["evictions"] == 0
+    await busy
+    clock.now += 10  # b has now been idle long enough to give way
+    busy = asyncio.create_task(pool.invoke(a, load_ok, call(b"sleep 0.1")))
+    await asyncio.sleep(0.03)
+    _, kind = await pool.invoke(a, load_ok, call())
+    await busy
+    assert kind is StartKind.COLD
+    assert pool.status()["evictions"] == 1
+
+
 async def test_eviction_spares_min_warm(make_pool: MakePool, factory: FakeFactory) -> None:
     clock = Clock()
     pool = make_pool(clock=clock, max_vms=2)
