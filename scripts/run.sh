@@ -44,6 +44,7 @@ unifaas is up at $UNIFAAS_URL with the examples deployed. Try:
   curl --data-binary abc $U/sha256
   curl -i -X POST $U/misbehave
   $UNIFAAS deploy myfn path/to/module.wasm && $UNIFAAS invoke myfn --data hi
+Live dashboard: $UNIFAAS_URL/dashboard   Prometheus metrics: $UNIFAAS_URL/metrics
 Press Ctrl-C to stop (every microVM is stopped with it).
 MSG
 wait "$up_pid"
