@@ -35,12 +35,26 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+CLI = [sys.executable, "-m", "gateway.cli"]
+
+
 @dataclass
 class Served:
     url: str
     proc: subprocess.Popen[bytes]
     env: dict[str, str]
     log: Path
+
+    def cli(self, *args: str, stdin: bytes = b"") -> subprocess.CompletedProcess[bytes]:
+        """Run the ``unifaas`` CLI against this server (its URL, state dir and token)."""
+        return subprocess.run(
+            [*CLI, *args],
+            input=stdin,
+            capture_output=True,
+            env=self.env,
+            timeout=120,
+            check=False,
+        )
 
 
 @contextlib.contextmanager

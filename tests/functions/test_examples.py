@@ -18,30 +18,26 @@ from typing import Any
 import httpx
 import pytest
 
-from gateway.launch import platform_process
+from gateway.launch import Served, platform_process
 
 pytestmark = pytest.mark.vm
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 FUNCTIONS = ROOT / "functions"
-CLI = [sys.executable, "-m", "gateway.cli"]
 
 
 @dataclass
 class Platform:
-    url: str
-    env: dict[str, str]
+    served: Served
     modules: Path
+
+    @property
+    def url(self) -> str:
+        return self.served.url
 
     def deploy(self, name: str, *flags: str, module: str | None = None) -> None:
         wasm = self.modules / f"{module or name}.wasm"
-        out = subprocess.run(
-            [*CLI, "deploy", name, str(wasm), *flags],
-            capture_output=True,
-            env=self.env,
-            timeout=120,
-            check=False,
-        )
+        out = self.served.cli("deploy", name, str(wasm), *flags)
         assert out.returncode == 0, out.stderr.decode()
 
     def call(
@@ -66,7 +62,7 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
     state = tmp_path_factory.mktemp("state")
     extra = {"UNIFAAS_IDLE_TARGET": "1", "UNIFAAS_QUEUE_TIMEOUT_S": "60"}
     with platform_process(state, max_vms=4, extra_env=extra) as served:
-        yield Platform(served.url, served.env, modules)
+        yield Platform(served, modules)
 
 
 def test_hello_and_echo(platform: Platform) -> None:

@@ -18,7 +18,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -33,7 +32,6 @@ from tests.conftest import wasm
 
 pytestmark = pytest.mark.vm
 
-CLI = [sys.executable, "-m", "gateway.cli"]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
 CHROMIUM_FLAGS = [
     "--headless",
@@ -205,13 +203,7 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         for name, args in (("echo", []), ("mis", ["--arg", "trap"])):
             module = modules / f"{name}.wasm"
             module.write_bytes(wasm("echo" if name == "echo" else "misbehave"))
-            out = subprocess.run(
-                [*CLI, "deploy", name, str(module), *args],
-                capture_output=True,
-                env=served.env,
-                timeout=120,
-                check=False,
-            )
+            out = served.cli("deploy", name, str(module), *args)
             assert out.returncode == 0, out.stderr
         yield served
 

@@ -10,7 +10,6 @@ import concurrent.futures
 import contextlib
 import json
 import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,34 +17,31 @@ from pathlib import Path
 import httpx
 import pytest
 
-from gateway.launch import platform_process
+from gateway.launch import Served, platform_process
 from tests.conftest import wasm
 
 pytestmark = pytest.mark.vm
 
-CLI = [sys.executable, "-m", "gateway.cli"]
-
 
 @dataclass
 class Platform:
-    url: str
+    served: Served
     state_dir: Path
-    proc: subprocess.Popen[bytes]
-    env: dict[str, str]
+
+    @property
+    def url(self) -> str:
+        return self.served.url
+
+    @property
+    def proc(self) -> subprocess.Popen[bytes]:
+        return self.served.proc
 
     @property
     def token(self) -> str:
         return (self.state_dir / "token").read_text().strip()
 
     def cli(self, *args: str, stdin: bytes = b"") -> subprocess.CompletedProcess[bytes]:
-        return subprocess.run(
-            [*CLI, *args],
-            input=stdin,
-            capture_output=True,
-            env=self.env,
-            timeout=120,
-            check=False,
-        )
+        return self.served.cli(*args, stdin=stdin)
 
     def http(self) -> httpx.Client:
         return httpx.Client(
@@ -57,7 +53,7 @@ class Platform:
 def running_platform(state_dir: Path, max_vms: int = 3) -> Iterator[Platform]:
     extra = {"UNIFAAS_IDLE_TARGET": "1", "UNIFAAS_QUEUE_TIMEOUT_S": "60"}
     with platform_process(state_dir, max_vms=max_vms, extra_env=extra) as served:
-        yield Platform(served.url, state_dir, served.proc, served.env)
+        yield Platform(served, state_dir)
 
 
 def children_of(pid: int) -> list[int]:
