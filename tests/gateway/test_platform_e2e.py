@@ -16,8 +16,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+import redis.asyncio as aioredis
 
 from gateway.launch import Served, platform_process
+from scheduler.redis_server import EmbeddedRedis
 from tests.conftest import wasm
 
 pytestmark = pytest.mark.vm
@@ -233,3 +235,17 @@ def test_restart_keeps_functions_and_stops_vms(tmp_path: Path, modules: dict[str
         assert p.cli("invoke", "keep").stdout == b"Hello from unifaas!\n"
         assert p.cli("rollback", "keep").returncode == 0
         assert p.cli("invoke", "keep", "--data", "again").stdout == b"again"
+
+
+async def test_external_redis_url(
+    tmp_path: Path, modules: dict[str, Path], redis: aioredis.Redis, embedded_redis: EmbeddedRedis
+) -> None:
+    """``up`` given a Redis URL keeps its state there and starts no private server."""
+    state = tmp_path / "state"
+    state.mkdir()
+    extra = {"UNIFAAS_REDIS_URL": embedded_redis.url}
+    with platform_process(state, max_vms=2, extra_env=extra) as served:
+        assert served.cli("deploy", "ext", str(modules["echo"])).returncode == 0
+        assert served.cli("invoke", "ext", "--data", "via external").stdout == b"via external"
+    assert await redis.sismember("unifaas:functions", "ext")
+    assert not (state / "redis").exists()
