@@ -8,6 +8,7 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from gateway import commands
 from gateway.client import default_url
@@ -128,19 +129,16 @@ def cmd_run(args: argparse.Namespace, settings: VMSettings) -> int:
 def cmd_up(args: argparse.Namespace, settings: VMSettings) -> int:
     from gateway.settings import GatewaySettings
     from gateway.up import serve
+    from scheduler.settings import SchedulerSettings
 
-    overrides = {
-        key: value
-        for key, value in {
-            "host": args.host,
-            "port": args.port,
-            "state_dir": args.state_dir,
-            "redis_url": args.redis,
-            "max_vms": args.max_vms,
-        }.items()
-        if value is not None
-    }
-    asyncio.run(serve(GatewaySettings(**overrides), settings))
+    def given(**values: Any) -> dict[str, Any]:
+        return {k: v for k, v in values.items() if v is not None}
+
+    gateway = GatewaySettings(**given(host=args.host, port=args.port))
+    node = SchedulerSettings(
+        **given(state_dir=args.state_dir, redis_url=args.redis, max_vms=args.max_vms)
+    )
+    asyncio.run(serve(gateway, node, settings))
     return 0
 
 

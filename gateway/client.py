@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 
 from gateway.auth import read_token
-from gateway.settings import GatewaySettings
+from scheduler.settings import SchedulerSettings
 from wasm_runtime.errors import UnifaasError
 
 DEFAULT_TIMEOUT_S = 330.0  # longer than the longest function timeout (300 s) + queueing
@@ -29,7 +29,7 @@ def default_url() -> str:
 
 
 def default_token(state_dir: Path | None = None) -> str | None:
-    return os.environ.get("UNIFAAS_TOKEN") or read_token(state_dir or GatewaySettings().state_dir)
+    return os.environ.get("UNIFAAS_TOKEN") or read_token(state_dir or SchedulerSettings().state_dir)
 
 
 class Client:

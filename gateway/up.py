@@ -27,6 +27,7 @@ from scheduler.redis_server import EmbeddedRedis, connect
 from scheduler.registry import Registry
 from scheduler.sandbox import function_memory_budget, memory_capacity
 from scheduler.service import Platform
+from scheduler.settings import SchedulerSettings
 from unikernel.accel import resolve_accel
 from unikernel.image import ensure_image
 from unikernel.settings import VMSettings
@@ -55,32 +56,34 @@ async def _heartbeat(platform: Platform, info: dict[str, Any]) -> None:
         await asyncio.sleep(HEARTBEAT_S)
 
 
-async def serve(settings: GatewaySettings, vm_settings: VMSettings) -> None:
-    settings.state_dir.mkdir(parents=True, exist_ok=True)
-    token = load_or_create_token(settings.state_dir)
+async def serve(
+    settings: GatewaySettings, node: SchedulerSettings, vm_settings: VMSettings
+) -> None:
+    node.state_dir.mkdir(parents=True, exist_ok=True)
+    token = load_or_create_token(node.state_dir)
     async with contextlib.AsyncExitStack() as stack:
-        url = settings.redis_url
+        url = node.redis_url
         if url is None:
-            embedded = await stack.enter_async_context(EmbeddedRedis(settings.state_dir))
+            embedded = await stack.enter_async_context(EmbeddedRedis(node.state_dir))
             url = embedded.url
-            _progress(f"redis: private redis-server, data in {settings.state_dir}")
+            _progress(f"redis: private redis-server, data in {node.state_dir}")
         redis = await connect(url)
         stack.push_async_callback(redis.aclose)
         image = await asyncio.to_thread(ensure_image, vm_settings.cache_dir, _progress)
         accel = await resolve_accel(vm_settings, image)
-        max_vms = min(settings.max_vms, memory_capacity(vm_settings))
+        max_vms = min(node.max_vms, memory_capacity(vm_settings))
         _progress(
             f"microVMs: {accel}, up to {max_vms} on this node "
-            f"(setting {settings.max_vms}, memory allows {memory_capacity(vm_settings)})"
+            f"(setting {node.max_vms}, memory allows {memory_capacity(vm_settings)})"
         )
         pool = Pool(
             MicroVMFactory(image, vm_settings, accel),
             PoolSettings(
                 max_vms=max_vms,
                 vm_memory_budget_mib=function_memory_budget(vm_settings),
-                idle_target=settings.idle_target,
-                queue_max=settings.queue_max,
-                queue_timeout_s=settings.queue_timeout_s,
+                idle_target=node.idle_target,
+                queue_max=node.queue_max,
+                queue_timeout_s=node.queue_timeout_s,
             ),
         )
         node_id = f"{socket.gethostname()}-{uuid.uuid4().hex[:6]}"
@@ -116,7 +119,7 @@ async def serve(settings: GatewaySettings, vm_settings: VMSettings) -> None:
             stack.callback(loop.remove_signal_handler, sig)
         _progress(
             f"unifaas listening on http://{settings.host}:{settings.port} "
-            f"(token in {token_path(settings.state_dir)})"
+            f"(token in {token_path(node.state_dir)})"
         )
         await server.serve()
         _progress("unifaas: stopping")

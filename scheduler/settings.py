@@ -13,7 +13,7 @@ def _default_state_dir() -> Path:
 
 
 class SchedulerSettings(BaseSettings):
-    """Where the scheduler keeps its state.
+    """Where the node keeps its state, and how big its pool may grow.
 
     Every field can be set from the environment, e.g.
     ``UNIFAAS_REDIS_URL=redis://db.internal:6379/0``.
@@ -26,3 +26,11 @@ class SchedulerSettings(BaseSettings):
     # Redis shared by all nodes and gateways; None = start a private redis-server
     # on a unix socket under state_dir (single-machine default).
     redis_url: str | None = None
+    # Most microVMs this node runs at once (any state); capped further by what
+    # available memory holds (scheduler.sandbox.memory_capacity).
+    max_vms: int = Field(default=8, ge=1)
+    # Generic idle VMs kept booted so a new function gets a pre-warmed start.
+    idle_target: int = Field(default=1, ge=0)
+    # Invocations that may wait for a VM slot, and for how long, before a 503.
+    queue_max: int = Field(default=64, ge=0)
+    queue_timeout_s: float = Field(default=30.0, gt=0)
