@@ -7,8 +7,7 @@ Used by the locustfiles' ``test_start``/``test_stop`` hooks, and by hand:
 Every function is named ``lt-*`` so a scenario never touches the user's own
 functions; the module comes from the WAT sources in ``functions/``. The token
 is ``$UNIFAAS_TOKEN``, else ``token`` in ``$UNIFAAS_STATE_DIR`` (default
-``~/.local/state/unifaas``), as for the CLI. Only the standard library, httpx
-and wasmtime are used, so this also runs inside locust's gevent process.
+``~/.local/state/unifaas``), found the way the CLI finds it (gateway.client).
 """
 
 from __future__ import annotations
@@ -17,7 +16,6 @@ import argparse
 import concurrent.futures
 import functools
 import json
-import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -26,6 +24,8 @@ from typing import Any
 
 import httpx
 import wasmtime
+
+from gateway.client import default_token, default_url
 
 FUNCTIONS = Path(__file__).resolve().parent.parent / "functions"
 
@@ -66,22 +66,6 @@ SCENARIOS: dict[str, list[Fn]] = {
 }
 
 WARM_UP_DEADLINE_S = 90.0
-
-
-def default_url() -> str:
-    return os.environ.get("UNIFAAS_URL") or "http://127.0.0.1:8080"
-
-
-def default_token() -> str | None:
-    if token := os.environ.get("UNIFAAS_TOKEN"):
-        return token
-    state = Path(
-        os.environ.get("UNIFAAS_STATE_DIR") or Path.home() / ".local" / "state" / "unifaas"
-    )
-    try:
-        return (state / "token").read_text().strip() or None
-    except OSError:
-        return None
 
 
 @functools.cache
