@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 
 from gateway.launch import free_port, platform_process, serving
+from unikernel.bench import percentile
 from wasm_runtime.errors import UnifaasError
 
 Progress = Callable[[str], None]
@@ -33,11 +34,6 @@ class BenchError(UnifaasError):
 
 PAYLOAD = b"x" * 64
 START_DEADLINE_S = 180.0
-
-
-def _pct(samples: list[float], pct: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1)))]
 
 
 @contextlib.contextmanager
@@ -148,10 +144,10 @@ async def _run(
                 )
     result.update(
         {
-            "warm_p50_ms": round(_pct(warm, 50), 2),
-            "warm_p99_ms": round(_pct(warm, 99), 2),
-            "baseline_p50_ms": round(_pct(base, 50), 2),
-            "baseline_p99_ms": round(_pct(base, 99), 2),
+            "warm_p50_ms": round(percentile(warm, 50), 2),
+            "warm_p99_ms": round(percentile(warm, 99), 2),
+            "baseline_p50_ms": round(percentile(base, 50), 2),
+            "baseline_p99_ms": round(percentile(base, 99), 2),
             "prewarmed_start_ms_p50": round(statistics.median(prewarmed), 1),
             "cold_start_ms_p50": round(statistics.median(cold), 1),
         }

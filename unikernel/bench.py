@@ -29,7 +29,8 @@ ECHO_PAYLOAD = b"x" * 64
 SETTLE_S = 4.0
 
 
-def _percentile(samples: list[float], pct: float) -> float:
+def percentile(samples: list[float], pct: float) -> float:
+    """The sample at rank ``pct`` % (nearest rank); both benches use it."""
     ordered = sorted(samples)
     idx = min(len(ordered) - 1, max(0, round(pct / 100 * (len(ordered) - 1))))
     return ordered[idx]
@@ -126,16 +127,16 @@ async def bench_sandbox(
         "boot_to_ready_s_all": [round(x, 3) for x in readies],
         "floor_boot_s": round(statistics.median(floors), 3),
         "floor_boot_s_all": [round(x, 3) for x in floors],
-        "rtt_ms_p50": round(_percentile(rtts, 50), 3),
-        "rtt_ms_p99": round(_percentile(rtts, 99), 3),
+        "rtt_ms_p50": round(percentile(rtts, 50), 3),
+        "rtt_ms_p99": round(percentile(rtts, 99), 3),
         "load_ms_in_guest": round(float(load.get("load_ms", 0.0)), 2),
         "first_invoke_vm_ms": round(first_call_ms, 2),
-        "invoke_vm_ms_p50": round(_percentile(vm_calls, 50), 3),
-        "invoke_vm_ms_p99": round(_percentile(vm_calls, 99), 3),
-        "invoke_native_ms_p50": round(_percentile(native, 50), 3),
-        "invoke_native_ms_p99": round(_percentile(native, 99), 3),
+        "invoke_vm_ms_p50": round(percentile(vm_calls, 50), 3),
+        "invoke_vm_ms_p99": round(percentile(vm_calls, 99), 3),
+        "invoke_native_ms_p50": round(percentile(native, 50), 3),
+        "invoke_native_ms_p99": round(percentile(native, 99), 3),
         "invoke_ratio_vm_over_native": round(
-            _percentile(vm_calls, 50) / max(_percentile(native, 50), 1e-9), 1
+            percentile(vm_calls, 50) / max(percentile(native, 50), 1e-9), 1
         ),
         "qemu_rss_mib_at_ready": round(rss_ready_kib / 1024, 1),
         "qemu_rss_mib": round(rss_idle_kib / 1024, 1),
