@@ -53,12 +53,11 @@ async def floor_boot(
             await qmp.listen(proc.spec.qmp_socket)
             await proc.listen()
             await proc.spawn()
-            accept = asyncio.ensure_future(qmp.accept())
+            qmp.start_accept()
             reader, _ = await proc.accept_agent()
             read = asyncio.ensure_future(reader.readexactly(len(FLOOR_MARKER)))
             data = await proc.until_exit_or(read, timeout_s, "the floor init's marker")
             elapsed = time.perf_counter() - proc.started_at
-            accept.cancel()
             if data != FLOOR_MARKER:
                 raise proc.launch_error(f"floor init sent {data!r}")
             return elapsed

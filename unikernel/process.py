@@ -137,6 +137,11 @@ class VMProcess:
         finally:
             exit_task.cancel()
         if aw in done:
+            err = aw.exception()
+            # The peer closing mid-read means QEMU is going away: say so, as a launch error.
+            if isinstance(err, (asyncio.IncompleteReadError, ConnectionError)):
+                message = f"QEMU closed the channel while waiting for {what}"
+                raise self.launch_error(message) from err
             return aw.result()
         aw.cancel()
         if exit_task in done:

@@ -31,12 +31,18 @@ logging.getLogger("qemu.qmp").setLevel(logging.ERROR)
 class QmpControl:
     def __init__(self, name: str) -> None:
         self._client = QMPClient(name)
+        self._accepting: asyncio.Future[None] | None = None
 
     async def listen(self, socket_path: Path) -> None:
         try:
             await self._client.start_server(str(socket_path))
         except QMPError as err:
             raise QMPCommandError("listen", str(err)) from err
+
+    def start_accept(self) -> asyncio.Future[None]:
+        """Wait for QEMU's connection in the background; :meth:`close` ends the wait."""
+        self._accepting = asyncio.ensure_future(self.accept())
+        return self._accepting
 
     async def accept(self) -> None:
         try:
@@ -67,5 +73,10 @@ class QmpControl:
             await self._execute(CMD_QUIT)
 
     async def close(self) -> None:
+        # A pending (or failed: QEMU died) accept must be over before
+        # disconnecting, or qemu.qmp trips an assertion on its own state.
+        if self._accepting is not None:
+            self._accepting.cancel()
+            await asyncio.gather(self._accepting, return_exceptions=True)
         with contextlib.suppress(QMPError, OSError, EOFError, TimeoutError):
             await asyncio.wait_for(self._client.disconnect(), timeout=2.0)

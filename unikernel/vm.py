@@ -72,7 +72,7 @@ class MicroVM:
             await qmp.listen(process.spec.qmp_socket)
             await process.listen()
             await process.spawn()
-            accept = asyncio.ensure_future(qmp.accept())
+            accept = qmp.start_accept()
             reader, writer = await process.accept_agent()
             agent = AgentClient(reader, writer)
             await process.until_exit_or(accept, settings.boot_timeout_s, "QMP")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -164,3 +166,38 @@ async def test_files_bundle_writes_never_leak(shared_vm: MicroVM) -> None:
     for _ in range(2):
         result = await shared_vm.invoke("files", Invocation())
         assert result.raise_for_outcome().stdout == b"bundled data\nscratch.txt existed: no\n"
+
+
+# Connects to the QMP and agent sockets named on its command line, then dies
+# the way QEMU does when KVM rejects the CPU model (an assertion, SIGABRT).
+FAKE_QEMU = """\
+import os, socket, sys
+paths = [a.split("path=")[1].split(",")[0] for a in sys.argv if "path=" in a]
+held = []
+for path in paths:
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(path)
+    held.append(s)
+sys.stderr.write("qemu: kvm_buf_set_msrs: Assertion failed\\n")
+sys.stderr.flush()
+os.abort()
+"""
+
+
+@pytest.fixture
+def dying_qemu(tmp_path: Path, vm_settings: VMSettings) -> VMSettings:
+    fake = tmp_path / "qemu-dies-after-connecting"
+    fake.write_text(f"#!{sys.executable}\n{FAKE_QEMU}")
+    fake.chmod(0o755)
+    return vm_settings.model_copy(update={"qemu_binary": str(fake), "boot_timeout_s": 20.0})
+
+
+async def test_qemu_dying_after_connecting_is_a_launch_error(
+    dying_qemu: VMSettings, guest_image: GuestImage
+) -> None:
+    # The KVM probe boots the floor this way: a QEMU that connects, then dies,
+    # must read as "this accelerator does not work", never as a crash.
+    with pytest.raises(VMLaunchError, match="Assertion failed"):
+        await floor_boot(guest_image, dying_qemu, "kvm", 20)
+    with pytest.raises(VMLaunchError, match="Assertion failed"):
+        await MicroVM.boot(guest_image, dying_qemu, "kvm", name="dies")
