@@ -205,6 +205,12 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
             module.write_bytes(wasm("echo" if name == "echo" else "misbehave"))
             out = served.cli("deploy", name, str(module), *args)
             assert out.returncode == 0, out.stderr
+        # Warm both up first: a cold start under TCG, competing with Chromium's
+        # own start-up for two cores, can take longer than the page is watched.
+        assert (
+            httpx.post(served.url + "/fn/echo", content=b"warm-up", timeout=120).status_code == 200
+        )
+        assert httpx.post(served.url + "/fn/mis", timeout=120).status_code == 500
         yield served
 
 
