@@ -7,7 +7,7 @@ checks or a scenario's end-of-run verdict failed.
 
 from __future__ import annotations
 
-import csv
+import json
 import re
 import subprocess
 import sys
@@ -61,9 +61,10 @@ def run_locust(served: Served, scenario: str, out: Path) -> subprocess.Completed
         f"{RUN_S}s",
         "--stop-timeout",
         "10",
-        "--csv",
+        # The JSON is written at exit, after calls in flight at the run-time
+        # limit have finished; the CSVs are rewritten once a second and may miss them.
+        "--json-file",
         str(out / scenario),
-        "--only-summary",
     ]
     return subprocess.run(
         argv, cwd=ROOT, env=served.env, capture_output=True, text=True, timeout=90, check=False
@@ -71,12 +72,14 @@ def run_locust(served: Served, scenario: str, out: Path) -> subprocess.Completed
 
 
 def stats(out: Path, scenario: str) -> dict[str, tuple[int, int]]:
-    """Name -> (requests, failures) from locust's stats CSV."""
-    with (out / f"{scenario}_stats.csv").open() as f:
-        return {
-            row["Name"]: (int(row["Request Count"]), int(row["Failure Count"]))
-            for row in csv.DictReader(f)
-        }
+    """Name -> (requests, failures) from locust's final JSON stats, with an "Aggregated" row."""
+    entries = json.loads((out / f"{scenario}.json").read_text())
+    table = {e["name"]: (int(e["num_requests"]), int(e["num_failures"])) for e in entries}
+    table["Aggregated"] = (
+        sum(n for n, _ in table.values()),
+        sum(f for _, f in table.values()),
+    )
+    return table
 
 
 def start_kinds(stdout: str, scenario: str) -> dict[str, int]:
@@ -92,6 +95,7 @@ def test_scenario_runs_clean(platform: Served, scenario: str, tmp_path: Path) ->
     assert done.returncode == 0, tail
 
     table = stats(tmp_path, scenario)
+    tail += f"\nstats: {table}"
     requests, failures = table["Aggregated"]
     assert requests > 0 and failures == 0, tail
     for endpoint in ENDPOINTS[scenario]:
