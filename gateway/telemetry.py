@@ -44,6 +44,11 @@ class _PoolCollector(Collector):
             "invocations waiting for a VM slot",
             value=status.get("queue_depth", 0),
         )
+        yield GaugeMetricFamily(
+            "unifaas_boots_waiting",
+            "microVM boots waiting for a boot slot (UNIFAAS_BOOT_CONCURRENCY)",
+            value=status.get("boots_waiting", 0),
+        )
         for name, key, help_text in (
             ("unifaas_vm_boots", "boots", "microVM boots"),
             ("unifaas_vm_boot_failures", "boot_failures", "microVM boots that failed"),

@@ -84,6 +84,7 @@ async def serve(
                 idle_target=node.idle_target,
                 queue_max=node.queue_max,
                 queue_timeout_s=node.queue_timeout_s,
+                boot_concurrency=node.boot_concurrency,
             ),
         )
         node_id = f"{socket.gethostname()}-{uuid.uuid4().hex[:6]}"

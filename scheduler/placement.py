@@ -47,6 +47,11 @@ def count_of(vms: Iterable[VMRecord], key: str) -> int:
     return sum(1 for vm in vms if vm.key == key and vm.state in (VMState.BOOTING, VMState.BOUND))
 
 
+def booted_count_of(vms: Iterable[VMRecord], key: str) -> int:
+    """VMs of this version that are booted and take calls."""
+    return sum(1 for vm in vms if vm.key == key and vm.state is VMState.BOUND)
+
+
 def slots(fv: FunctionVersion, memory_budget_mib: int | None) -> int:
     """Calls one VM of ``fv`` may run at once.
 

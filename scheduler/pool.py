@@ -24,6 +24,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from scheduler import placement
+from scheduler.bootgate import BootGate, Priority, speculative
 from scheduler.errors import CapacityExhausted, SchedulerError
 from scheduler.model import FunctionVersion, StartKind
 from scheduler.placement import VMRecord, VMState
@@ -65,6 +66,8 @@ class PoolSettings:
     # Guest RAM left for function linear memory; caps calls per VM so their
     # memory caps fit (None = only each function's concurrency counts).
     vm_memory_budget_mib: int | None = None
+    # Boots running at once (None = no limit); more wait, call-driven ones first.
+    boot_concurrency: int | None = None
 
 
 class PoolClosed(SchedulerError):
@@ -110,6 +113,7 @@ class Pool:
         self._close_done = asyncio.Event()
         self._topup_after = 0.0  # no generic boots before this (back-off after a failure)
         self._call_estimate_s = INITIAL_CALL_ESTIMATE_S
+        self._boot_gate = BootGate(self.settings.boot_concurrency)
         self.counters: collections.Counter[str] = collections.Counter()
         self.starts: dict[StartKind, int] = dict.fromkeys(StartKind, 0)
 
@@ -202,41 +206,54 @@ class Pool:
         self, grant: _Grant, fv: FunctionVersion, load_artifacts: ArtifactLoader
     ) -> None:
         try:
-            await self._prepare(grant, fv, load_artifacts)
+            await self._prepare(grant, fv, load_artifacts, speculative)
         finally:
             self._release(grant.vm)
 
     async def _prepare(
-        self, grant: _Grant, fv: FunctionVersion, load_artifacts: ArtifactLoader
+        self,
+        grant: _Grant,
+        fv: FunctionVersion,
+        load_artifacts: ArtifactLoader,
+        priority: Priority | None = None,
     ) -> None:
         """Boot (cold) and load (cold, pre-warmed) the granted VM; on failure it is stopped."""
         if grant.kind is StartKind.WARM:
             return
         if grant.kind is StartKind.COLD:
-            await self._boot(grant.vm, grant.victim_stop)
+            await self._boot(grant.vm, grant.victim_stop, priority or self._booted_vms_of(fv.key))
         else:
             self._top_up()  # a generic VM was consumed
         await self._load(grant.vm, fv, load_artifacts)
 
-    async def _boot(self, vm: VMRecord, victim_stop: asyncio.Task[None] | None = None) -> None:
+    async def _boot(
+        self,
+        vm: VMRecord,
+        victim_stop: asyncio.Task[None] | None = None,
+        priority: Priority = speculative,
+    ) -> None:
         try:
             if victim_stop is not None:
                 await asyncio.wait({victim_stop})
-            if vm.gone:
-                raise PoolClosed()
-            task = asyncio.create_task(self.factory.boot(), name=f"pool-boot-{vm.id}")
-            vm.boot_task = task  # from here on, _stop_vm owns whatever this boots
-            await asyncio.wait({task})
+            async with self._boot_gate.slot(priority):
+                if vm.gone:
+                    raise PoolClosed()
+                task = asyncio.create_task(self.factory.boot(), name=f"pool-boot-{vm.id}")
+                vm.boot_task = task  # from here on, _stop_vm owns whatever this boots
+                await asyncio.wait({task})
+                # Still holding the slot: the gate picks the next boot by booted
+                # VMs per function, so this one must count before it lets go.
+                self._booted(vm, task)
         except BaseException:
             self._discard(vm)
             raise
+
+    def _booted(self, vm: VMRecord, task: asyncio.Task[Sandbox]) -> None:
         if task.cancelled():
-            self._discard(vm)
             raise PoolClosed()
         err = task.exception()
         if err is not None:
             self.counters["boot_failures"] += 1
-            self._discard(vm)
             raise err
         self.counters["boots"] += 1
         if vm.gone:
@@ -344,6 +361,10 @@ class Pool:
 
     def _count_of(self, key: str) -> int:
         return placement.count_of(self._vms.values(), key)
+
+    def _booted_vms_of(self, key: str) -> Priority:
+        """A cold boot's priority at the boot gate: its function's booted VMs, read when asked."""
+        return lambda: placement.booted_count_of(self._vms.values(), key)
 
     def _retired(self, key: str) -> bool:
         name = key.rsplit("@", 1)[0]
@@ -495,6 +516,7 @@ class Pool:
             "queue_depth": len(self._waiters),
             "boots": self.counters["boots"],
             "boot_failures": self.counters["boot_failures"],
+            "boots_waiting": self._boot_gate.waiting,
             "evictions": self.counters["evictions"],
             "reclaims": self.counters["reclaims"],
             "deaths": self.counters["deaths"],

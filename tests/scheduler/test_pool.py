@@ -484,3 +484,52 @@ def test_slots_fit_memory_caps_in_the_guest() -> None:
     assert slots(fv(4, 64), 416) == 4
     assert slots(fv(8, 128), 416) == 3
     assert slots(fv(4, 1024), 416) == 1  # one call always fits: its cap may exceed use
+
+
+async def test_boot_gate_limits_boots_and_serves_calls_first(
+    make_pool: MakePool, factory: FakeFactory
+) -> None:
+    factory.boot_delay_s = 0.05
+    booting = 0
+    most = 0
+    real_boot = factory.boot
+
+    async def counted_boot() -> FakeSandbox:
+        nonlocal booting, most
+        booting += 1
+        most = max(most, booting)
+        try:
+            return await real_boot()
+        finally:
+            booting -= 1
+
+    factory.boot = counted_boot  # type: ignore[method-assign]
+    pool = make_pool(max_vms=6, idle_target=2, boot_concurrency=1)
+    await pool.start()  # two generic boots queued: one runs, one waits
+    await asyncio.sleep(0)
+    assert pool.status()["boots_waiting"] == 1
+    # A call's cold boot overtakes the waiting generic boot.
+    calls = [asyncio.create_task(pool.invoke(fv(n), load_ok, call())) for n in "ab"]
+    await asyncio.gather(*calls)
+    # Both calls booted before the second generic VM, which is booting only now.
+    assert (pool.status()["idle"], pool.status()["booting"]) == (1, 1)
+    await settle(pool)
+    assert most == 1
+    assert pool.status()["idle"] == 2 and pool.status()["boots_waiting"] == 0
+
+
+async def test_boot_gate_boots_each_functions_first_vm_first(
+    make_pool: MakePool, factory: FakeFactory
+) -> None:
+    factory.boot_delay_s = 0.05
+    pool = make_pool(max_vms=4, boot_concurrency=1)
+    a, b = fv("a", max_vms=3), fv("b", max_vms=3)
+    # Three calls of a ask for three VMs before b's first call arrives.
+    calls_a = [asyncio.create_task(pool.invoke(a, load_ok, call(b"sleep 1"))) for _ in range(3)]
+    await asyncio.sleep(0)
+    call_b = asyncio.create_task(pool.invoke(b, load_ok, call()))
+    await call_b
+    # b's only VM booted second, before a's second and third.
+    assert factory.sandboxes[1].loaded == ["b@1"]
+    assert [s.loaded for s in factory.sandboxes] == [["a@1"], ["b@1"]]
+    await asyncio.gather(*calls_a)
