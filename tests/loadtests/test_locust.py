@@ -59,8 +59,10 @@ def run_locust(served: Served, scenario: str, out: Path) -> subprocess.Completed
         "8",
         "--run-time",
         f"{RUN_S}s",
+        # Calls in flight at the limit finish: under TCG on a slow machine the
+        # capacity scenario's first calls wait 14 s for six boots at once.
         "--stop-timeout",
-        "10",
+        "30",
         # The JSON is written at exit, after calls in flight at the run-time
         # limit have finished; the CSVs are rewritten once a second and may miss them.
         "--json-file",
