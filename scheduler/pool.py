@@ -66,7 +66,7 @@ class PoolSettings:
     # Guest RAM left for function linear memory; caps calls per VM so their
     # memory caps fit (None = only each function's concurrency counts).
     vm_memory_budget_mib: int | None = None
-    # Boots running at once (None = no limit); more wait, call-driven ones first.
+    # Boots running at once (None = no limit); more wait, fewest booted VMs first.
     boot_concurrency: int | None = None
 
 
