@@ -31,6 +31,8 @@ class VMRecord:
     loaded: bool = False
     in_flight: int = 0  # reserved slots: calls running, or the boot/load before the first
     last_used: float = 0.0
+    # Set when its boot is over, booted or not (a call that claimed it while booting waits).
+    boot_over: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
 
     @property
     def key(self) -> str | None:
@@ -85,6 +87,12 @@ def pick_warm(
 def pick_idle(vms: Iterable[VMRecord]) -> VMRecord | None:
     idle = [vm for vm in vms if vm.state is VMState.IDLE]
     return min(idle, key=lambda v: v.id) if idle else None
+
+
+def pick_booting_generic(vms: Iterable[VMRecord]) -> VMRecord | None:
+    """A generic VM still booting that no call has claimed: the one started first."""
+    booting = [vm for vm in vms if vm.state is VMState.BOOTING and vm.fv is None]
+    return min(booting, key=lambda v: v.id) if booting else None
 
 
 def pick_victim(

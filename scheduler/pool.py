@@ -82,6 +82,7 @@ class _Grant:
     vm: VMRecord
     kind: StartKind
     victim_stop: asyncio.Task[None] | None = None  # evicted VM; wait for it before booting
+    claimed: bool = False  # cold: a generic VM already booting, not a boot of its own
 
 
 @dataclasses.dataclass(eq=False)
@@ -220,7 +221,10 @@ class Pool:
         """Boot (cold) and load (cold, pre-warmed) the granted VM; on failure it is stopped."""
         if grant.kind is StartKind.WARM:
             return
-        if grant.kind is StartKind.COLD:
+        if grant.claimed:
+            self._top_up()  # a generic VM was consumed
+            await self._boot_of_claimed(grant.vm)
+        elif grant.kind is StartKind.COLD:
             await self._boot(grant.vm, grant.victim_stop, priority or self._booted_vms_of(fv.key))
         else:
             self._top_up()  # a generic VM was consumed
@@ -248,6 +252,16 @@ class Pool:
             self._discard(vm)
             raise
 
+    async def _boot_of_claimed(self, vm: VMRecord) -> None:
+        """Wait for the generic boot this call claimed; its own task does the booting."""
+        try:
+            await vm.boot_over.wait()
+        except BaseException:
+            self._discard(vm)
+            raise
+        if vm.gone or vm.sandbox is None:
+            raise PoolClosed() if self._closed else VMGone("the VM booting for this call failed")
+
     def _booted(self, vm: VMRecord, task: asyncio.Task[Sandbox]) -> None:
         if task.cancelled():
             raise PoolClosed()
@@ -262,6 +276,7 @@ class Pool:
         vm.last_used = self._clock()
         if vm.state is VMState.BOOTING:
             vm.state = VMState.BOUND if vm.fv else VMState.IDLE
+        vm.boot_over.set()
 
     async def _load(
         self, vm: VMRecord, fv: FunctionVersion, load_artifacts: ArtifactLoader
@@ -338,6 +353,12 @@ class Pool:
         if idle is not None:
             idle.state, idle.fv, idle.in_flight = VMState.BOUND, fv, 1
             return _Grant(idle, StartKind.PREWARMED)
+        # A generic VM part-way through its boot is ready sooner than a new one,
+        # and a second boot would only slow the first down (TCG: CPU-bound).
+        booting = placement.pick_booting_generic(self._vms.values())
+        if booting is not None:
+            booting.fv, booting.in_flight = fv, 1
+            return _Grant(booting, StartKind.COLD, claimed=True)
         if len(self._vms) < self.settings.max_vms:
             return _Grant(self._new_vm(fv), StartKind.COLD)
         victim = None
@@ -409,8 +430,15 @@ class Pool:
             generic += 1
 
     async def _boot_generic(self, vm: VMRecord) -> None:
+        def priority() -> int:  # a call may claim it while it waits at the gate
+            return (
+                speculative()
+                if vm.fv is None
+                else placement.booted_count_of(self._vms.values(), vm.fv.key)
+            )
+
         try:
-            await self._boot(vm)
+            await self._boot(vm, priority=priority)
         except (PoolClosed, VMGone):
             return
         except Exception:
@@ -426,6 +454,7 @@ class Pool:
         if died:
             self.counters["deaths"] += 1
         vm.state = VMState.GONE
+        vm.boot_over.set()  # a call waiting on its boot sees it gone
         self._vms.pop(vm.id, None)
         vm.stop_task = self._spawn(self._stop_vm(vm))
         return vm.stop_task

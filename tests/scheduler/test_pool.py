@@ -486,7 +486,7 @@ def test_slots_fit_memory_caps_in_the_guest() -> None:
     assert slots(fv(4, 1024), 416) == 1  # one call always fits: its cap may exceed use
 
 
-async def test_boot_gate_limits_boots_and_serves_calls_first(
+async def test_boot_gate_limits_boots_and_calls_claim_generic_boots(
     make_pool: MakePool, factory: FakeFactory
 ) -> None:
     factory.boot_delay_s = 0.05
@@ -508,14 +508,53 @@ async def test_boot_gate_limits_boots_and_serves_calls_first(
     await pool.start()  # two generic boots queued: one runs, one waits
     await asyncio.sleep(0)
     assert pool.status()["boots_waiting"] == 1
-    # A call's cold boot overtakes the waiting generic boot.
-    calls = [asyncio.create_task(pool.invoke(fv(n), load_ok, call())) for n in "ab"]
-    await asyncio.gather(*calls)
-    # Both calls booted before the second generic VM, which is booting only now.
-    assert (pool.status()["idle"], pool.status()["booting"]) == (1, 1)
+    results = await asyncio.gather(*(pool.invoke(fv(n), load_ok, call()) for n in "ab"))
+    # Both calls took the generic VMs already on their way instead of booting their own.
+    assert sorted(r.stdout for r, _ in results) == [b"a@1 vm1", b"b@1 vm2"]
+    assert {kind for _, kind in results} == {StartKind.COLD}
     await settle(pool)
     assert most == 1
     assert pool.status()["idle"] == 2 and pool.status()["boots_waiting"] == 0
+
+
+async def test_call_claims_a_generic_vm_while_it_boots(
+    make_pool: MakePool, factory: FakeFactory
+) -> None:
+    factory.boot_delay_s = 0.05
+    started: list[asyncio.Task[Any] | None] = []
+    real_boot = factory.boot
+
+    async def tagged_boot() -> FakeSandbox:
+        started.append(asyncio.current_task())
+        sandbox = await real_boot()
+        sandbox.start_order = started.index(asyncio.current_task()) + 1  # type: ignore[attr-defined]
+        return sandbox
+
+    factory.boot = tagged_boot  # type: ignore[method-assign]
+    pool = make_pool(idle_target=1)
+    await pool.start()
+    await asyncio.sleep(0)  # the generic VM's boot has started
+    _, kind = await pool.invoke(fv("a"), load_ok, call())
+    assert kind is StartKind.COLD
+    # The call ran on the VM whose boot started first: the generic one it claimed.
+    served_by = next(s for s in factory.sandboxes if s.loaded == ["a@1"])
+    assert served_by.start_order == 1  # type: ignore[attr-defined]
+    await settle(pool)
+    assert pool.status()["idle"] == 1 and pool.status()["boots"] == 2
+
+
+async def test_claimed_generic_boot_failing_fails_the_call_only(
+    make_pool: MakePool, factory: FakeFactory
+) -> None:
+    factory.boot_delay_s = 0.05
+    factory.fail_boots = 1
+    pool = make_pool(idle_target=1)
+    await pool.start()
+    with pytest.raises(VMGone, match="booting for this call failed"):
+        await pool.invoke(fv("a"), load_ok, call())
+    _, kind = await pool.invoke(fv("a"), load_ok, call())
+    assert kind in (StartKind.COLD, StartKind.PREWARMED)
+    assert pool.status()["boot_failures"] == 1
 
 
 async def test_boot_gate_boots_each_functions_first_vm_first(
