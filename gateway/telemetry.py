@@ -51,6 +51,7 @@ class _PoolCollector(Collector):
         )
         for name, key, help_text in (
             ("unifaas_vm_boots", "boots", "microVM boots"),
+            ("unifaas_vm_restores", "restores", "microVMs started from a snapshot"),
             ("unifaas_vm_boot_failures", "boot_failures", "microVM boots that failed"),
             ("unifaas_vm_evictions", "evictions", "idle bound VMs evicted to make room"),
             ("unifaas_vm_reclaims", "reclaims", "idle VMs reclaimed after keep-alive"),
@@ -161,6 +162,7 @@ class Telemetry:
                 "errors": self._error_total,
                 "starts": dict(status.get("starts", {})),
                 "boots": status.get("boots", 0),
+                "restores": status.get("restores", 0),
                 "evictions": status.get("evictions", 0),
                 "reclaims": status.get("reclaims", 0),
             },

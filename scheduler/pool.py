@@ -145,6 +145,7 @@ class Pool:
                 await asyncio.gather(self._reclaimer, return_exceptions=True)
             while self._tasks:
                 await asyncio.gather(*list(self._tasks), return_exceptions=True)
+            await self.factory.close()
         finally:
             self._close_done.set()
 
@@ -269,7 +270,9 @@ class Pool:
         if err is not None:
             self.counters["boot_failures"] += 1
             raise err
-        self.counters["boots"] += 1
+        # A clone of a snapshot is counted apart from a boot (restores metric).
+        restored = bool(getattr(task.result(), "restored", False))
+        self.counters["restores" if restored else "boots"] += 1
         if vm.gone:
             raise PoolClosed() if self._closed else VMGone("VM removed while booting")
         vm.sandbox = task.result()
@@ -544,6 +547,7 @@ class Pool:
             },
             "queue_depth": len(self._waiters),
             "boots": self.counters["boots"],
+            "restores": self.counters["restores"],
             "boot_failures": self.counters["boot_failures"],
             "boots_waiting": self._boot_gate.waiting,
             "evictions": self.counters["evictions"],

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
+import logging
 from typing import Any, Protocol
 
 from unikernel.accel import Accel
 from unikernel.image import GuestImage
 from unikernel.settings import VMSettings
+from unikernel.snapshot import Template, make_template, room_for_template
 from unikernel.vm import MicroVM
+from wasm_runtime.errors import UnikernelError
 from wasm_runtime.types import Invocation, InvocationResult
+
+log = logging.getLogger(__name__)
 
 
 class Sandbox(Protocol):
@@ -30,19 +36,61 @@ class Sandbox(Protocol):
 class SandboxFactory(Protocol):
     async def boot(self) -> Sandbox: ...
 
+    async def close(self) -> None:
+        """Release what the factory keeps between boots (the pool's VMs are already gone)."""
+
 
 class MicroVMFactory:
-    """Boots real QEMU microVMs, named ``pool-1``, ``pool-2``, ..."""
+    """Starts real QEMU microVMs, named ``pool-1``, ``pool-2``, ...
+
+    Each is a clone of a snapshot template when snapshots are on (the first
+    start boots and saves the template; the others wait for it, then take
+    ~0.1 s instead of a boot); a clone that fails to start is booted instead.
+    """
 
     def __init__(self, image: GuestImage, vm_settings: VMSettings, accel: Accel) -> None:
         self.image = image
         self.vm_settings = vm_settings
         self.accel = accel
         self._numbers = itertools.count(1)
+        self._template: Template | None = None
+        self._template_lock: asyncio.Lock | None = None
+        self._snapshots = vm_settings.snapshots
+        self.restore_failures = 0
 
     async def boot(self) -> Sandbox:
         name = f"pool-{next(self._numbers)}"
+        template = await self._ensure_template()
+        if template is not None:
+            try:
+                return await MicroVM.restore(template, self.vm_settings, name=name)
+            except UnikernelError as err:
+                self.restore_failures += 1
+                log.warning("starting %s from the snapshot failed, booting it: %s", name, err)
         return await MicroVM.boot(self.image, self.vm_settings, self.accel, name=name)
+
+    async def _ensure_template(self) -> Template | None:
+        if not self._snapshots:
+            return None
+        if self._template_lock is None:
+            self._template_lock = asyncio.Lock()
+        async with self._template_lock:
+            if self._template is None and self._snapshots:
+                if not room_for_template(self.vm_settings):
+                    log.warning("no room for a snapshot template's RAM: booting every VM")
+                    self._snapshots = False
+                    return None
+                try:
+                    self._template = await make_template(self.image, self.vm_settings, self.accel)
+                except UnikernelError as err:
+                    log.warning("making the snapshot template failed, booting every VM: %s", err)
+                    self._snapshots = False
+        return self._template
+
+    async def close(self) -> None:
+        if self._template is not None:
+            self._template.remove()
+            self._template = None
 
 
 # Guest RAM the system itself holds: the unpacked image (~38 MiB), the

@@ -12,6 +12,7 @@ AGENT_PORT_NAME = "unifaas.agent"
 # (port 0 is reserved for a console); the agent opens exactly that.
 AGENT_PORT_NR = 1
 QMP_CHARDEV = "qmp"
+RAM_BACKEND = "ram0"
 
 # Kernel arguments and why:
 #  - console=ttyS0 + quiet: boot messages stay out of the way, agent errors
@@ -48,6 +49,12 @@ class VMSpec:
     tcg_tb_size_mib: int = 64
     qemu_binary: str = "qemu-system-x86_64"
     extra_kernel_args: str = ""
+    # Guest RAM in this file instead of anonymous memory: shared by a snapshot
+    # template (its RAM becomes the file), mapped copy-on-write by its clones.
+    memory_file: Path | None = None
+    memory_shared: bool = False
+    # Start paused, waiting for the snapshot's device state (QMP migrate-incoming).
+    incoming: bool = False
 
 
 # Under TCG the CPU has no TSC-deadline timer and the kernel spends ~0.25 s
@@ -72,14 +79,24 @@ def build_argv(spec: VMSpec) -> list[str]:
         cpu = "max"
     else:
         accel, cpu = "kvm", "host"
+    memory: list[str] = []
+    backend = ""
+    if spec.memory_file is not None:
+        share = "on" if spec.memory_shared else "off"
+        memory = [
+            "-object",
+            f"memory-backend-file,id={RAM_BACKEND},size={spec.memory_mib}M,"
+            f"mem-path={spec.memory_file},share={share}",
+        ]
+        backend = f",memory-backend={RAM_BACKEND}"
     if spec.machine == "microvm":
         # No ACPI: the tiny kernel has none and boots faster without it;
         # QEMU passes the virtio-mmio devices on the kernel command line.
-        machine = ["-M", "microvm,acpi=off"]
+        machine = ["-M", f"microvm,acpi=off{backend}"]
         serial_bus = "virtio-serial-device"
         balloon = "virtio-balloon-device"
     else:
-        machine = ["-M", "q35", "-bios", "qboot.rom"]
+        machine = ["-M", f"q35{backend}", "-bios", "qboot.rom"]
         serial_bus = "virtio-serial-pci"
         balloon = "virtio-balloon-pci"
     return [
@@ -89,6 +106,7 @@ def build_argv(spec: VMSpec) -> list[str]:
         "-display",
         "none",
         "-no-reboot",
+        *memory,
         *machine,
         "-accel",
         accel,
@@ -119,4 +137,5 @@ def build_argv(spec: VMSpec) -> list[str]:
         # finished calls) back to the host a few seconds after it is freed.
         "-device",
         f"{balloon},free-page-reporting=on",
+        *(["-incoming", "defer"] if spec.incoming else []),
     ]

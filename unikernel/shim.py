@@ -60,6 +60,13 @@ class AgentClient:
     def pending(self) -> int:
         return len(self._pending)
 
+    def adopt_hello(self, hello: dict[str, Any]) -> None:
+        """Ready without a hello: a VM restored from a snapshot said it before the snapshot."""
+        if self._state is ConnState.CONNECTING:
+            self.hello = hello
+            self._state = ConnState.READY
+            self._ready.set_result(hello)
+
     async def wait_ready(self) -> dict[str, Any]:
         """Wait for the agent's hello (callers bound this with their own deadline)."""
         return await asyncio.shield(self._ready)
@@ -112,6 +119,9 @@ class AgentClient:
 
     async def stats(self) -> dict[str, Any]:
         return await self.call(Op.STATS)
+
+    async def resume(self, time_ns: int, entropy: bytes) -> dict[str, Any]:
+        return await self.call(Op.RESUME, {"time_ns": time_ns, "entropy": entropy})
 
     async def shutdown(self) -> None:
         await self.call(Op.SHUTDOWN)

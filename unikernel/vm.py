@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from unikernel.errors import AgentUnresponsive, QMPCommandError, VMGone
 from unikernel.image import GuestImage
@@ -23,10 +26,24 @@ from unikernel.settings import VMSettings
 from unikernel.shim import AgentClient
 from wasm_runtime.types import Invocation, InvocationResult
 
+if TYPE_CHECKING:
+    from unikernel.snapshot import Template
+
 QUIT_WAIT_S = 3.0
 # Control calls (load, stats, ...) are quick; under TCG a first load still
 # pays for translating wasmtime's code, so be generous.
 CONTROL_CALL_TIMEOUT_S = 30.0
+
+
+def _overrides(settings: VMSettings, accel: Literal["kvm", "tcg"]) -> dict[str, object]:
+    return {
+        "accel": accel,
+        "machine": settings.machine,
+        "memory_mib": settings.guest_memory_mib,
+        "tcg_tb_size_mib": settings.tcg_tb_size_mib,
+        "qemu_binary": settings.qemu_binary,
+        "extra_kernel_args": settings.extra_kernel_args,
+    }
 
 
 class MicroVM:
@@ -45,6 +62,8 @@ class MicroVM:
         self.settings = settings
         self.accel = accel
         self.boot_s = boot_s
+        self.restored = False  # started from a snapshot rather than booted
+        self.resume_info: dict[str, Any] = {}
         self._stopped = False
         self._watcher = asyncio.create_task(self._watch_exit(), name=f"vm-watch-{self.pid}")
 
@@ -56,16 +75,65 @@ class MicroVM:
         settings: VMSettings,
         accel: Literal["kvm", "tcg"],
         name: str = "vm",
+        *,
+        memory_file: Path | None = None,
     ) -> MicroVM:
-        overrides: dict[str, object] = {
-            "accel": accel,
-            "machine": settings.machine,
-            "memory_mib": settings.guest_memory_mib,
-            "tcg_tb_size_mib": settings.tcg_tb_size_mib,
-            "qemu_binary": settings.qemu_binary,
-            "extra_kernel_args": settings.extra_kernel_args,
-        }
+        """Boot the guest and wait for the agent's hello.
+
+        With ``memory_file``, guest RAM is that (shared) file: the VM can then
+        serve as a snapshot template (``unikernel.snapshot``).
+        """
+        overrides = _overrides(settings, accel)
+        if memory_file is not None:
+            overrides.update(memory_file=memory_file, memory_shared=True)
         process = VMProcess(image.kernel, image.initrd, overrides, settings.run_dir, name)
+
+        async def hello(qmp: QmpControl, agent: AgentClient) -> None:
+            ready = asyncio.ensure_future(agent.wait_ready())
+            await process.until_exit_or(ready, settings.boot_timeout_s, "the agent's hello")
+
+        return await cls._launch(process, settings, accel, name, hello, restored=False)
+
+    @classmethod
+    async def restore(cls, template: Template, settings: VMSettings, name: str = "vm") -> MicroVM:
+        """A clone of ``template``: its RAM mapped copy-on-write, its device state loaded.
+
+        Ready when the agent has taken the real time and fresh entropy (its
+        clock and RNG are the template's until then).
+        """
+        overrides = _overrides(settings, template.accel)
+        overrides.update(memory_file=template.memory_file, memory_shared=False, incoming=True)
+        image = template.image
+        process = VMProcess(image.kernel, image.initrd, overrides, settings.run_dir, name)
+
+        info: dict[str, Any] = {}
+
+        async def resumed(qmp: QmpControl, agent: AgentClient) -> None:
+            loaded = asyncio.ensure_future(qmp.load_snapshot(template.state_file))
+            await process.until_exit_or(loaded, settings.boot_timeout_s, "the snapshot to load")
+            await qmp.resume()
+            agent.adopt_hello(template.hello)
+            woken = asyncio.ensure_future(agent.resume(time.time_ns(), os.urandom(64)))
+            resumed_with: dict[str, Any] = await process.until_exit_or(
+                woken, settings.boot_timeout_s, "the agent to resume"
+            )
+            info.update(resumed_with)
+
+        vm = await cls._launch(process, settings, template.accel, name, resumed, restored=True)
+        vm.resume_info = info  # the guest's time and a random sample after resuming
+        return vm
+
+    @classmethod
+    async def _launch(
+        cls,
+        process: VMProcess,
+        settings: VMSettings,
+        accel: Literal["kvm", "tcg"],
+        name: str,
+        until_ready: Callable[[QmpControl, AgentClient], Awaitable[None]],
+        *,
+        restored: bool,
+    ) -> MicroVM:
         qmp = QmpControl(name)
         agent: AgentClient | None = None
         try:
@@ -76,8 +144,7 @@ class MicroVM:
             reader, writer = await process.accept_agent()
             agent = AgentClient(reader, writer)
             await process.until_exit_or(accept, settings.boot_timeout_s, "QMP")
-            ready = asyncio.ensure_future(agent.wait_ready())
-            await process.until_exit_or(ready, settings.boot_timeout_s, "the agent's hello")
+            await until_ready(qmp, agent)
             boot_s = time.perf_counter() - process.started_at
         except BaseException as err:
             if agent is not None:
@@ -93,7 +160,9 @@ class MicroVM:
                 raise launch_error from err
             await process.close()
             raise
-        return cls(process, qmp, agent, settings, accel, boot_s)
+        vm = cls(process, qmp, agent, settings, accel, boot_s)
+        vm.restored = restored
+        return vm
 
     @property
     def pid(self) -> int | None:

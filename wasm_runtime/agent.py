@@ -15,7 +15,9 @@ from __future__ import annotations
 import concurrent.futures
 import ctypes
 import errno
+import fcntl
 import os
+import struct
 import sys
 import tempfile
 import threading
@@ -168,7 +170,7 @@ class Agent:
                 protocol.error_reply(protocol.request_id(msg), ErrorCode.BAD_REQUEST, str(err))
             )
             return
-        if op in (Op.PING, Op.STATS):
+        if op in (Op.PING, Op.STATS, Op.RESUME):
             self._run(req_id, op, args)
         elif op is Op.SHUTDOWN:
             self._stopping = True
@@ -266,6 +268,19 @@ class Agent:
     def _shutdown(self, args: dict[str, Any]) -> dict[str, Any]:
         return {"served": self._served}
 
+    def _resume(self, args: dict[str, Any]) -> dict[str, Any]:
+        """A clone of a snapshot wakes up with the template's clock and RNG state.
+
+        Every clone would otherwise tell the template's time and draw the same
+        random numbers as its siblings: set the real time, and mix host entropy
+        into the kernel RNG and reseed it before any function runs.
+        """
+        time.clock_settime_ns(time.CLOCK_REALTIME, int(args["time_ns"]))
+        _reseed_kernel_rng(bytes(args["entropy"]))
+        with open("/dev/urandom", "rb") as f:
+            sample = f.read(16)
+        return {"time_ns": time.time_ns(), "random_sample": sample}
+
     _handlers: ClassVar[dict[Op, Callable[[Agent, dict[str, Any]], dict[str, Any]]]] = {
         Op.PING: _ping,
         Op.LOAD: _load,
@@ -273,7 +288,21 @@ class Agent:
         Op.UNLOAD: _unload,
         Op.STATS: _stats,
         Op.SHUTDOWN: _shutdown,
+        Op.RESUME: _resume,
     }
+
+
+# <linux/random.h>: _IOW('R', 0x03, int[2]) and _IO('R', 0x07).
+_RNDADDENTROPY = 0x40085203
+_RNDRESEEDCRNG = 0x5207
+
+
+def _reseed_kernel_rng(entropy: bytes) -> None:
+    """Credit ``entropy`` to the input pool and reseed the CRNG from it now (needs root)."""
+    request = struct.pack("ii", len(entropy) * 8, len(entropy)) + entropy
+    with open("/dev/urandom", "wb") as f:
+        fcntl.ioctl(f, _RNDADDENTROPY, request)
+        fcntl.ioctl(f, _RNDRESEEDCRNG)
 
 
 def _read_kib(path: str, keys: tuple[str, ...]) -> dict[str, int]:

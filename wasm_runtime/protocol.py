@@ -67,6 +67,8 @@ class Op(enum.StrEnum):
     STATS = "stats"
     UNLOAD = "unload"
     SHUTDOWN = "shutdown"
+    # First request to a VM restored from a snapshot: real time and fresh entropy.
+    RESUME = "resume"
 
 
 class Event(enum.StrEnum):

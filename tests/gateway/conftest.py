@@ -52,6 +52,9 @@ class InProcessSandbox:
 
 
 class InProcessFactory:
+    async def close(self) -> None:
+        pass
+
     async def boot(self) -> InProcessSandbox:
         return InProcessSandbox()
 

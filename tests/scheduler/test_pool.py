@@ -87,6 +87,9 @@ class FakeFactory:
     def live(self) -> list[FakeSandbox]:
         return [s for s in self.sandboxes if not s.stopped]
 
+    async def close(self) -> None:
+        pass
+
     async def boot(self) -> FakeSandbox:
         await asyncio.sleep(self.boot_delay_s)
         if self.fail_boots:

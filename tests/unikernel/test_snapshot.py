@@ -1,0 +1,87 @@
+"""Snapshot templates and their clones, on real QEMU guests."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from scheduler.sandbox import MicroVMFactory
+from tests.conftest import artifact
+from unikernel.accel import Accel
+from unikernel.image import GuestImage
+from unikernel.settings import VMSettings
+from unikernel.snapshot import PREFIX, Template, make_template, sweep_stale
+from unikernel.vm import MicroVM
+from wasm_runtime.types import Invocation
+
+pytestmark = pytest.mark.vm
+
+
+@pytest.fixture(scope="module")
+async def template(
+    guest_image: GuestImage, vm_settings: VMSettings, accel: Accel
+) -> AsyncIterator[Template]:
+    made = await make_template(guest_image, vm_settings, accel)
+    yield made
+    made.remove()
+
+
+async def test_clones_serve_with_their_own_clock_and_randomness(
+    template: Template, vm_settings: VMSettings
+) -> None:
+    await asyncio.sleep(1.5)  # the template's clock falls behind the real one
+    clones = await asyncio.gather(
+        *(MicroVM.restore(template, vm_settings, name=f"clone{i}") for i in range(2))
+    )
+    try:
+        for i, vm in enumerate(clones):
+            assert vm.restored and vm.alive
+            # The agent took the host's time, not the template's.
+            assert abs(vm.resume_info["time_ns"] - time.time_ns()) < 1e9
+            await vm.load("echo", artifact("echo"))
+            result = await vm.invoke("echo", Invocation(stdin=f"clone {i}".encode()))
+            assert result.stdout == f"clone {i}".encode()
+        # Same RAM image, yet the kernel RNG was reseeded differently in each.
+        samples = {bytes(vm.resume_info["random_sample"]) for vm in clones}
+        assert len(samples) == 2
+    finally:
+        await asyncio.gather(*(vm.stop() for vm in clones))
+    assert all(not os.path.exists(f"/proc/{vm.pid}") for vm in clones)
+
+
+async def test_template_files_are_removed_and_stale_ones_swept(
+    template: Template, tmp_path: Path
+) -> None:
+    assert template.memory_file.exists() and template.state_file.exists()
+    dead = tmp_path / f"{PREFIX}999999999-x"
+    mine = tmp_path / f"{PREFIX}{os.getpid()}-y"
+    dead.mkdir()
+    mine.mkdir()
+    assert sweep_stale(tmp_path) == 1
+    assert not dead.exists() and mine.exists()
+
+
+async def test_factory_boots_when_a_clone_fails_and_cleans_up(
+    guest_image: GuestImage, vm_settings: VMSettings, accel: Accel
+) -> None:
+    factory = MicroVMFactory(guest_image, vm_settings, accel)
+    first = await factory.boot()
+    assert isinstance(first, MicroVM) and first.restored
+    template = factory._template
+    assert template is not None
+    template.state_file.write_bytes(b"not a snapshot")
+    second = await factory.boot()
+    try:
+        assert isinstance(second, MicroVM) and not second.restored
+        assert factory.restore_failures == 1
+        await second.load("echo", artifact("echo"))
+        assert (await second.invoke("echo", Invocation(stdin=b"x"))).stdout == b"x"
+    finally:
+        await asyncio.gather(first.stop(), second.stop())
+        await factory.close()
+    assert not template.directory.exists()
