@@ -18,6 +18,7 @@ from typing import Any
 from unikernel.accel import floor_boot, resolve_accel
 from unikernel.image import ensure_image
 from unikernel.settings import VMSettings
+from unikernel.snapshot import make_template
 from unikernel.vm import MicroVM
 from wasm_runtime.types import Invocation
 
@@ -113,6 +114,23 @@ async def bench_sandbox(
     finally:
         if vm is not None:
             await vm.stop()
+    progress(f"snapshot template, {boots} clones")
+    template = await make_template(image, settings, accel)
+    restores: list[float] = []
+    try:
+        for _ in range(boots):
+            clone = await MicroVM.restore(template, settings, name="bench-clone")
+            try:
+                restores.append(clone.boot_s)
+                await clone.load("echo", artifact)
+                started = time.perf_counter()
+                (await clone.invoke("echo", inv)).raise_for_outcome()
+                clone_first_call_ms = (time.perf_counter() - started) * 1000
+                clone_rss_kib, clone_anon_kib = clone.rss_kib(), clone.rss_kib("RssAnon")
+            finally:
+                await clone.stop()
+    finally:
+        template.remove()
     progress(f"{calls} echo invocations in-process")
     native = _native_invoke_ms(artifact, calls)
     return {
@@ -126,6 +144,14 @@ async def bench_sandbox(
         "boot_to_ready_s": round(statistics.median(readies), 3),
         "boot_to_ready_s_all": [round(x, 3) for x in readies],
         "floor_boot_s": round(statistics.median(floors), 3),
+        "restore_to_ready_s": round(statistics.median(restores), 3),
+        "restore_to_ready_s_all": [round(x, 3) for x in restores],
+        "ratio_boot_over_restore": round(
+            statistics.median(readies) / max(statistics.median(restores), 1e-9), 1
+        ),
+        "first_invoke_clone_ms": round(clone_first_call_ms, 2),
+        "clone_rss_mib": round(clone_rss_kib / 1024, 1),
+        "clone_rss_anon_mib": round(clone_anon_kib / 1024, 1),
         "floor_boot_s_all": [round(x, 3) for x in floors],
         "rtt_ms_p50": round(percentile(rtts, 50), 3),
         "rtt_ms_p99": round(percentile(rtts, 99), 3),
