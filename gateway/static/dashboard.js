@@ -258,6 +258,7 @@
     $("t-errors").classList.toggle("bad", t.errors > 0);
     $("t-starts").textContent = `${fmt(t.starts.warm)} / ${fmt(t.starts.prewarmed)} / ${fmt(t.starts.cold)}`;
     $("t-boots").textContent = fmt(t.boots);
+    $("t-restores").textContent = fmt(t.restores || 0);
     $("t-evictions").textContent = fmt(t.evictions);
     $("t-reclaims").textContent = fmt(t.reclaims);
     $("t-vms").textContent = `${fmt(p.vms)} / ${fmt(p.max_vms)}`;

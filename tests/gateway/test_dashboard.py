@@ -230,6 +230,7 @@ def test_dashboard_updates_live_in_chromium(platform: Served, tmp_path: Path) ->
     assert all(after[name] > before[name] for name in after), (before, after)
     assert total(second, "invocations") > total(first, "invocations") > 0
     assert total(second, "errors") >= 1
+    assert total(second, "restores") >= 1  # the VMs are clones of the snapshot template
     assert counts["echo"] > 10 and counts["trap"] >= 1
     # the rate chart is drawn from counter differences: it shows warm starts per second
     assert re.search(r"warm <b>[\d.]+/s</b>", second)
