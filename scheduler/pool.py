@@ -448,6 +448,14 @@ class Pool:
             log.exception("booting a generic VM failed")
             self._topup_after = self._clock() + self.settings.reclaim_interval_s
         self._dispatch()
+        sandbox = vm.sandbox
+        if vm.state is VMState.IDLE and sandbox is not None:
+            # Off every call's path: a call that takes the VM meanwhile just
+            # runs beside the warm-up. A VM that fails it is found dead later.
+            try:
+                await sandbox.warm_up()
+            except Exception as err:
+                log.warning("warming up VM %d failed: %s", vm.id, err)
 
     # -- removal --------------------------------------------------------------
     def _discard(self, vm: VMRecord, *, died: bool = False) -> asyncio.Task[None]:

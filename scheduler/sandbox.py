@@ -30,6 +30,9 @@ class Sandbox(Protocol):
 
     async def stop(self) -> None: ...
 
+    async def warm_up(self) -> None:
+        """Make the next load and call faster (a generic VM runs this while it waits)."""
+
     def rss_kib(self) -> int: ...
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 
+from unikernel import warmup
 from unikernel.errors import AgentUnresponsive, QMPCommandError, VMGone
 from unikernel.image import GuestImage
 from unikernel.process import VMProcess
@@ -241,6 +242,13 @@ class MicroVM:
             self.agent.invoke(fn_id, invocation), timeout, f"invocation of {fn_id}"
         )
         return result
+
+    async def warm_up(self) -> None:
+        """Run a tiny call so the next real load and call find QEMU's code translated."""
+        await self.load(warmup.FN_ID, await warmup.artifact())
+        result = await self.invoke(warmup.FN_ID, Invocation(stdin=warmup.STDIN))
+        result.raise_for_outcome()
+        await self.unload(warmup.FN_ID)
 
     async def unload(self, fn_id: str) -> None:
         await self._bounded(self.agent.unload(fn_id), CONTROL_CALL_TIMEOUT_S, "unload")

@@ -43,6 +43,9 @@ class InProcessSandbox:
     async def invoke(self, fn_id: str, invocation: Invocation) -> InvocationResult:
         return await asyncio.to_thread(self._runtime.invoke, self._functions[fn_id], invocation)
 
+    async def warm_up(self) -> None:
+        pass
+
     async def stop(self) -> None:
         self.alive = False
         self._runtime.close()

@@ -31,6 +31,7 @@ class FakeSandbox:
         self.dead = False
         self.in_flight = 0
         self.max_in_flight = 0
+        self.warm_ups = 0
         self._gone = asyncio.Event()
 
     @property
@@ -66,6 +67,9 @@ class FakeSandbox:
         finally:
             self.in_flight -= 1
         return InvocationResult(Outcome.OK, 0, stdout=f"{fn_id} vm{self.number}".encode())
+
+    async def warm_up(self) -> None:
+        self.warm_ups += 1
 
     async def stop(self) -> None:
         self.stopped = True
@@ -193,6 +197,7 @@ async def test_prewarmed_start_tops_up_idle(make_pool: MakePool, factory: FakeFa
     _, kind = await pool.invoke(fv("b"), load_ok, call())
     assert kind is StartKind.PREWARMED
     assert [s.loaded for s in factory.sandboxes[:2]] == [["a@1"], ["b@1"]]
+    assert [s.warm_ups for s in factory.sandboxes[:2]] == [1, 1]  # generic VMs warm up
 
 
 async def test_concurrency_slots(make_pool: MakePool, factory: FakeFactory) -> None:

@@ -85,3 +85,14 @@ async def test_factory_boots_when_a_clone_fails_and_cleans_up(
         await asyncio.gather(first.stop(), second.stop())
         await factory.close()
     assert not template.directory.exists()
+
+
+async def test_warm_up_leaves_nothing_loaded(template: Template, vm_settings: VMSettings) -> None:
+    vm = await MicroVM.restore(template, vm_settings, name="warm")
+    try:
+        await vm.warm_up()
+        assert (await vm.stats())["functions"] == []
+        await vm.load("echo", artifact("echo"))
+        assert (await vm.invoke("echo", Invocation(stdin=b"after"))).stdout == b"after"
+    finally:
+        await vm.stop()
