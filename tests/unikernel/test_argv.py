@@ -77,3 +77,22 @@ def test_kvm_q35_variant() -> None:
     assert "virtio-balloon-pci,free-page-reporting=on" in argv
     assert argv[argv.index("-m") + 1] == "256"
     assert argv[argv.index("-append") + 1].endswith("PYTHONHASHSEED=0 loglevel=7")
+
+
+def test_snapshot_template_and_clone_memory() -> None:
+    template = build_argv(spec(memory_file=Path("/dev/shm/t/ram"), memory_shared=True))
+    assert template[template.index("-object") + 1] == (
+        "memory-backend-file,id=ram0,size=512M,mem-path=/dev/shm/t/ram,share=on"
+    )
+    assert template[template.index("-M") + 1] == "microvm,acpi=off,memory-backend=ram0"
+    assert "-incoming" not in template
+
+    clone = build_argv(spec(memory_file=Path("/dev/shm/t/ram"), incoming=True))
+    assert clone[clone.index("-object") + 1].endswith("share=off")
+    assert clone[-2:] == ["-incoming", "defer"]
+    # Everything else is the template's: a clone's machine must match it exactly.
+    rest = [a for a in clone if a not in ("-incoming", "defer")]
+    assert [a.replace("share=off", "share=on") for a in rest] == template
+
+    q35 = build_argv(spec(machine="q35", memory_file=Path("/r"), memory_shared=True))
+    assert q35[q35.index("-M") + 1] == "q35,memory-backend=ram0"
