@@ -50,7 +50,7 @@ class _PoolCollector(Collector):
             value=status.get("boots_waiting", 0),
         )
         for name, key, help_text in (
-            ("unifaas_vm_boots", "boots", "microVM boots"),
+            ("unifaas_vm_boots", "boots", "microVMs booted for the pool (not the template)"),
             ("unifaas_vm_restores", "restores", "microVMs started from a snapshot"),
             ("unifaas_vm_boot_failures", "boot_failures", "microVM boots that failed"),
             ("unifaas_vm_evictions", "evictions", "idle bound VMs evicted to make room"),
