@@ -76,8 +76,11 @@ async def pair() -> AsyncIterator[Pair]:
     yield Pair(client, agent, runtime, host_sock, thread)
     runtime.release.set()
     await client.aclose()
-    guest_sock.close()
+    # End the agent's reads with EOF before closing its fd: closing first let a
+    # read that started late hit a closed descriptor (EBADF in the agent thread).
+    guest_sock.shutdown(socket.SHUT_RDWR)
     thread.join(5)
+    guest_sock.close()
 
 
 async def test_ready_and_calls(pair: Pair) -> None:
