@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import logging
 import os
 import re
 import shutil
@@ -28,8 +27,6 @@ from unikernel.accel import Accel
 from unikernel.image import GuestImage
 from unikernel.settings import VMSettings
 from unikernel.vm import MicroVM
-
-log = logging.getLogger(__name__)
 
 PREFIX = "unifaas-tpl-"
 _OWNED = re.compile(rf"^{PREFIX}(\d+)-")
