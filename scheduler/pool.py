@@ -226,7 +226,7 @@ class Pool:
             self._top_up()  # a generic VM was consumed
             await self._boot_of_claimed(grant.vm)
         elif grant.kind is StartKind.COLD:
-            await self._boot(grant.vm, grant.victim_stop, priority or self._booted_vms_of(fv.key))
+            await self._boot(grant.vm, grant.victim_stop, priority)
         else:
             self._top_up()  # a generic VM was consumed
         await self._load(grant.vm, fv, load_artifacts)
@@ -235,12 +235,12 @@ class Pool:
         self,
         vm: VMRecord,
         victim_stop: asyncio.Task[None] | None = None,
-        priority: Priority = speculative,
+        priority: Priority | None = None,
     ) -> None:
         try:
             if victim_stop is not None:
                 await asyncio.wait({victim_stop})
-            async with self._boot_gate.slot(priority):
+            async with self._boot_gate.slot(priority or self._boot_priority(vm)):
                 if vm.gone:
                     raise PoolClosed()
                 task = asyncio.create_task(self.factory.boot(), name=f"pool-boot-{vm.id}")
@@ -386,9 +386,19 @@ class Pool:
     def _count_of(self, key: str) -> int:
         return placement.count_of(self._vms.values(), key)
 
-    def _booted_vms_of(self, key: str) -> Priority:
-        """A cold boot's priority at the boot gate: its function's booted VMs, read when asked."""
-        return lambda: placement.booted_count_of(self._vms.values(), key)
+    def _boot_priority(self, vm: VMRecord) -> Priority:
+        """Its boot's priority at the gate, read when asked: its function's booted VMs,
+        or speculative while generic (a call may claim it as it waits)."""
+
+        def priority() -> int:
+            fv = vm.fv
+            return (
+                speculative()
+                if fv is None
+                else placement.booted_count_of(self._vms.values(), fv.key)
+            )
+
+        return priority
 
     def _retired(self, key: str) -> bool:
         name = key.rsplit("@", 1)[0]
@@ -433,15 +443,8 @@ class Pool:
             generic += 1
 
     async def _boot_generic(self, vm: VMRecord) -> None:
-        def priority() -> int:  # a call may claim it while it waits at the gate
-            return (
-                speculative()
-                if vm.fv is None
-                else placement.booted_count_of(self._vms.values(), vm.fv.key)
-            )
-
         try:
-            await self._boot(vm, priority=priority)
+            await self._boot(vm)
         except (PoolClosed, VMGone):
             return
         except Exception:

@@ -57,7 +57,7 @@ class MicroVMFactory:
         self.accel = accel
         self._numbers = itertools.count(1)
         self._template: Template | None = None
-        self._template_lock: asyncio.Lock | None = None
+        self._template_lock = asyncio.Lock()
         self._snapshots = vm_settings.snapshots
         self.restore_failures = 0
 
@@ -75,8 +75,6 @@ class MicroVMFactory:
     async def _ensure_template(self) -> Template | None:
         if not self._snapshots:
             return None
-        if self._template_lock is None:
-            self._template_lock = asyncio.Lock()
         async with self._template_lock:
             if self._template is None and self._snapshots:
                 if not room_for_template(self.vm_settings):
