@@ -2,37 +2,27 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import Any
 
 import httpx
 
 from gateway.auth import read_token
-from scheduler.settings import SchedulerSettings
-from wasm_runtime.errors import UnifaasError
+from gateway.errors import ClientError
+from gateway.settings import ClientSettings
 
 DEFAULT_TIMEOUT_S = 330.0  # longer than the longest function timeout (300 s) + queueing
 
 
-class ClientError(UnifaasError):
-    """A request to the platform failed; ``status`` is 0 when no answer came."""
-
-    def __init__(self, message: str, status: int = 0, kind: str = "") -> None:
-        super().__init__(message)
-        self.status = status
-        self.kind = kind
-
-
-def default_url() -> str:
-    return os.environ.get("UNIFAAS_URL") or "http://127.0.0.1:8080"
-
-
-def default_token(state_dir: Path | None = None) -> str | None:
-    return os.environ.get("UNIFAAS_TOKEN") or read_token(state_dir or SchedulerSettings().state_dir)
+def token_of(settings: ClientSettings) -> str | None:
+    """The token from the settings, else the one ``up`` wrote in the state dir."""
+    return settings.token or read_token(settings.state_dir)
 
 
 class Client:
+    @classmethod
+    def from_settings(cls, settings: ClientSettings) -> Client:
+        return cls(settings.url, token_of(settings))
+
     def __init__(self, url: str, token: str | None) -> None:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.url = url.rstrip("/")

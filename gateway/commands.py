@@ -9,12 +9,43 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from gateway.client import Client, ClientError, default_token, raise_for_error
+from gateway.client import Client, raise_for_error
+from gateway.settings import ClientSettings
+from wasm_runtime.cliargs import files_bundle, read_data, read_file
 
 
 def _client(args: argparse.Namespace) -> Client:
-    state_dir = Path(args.state_dir) if getattr(args, "state_dir", None) else None
-    return Client(args.url, default_token(state_dir))
+    given = {"url": args.url, "state_dir": args.state_dir}
+    return Client.from_settings(ClientSettings(**{k: v for k, v in given.items() if v}))
+
+
+# deploy flag -> FunctionConfig field. Only flags the user gave are sent, so the
+# platform's defaults apply to the rest.
+_DEPLOY_FIELDS = {
+    "abi": "abi",
+    "timeout": "timeout_s",
+    "memory": "memory_mib",
+    "min_warm": "min_warm",
+    "max_vms": "max_vms",
+    "concurrency": "concurrency",
+    "keep_alive": "keep_alive_s",
+}
+
+
+def deploy_config(args: argparse.Namespace) -> dict[str, Any]:
+    """The config fields of a deploy, from the flags given (and only those)."""
+    config: dict[str, Any] = {
+        field: getattr(args, flag)
+        for flag, field in _DEPLOY_FIELDS.items()
+        if getattr(args, flag) is not None
+    }
+    if args.env:
+        config["env"] = dict(args.env)
+    if args.arg:
+        config["args"] = list(args.arg)
+    if args.private:
+        config["public"] = False
+    return config
 
 
 def _print_json(data: Any) -> None:
@@ -27,27 +58,13 @@ def _table(rows: list[list[str]], header: list[str]) -> None:
         print("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
 
 
-def cmd_deploy(args: argparse.Namespace, tar_directory: Any) -> int:
+def cmd_deploy(args: argparse.Namespace) -> int:
     module = Path(args.module)
-    try:
-        wasm = module.read_bytes()
-    except OSError as err:
-        raise ClientError(f"cannot read {module}: {err.strerror}") from err
-    config: dict[str, Any] = {
-        "abi": args.abi,
-        "env": dict(args.env),
-        "args": list(args.arg),
-        "timeout_s": args.timeout,
-        "memory_mib": args.memory,
-        "min_warm": args.min_warm,
-        "max_vms": args.max_vms,
-        "concurrency": args.concurrency,
-        "keep_alive_s": args.keep_alive,
-        "public": not args.private,
-    }
+    wasm = read_file(args.module)
+    config = deploy_config(args)
     files: dict[str, Any] = {"module": (module.name, wasm, "application/wasm")}
     if args.files:
-        files["files"] = ("files.tar", tar_directory(Path(args.files)), "application/x-tar")
+        files["files"] = ("files.tar", files_bundle(args.files), "application/x-tar")
     client = _client(args)
     print(f"deploying {args.name} from {module} ({len(wasm)} bytes)...", file=sys.stderr)
     fv = client.json(
@@ -59,20 +76,6 @@ def cmd_deploy(args: argparse.Namespace, tar_directory: Any) -> int:
         print(f"deployed {fv['name']} version {fv['version']}")
         print(f"  curl -X POST --data-binary 'hello' {client.url}/fn/{fv['name']}")
     return 0
-
-
-def read_data(spec: str | None) -> bytes:
-    """A body from ``--data``: literal text, ``@FILE`` or ``-`` for stdin."""
-    if spec is None:
-        return b""
-    if spec == "-":
-        return sys.stdin.buffer.read()
-    if spec.startswith("@"):
-        try:
-            return Path(spec[1:]).read_bytes()
-        except OSError as err:
-            raise ClientError(f"cannot read {spec[1:]}: {err.strerror}") from err
-    return spec.encode()
 
 
 def cmd_invoke(args: argparse.Namespace) -> int:

@@ -1,4 +1,5 @@
-"""The one table from unifaas errors to HTTP statuses, and the JSON error body."""
+"""Errors of the HTTP edge and the CLI's client, the one table from errors to HTTP statuses,
+and the JSON error body."""
 
 from __future__ import annotations
 
@@ -10,10 +11,11 @@ from scheduler.errors import (
     FunctionNotFound,
     InvalidConfig,
     InvocationNotFound,
+    PoolClosed,
+    SandboxLost,
+    SandboxUnavailable,
     StateStoreError,
 )
-from scheduler.pool import PoolClosed
-from unikernel.errors import VMGone
 from wasm_runtime.errors import (
     BadCgiResponse,
     FunctionOOM,
@@ -22,66 +24,85 @@ from wasm_runtime.errors import (
     InvalidModule,
     OutputTooLarge,
     UnifaasError,
-    UnikernelError,
 )
 
 
-class BodyTooLarge(UnifaasError):
+class GatewayError(UnifaasError):
+    """Root of the gateway's own errors."""
+
+
+class BodyTooLarge(GatewayError):
     def __init__(self, limit: int) -> None:
         super().__init__(f"request body exceeds the limit of {limit} bytes")
         self.limit = limit
 
 
-class NotFound(UnifaasError):
+class NotFound(GatewayError):
     """A gateway resource (not a function) that does not exist."""
 
 
-class Unauthorized(UnifaasError):
+class Unauthorized(GatewayError):
     def __init__(self) -> None:
         super().__init__("missing or wrong bearer token")
 
 
-# (error class, HTTP status, kind). First match wins, so subclasses come first.
-ERROR_TABLE: list[tuple[type[BaseException], int, str]] = [
-    (FunctionNotFound, 404, "not_found"),
-    (InvocationNotFound, 404, "not_found"),
-    (NotFound, 404, "not_found"),
-    (InvalidModule, 400, "invalid_module"),
-    (InvalidConfig, 400, "invalid_config"),
-    (BodyTooLarge, 413, "body_too_large"),
-    (Unauthorized, 401, "unauthorized"),
-    (AccessDenied, 401, "unauthorized"),
-    (FunctionTimeout, 504, "timeout"),
-    (FunctionOOM, 500, "out_of_memory"),
-    (FunctionTrap, 500, "trap"),
-    (OutputTooLarge, 500, "output_too_large"),
-    (BadCgiResponse, 502, "bad_cgi_response"),
-    (CapacityExhausted, 503, "capacity"),
-    (PoolClosed, 503, "shutting_down"),
-    (VMGone, 503, "sandbox_lost"),
-    (UnikernelError, 503, "sandbox_unavailable"),
-    (StateStoreError, 503, "state_store_unavailable"),
-    (UnifaasError, 500, "internal"),
-]
+class ClientError(GatewayError):
+    """A request of the CLI to the platform failed; ``status`` is 0 when no answer came."""
+
+    def __init__(self, message: str, status: int = 0, kind: str = "") -> None:
+        super().__init__(message)
+        self.status = status
+        self.kind = kind
+
+
+# Error class -> (HTTP status, kind). Looked up along the error's class
+# hierarchy, most specific class first, so the order of entries never matters.
+ERROR_TABLE: dict[type[UnifaasError], tuple[int, str]] = {
+    FunctionNotFound: (404, "not_found"),
+    InvocationNotFound: (404, "not_found"),
+    NotFound: (404, "not_found"),
+    InvalidModule: (400, "invalid_module"),
+    InvalidConfig: (400, "invalid_config"),
+    BodyTooLarge: (413, "body_too_large"),
+    Unauthorized: (401, "unauthorized"),
+    AccessDenied: (401, "unauthorized"),
+    FunctionTimeout: (504, "timeout"),
+    FunctionOOM: (500, "out_of_memory"),
+    FunctionTrap: (500, "trap"),
+    OutputTooLarge: (500, "output_too_large"),
+    BadCgiResponse: (502, "bad_cgi_response"),
+    CapacityExhausted: (503, "capacity"),
+    PoolClosed: (503, "shutting_down"),
+    SandboxLost: (503, "sandbox_lost"),
+    SandboxUnavailable: (503, "sandbox_unavailable"),
+    StateStoreError: (503, "state_store_unavailable"),
+    UnifaasError: (500, "internal"),
+}
+UNKNOWN_ERROR = (500, "internal")
 
 
 def classify(err: BaseException) -> tuple[int, str]:
-    for cls, status, kind in ERROR_TABLE:
-        if isinstance(err, cls):
-            return status, kind
-    return 500, "internal"
+    """The HTTP status and kind of an error: its most specific class in the table wins."""
+    for cls in type(err).__mro__:
+        entry = ERROR_TABLE.get(cls)
+        if entry is not None:
+            return entry
+    return UNKNOWN_ERROR
 
 
 def error_headers(err: BaseException) -> dict[str, str]:
     if isinstance(err, CapacityExhausted):
         return {"Retry-After": str(err.retry_after_s)}
-    if isinstance(err, VMGone | StateStoreError):
+    if isinstance(err, SandboxLost | StateStoreError):
         return {"Retry-After": "1"}
     if isinstance(err, Unauthorized | AccessDenied):
         return {"WWW-Authenticate": "Bearer"}
     return {}
 
 
+def error_message(err: BaseException) -> str:
+    return err.message if isinstance(err, UnifaasError) else str(err)
+
+
 def error_body(err: BaseException, kind: str, **extra: Any) -> dict[str, Any]:
-    message = getattr(err, "message", None) or str(err)
-    return {"error": {"kind": kind, "message": message, **extra}}
+    return {"error": {"kind": kind, "message": error_message(err), **extra}}

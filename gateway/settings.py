@@ -1,8 +1,14 @@
-"""Typed settings of the HTTP gateway (env prefix ``UNIFAAS_``); node state is scheduler's."""
+"""Typed settings of the gateway package (env prefix ``UNIFAAS_``): the HTTP server's, and the
+CLI's way to the platform. The node's own settings are ``scheduler.settings``."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from scheduler.settings import default_state_dir
 
 
 class GatewaySettings(BaseSettings):
@@ -14,3 +20,14 @@ class GatewaySettings(BaseSettings):
     max_body_bytes: int = 6 * 1024 * 1024
     # Largest module/files upload a deploy accepts.
     max_deploy_bytes: int = 64 * 1024 * 1024
+
+
+class ClientSettings(BaseSettings):
+    """Where the CLI finds the platform, and its token (``UNIFAAS_URL``, ``UNIFAAS_TOKEN``)."""
+
+    model_config = SettingsConfigDict(env_prefix="UNIFAAS_", frozen=True, extra="ignore")
+
+    url: str = "http://127.0.0.1:8080"
+    # The management token; unset: read from <state_dir>/token, as `up` writes it.
+    token: str | None = None
+    state_dir: Path = Field(default_factory=default_state_dir)

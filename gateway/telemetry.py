@@ -17,13 +17,13 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from gateway.errors import error_message
 from scheduler.service import InvokeOutcome, Platform
 
 # Latency buckets in seconds: TCG warm calls take ~10 ms, cold starts ~2 s.
 BUCKETS = (0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 LATENCY_WINDOW_S = 60.0
 RECENT_ERRORS = 20
-VM_STATES = ("booting", "idle", "bound", "draining")
 
 
 class _PoolCollector(Collector):
@@ -33,36 +33,34 @@ class _PoolCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         status = self._platform.pool.status()
         vms = GaugeMetricFamily("unifaas_vms", "microVMs on this node by state", labels=["state"])
-        for state in VM_STATES:
-            vms.add_metric([state], status.get(state, 0))
+        for state, count in status.by_state().items():
+            vms.add_metric([state], count)
         yield vms
         yield GaugeMetricFamily(
-            "unifaas_vm_capacity", "most microVMs this node may run", value=status.get("max_vms", 0)
+            "unifaas_vm_capacity", "most microVMs this node may run", value=status.max_vms
         )
         yield GaugeMetricFamily(
-            "unifaas_queue_depth",
-            "invocations waiting for a VM slot",
-            value=status.get("queue_depth", 0),
+            "unifaas_queue_depth", "invocations waiting for a VM slot", value=status.queue_depth
         )
         yield GaugeMetricFamily(
             "unifaas_boots_waiting",
             "microVM boots waiting for a boot slot (UNIFAAS_BOOT_CONCURRENCY)",
-            value=status.get("boots_waiting", 0),
+            value=status.boots_waiting,
         )
-        for name, key, help_text in (
-            ("unifaas_vm_boots", "boots", "microVMs booted for the pool (not the template)"),
-            ("unifaas_vm_restores", "restores", "microVMs started from a snapshot"),
-            ("unifaas_vm_boot_failures", "boot_failures", "microVM boots that failed"),
-            ("unifaas_vm_evictions", "evictions", "idle bound VMs evicted to make room"),
-            ("unifaas_vm_reclaims", "reclaims", "idle VMs reclaimed after keep-alive"),
-            ("unifaas_vm_deaths", "deaths", "VMs found dead"),
+        for name, value, help_text in (
+            ("unifaas_vm_boots", status.boots, "microVMs booted for the pool (not the template)"),
+            ("unifaas_vm_restores", status.restores, "microVMs started from a snapshot"),
+            ("unifaas_vm_boot_failures", status.boot_failures, "microVM boots that failed"),
+            ("unifaas_vm_evictions", status.evictions, "idle bound VMs evicted to make room"),
+            ("unifaas_vm_reclaims", status.reclaims, "idle VMs reclaimed after keep-alive"),
+            ("unifaas_vm_deaths", status.deaths, "VMs found dead"),
         ):
-            yield CounterMetricFamily(name, help_text, value=status.get(key, 0))
+            yield CounterMetricFamily(name, help_text, value=value)
         bound = GaugeMetricFamily(
             "unifaas_function_vms", "bound VMs per function version", labels=["function"]
         )
-        for fn_key, info in sorted(status.get("functions", {}).items()):
-            bound.add_metric([fn_key], info.get("vms", 0))
+        for fn in status.functions:
+            bound.add_metric([str(fn.ref)], fn.vms)
         yield bound
 
 
@@ -118,7 +116,7 @@ class Telemetry:
         if kind is not None:
             self._error_total += 1
             self.errors.labels(kind).inc()
-            message = getattr(outcome.error, "message", None) or str(outcome.error)
+            message = error_message(outcome.error) if outcome.error else ""
             self._recent_errors.appendleft(
                 {
                     "time": now,
@@ -156,20 +154,25 @@ class Telemetry:
         return {
             "time": now,
             "node": self.platform.node_id,
-            "pool": {k: status.get(k, 0) for k in ("vms", "max_vms", *VM_STATES, "queue_depth")},
+            "pool": {
+                "vms": status.vms,
+                "max_vms": status.max_vms,
+                **status.by_state(),
+                "queue_depth": status.queue_depth,
+            },
             "totals": {
                 "invocations": self._total,
                 "errors": self._error_total,
-                "starts": dict(status.get("starts", {})),
-                "boots": status.get("boots", 0),
-                "restores": status.get("restores", 0),
-                "evictions": status.get("evictions", 0),
-                "reclaims": status.get("reclaims", 0),
+                "starts": {kind.value: n for kind, n in status.starts.items()},
+                "boots": status.boots,
+                "restores": status.restores,
+                "evictions": status.evictions,
+                "reclaims": status.reclaims,
             },
             "latency_ms": self._latency(now),
             "functions": [
-                {"key": key, "vms": info.get("vms", 0), "in_flight": info.get("in_flight", 0)}
-                for key, info in sorted(status.get("functions", {}).items())
+                {"key": str(fn.ref), "vms": fn.vms, "in_flight": fn.in_flight}
+                for fn in status.functions
             ],
             "recent_errors": list(self._recent_errors),
         }

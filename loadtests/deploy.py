@@ -14,20 +14,17 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
-import functools
 import json
 import sys
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import httpx
-import wasmtime
 
-from gateway.client import default_token, default_url
-
-FUNCTIONS = Path(__file__).resolve().parent.parent / "functions"
+from functions import wat_module
+from gateway.client import token_of
+from gateway.settings import ClientSettings
 
 
 @dataclass(frozen=True)
@@ -68,14 +65,15 @@ SCENARIOS: dict[str, list[Fn]] = {
 WARM_UP_DEADLINE_S = 90.0
 
 
-@functools.cache
 def module_bytes(module: str) -> bytes:
-    return bytes(wasmtime.wat2wasm((FUNCTIONS / module / f"{module}.wat").read_text()))
+    return wat_module(module)
 
 
-def _client(url: str, token: str | None) -> httpx.Client:
+def _client(url: str | None, token: str | None) -> httpx.Client:
+    settings = ClientSettings()
+    token = token or token_of(settings)
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    return httpx.Client(base_url=url.rstrip("/"), headers=headers, timeout=120)
+    return httpx.Client(base_url=(url or settings.url).rstrip("/"), headers=headers, timeout=120)
 
 
 def _check(response: httpx.Response, what: str) -> None:
@@ -86,7 +84,7 @@ def _check(response: httpx.Response, what: str) -> None:
 def prepare(scenario: str, url: str | None = None, token: str | None = None) -> list[Fn]:
     """Deploy a fresh version of every function of ``scenario``; warm them up where it matters."""
     fns = SCENARIOS[scenario]
-    with _client(url or default_url(), token or default_token()) as http:
+    with _client(url, token) as http:
         for fn in fns:
             response = http.post(
                 f"/v1/functions/{fn.name}",
@@ -117,7 +115,7 @@ def warm_up(http: httpx.Client, fn: Fn) -> None:
 
 def cleanup(scenario: str, url: str | None = None, token: str | None = None) -> None:
     """Delete the scenario's functions (their VMs are drained), ignoring ones already gone."""
-    with _client(url or default_url(), token or default_token()) as http:
+    with _client(url, token) as http:
         for fn in SCENARIOS[scenario]:
             response = http.delete(f"/v1/functions/{fn.name}")
             if response.status_code != 404:
@@ -127,7 +125,7 @@ def cleanup(scenario: str, url: str | None = None, token: str | None = None) -> 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("scenario", choices=sorted(SCENARIOS))
-    parser.add_argument("--url", default=default_url())
+    parser.add_argument("--url", help="platform URL (default $UNIFAAS_URL or the local one)")
     parser.add_argument("--delete", action="store_true", help="delete instead of deploying")
     args = parser.parse_args(argv)
     if args.delete:

@@ -23,7 +23,6 @@ class InvalidConfig(SchedulerError):
     def __init__(self, field: str, message: str) -> None:
         super().__init__(f"{field}: {message}")
         self.field = field
-        self.message = message
 
 
 class CapacityExhausted(SchedulerError):
@@ -34,8 +33,57 @@ class CapacityExhausted(SchedulerError):
         self.retry_after_s = retry_after_s
 
 
+class PoolClosed(SchedulerError):
+    """The pool was closed; it takes no more invocations."""
+
+    def __init__(self) -> None:
+        super().__init__("the VM pool is closed")
+
+
+class SandboxError(SchedulerError):
+    """A sandbox failed the platform (not the function): translated once from unikernel's
+    errors at the pool's seam, so the layers above never see a VM's own error types."""
+
+
+class SandboxLost(SandboxError):
+    """The VM running (or loading) a call went away before it answered."""
+
+
+class SandboxUnavailable(SandboxError):
+    """No VM could be started for a call (launch failed, image missing, ...)."""
+
+
+class InvalidTransition(SchedulerError):
+    """A pool VM was sent an event its state table does not allow (a bug, never input)."""
+
+    def __init__(self, vm_id: int, state: str, event: str) -> None:
+        super().__init__(f"VM {vm_id}: event {event!r} is not allowed in state {state!r}")
+        self.vm_id = vm_id
+        self.state = state
+        self.event = event
+
+
 class StateStoreError(SchedulerError):
     """Redis is unreachable or answered with an error (translated once, in scheduler.state)."""
+
+
+class RedisNotInstalled(StateStoreError):
+    """The redis-server binary is missing."""
+
+    def __init__(self, binary: str) -> None:
+        super().__init__(
+            f"{binary!r} was not found: install the apt package redis-server "
+            "(sudo apt-get install redis-server), or give a Redis URL instead"
+        )
+        self.binary = binary
+
+
+class RedisStartError(StateStoreError):
+    """The embedded redis-server exited or did not answer in time; ``log_tail`` says why."""
+
+    def __init__(self, message: str, log_tail: str = "") -> None:
+        super().__init__(f"{message}\n{log_tail}".rstrip())
+        self.log_tail = log_tail
 
 
 class AccessDenied(SchedulerError):

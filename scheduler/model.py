@@ -6,7 +6,12 @@ import dataclasses
 import enum
 from typing import Any, Literal
 
-from wasm_runtime.types import MIB, Limits
+from scheduler.errors import InvalidConfig
+from wasm_runtime.types import MIB, Limits, known_fields
+
+# How much of a call's stderr the platform keeps: in its record, its error
+# body and the CLI's X-Stderr header.
+STDERR_TAIL_BYTES = 4096
 
 
 class StartKind(enum.StrEnum):
@@ -22,8 +27,8 @@ class FunctionConfig:
     abi: Literal["raw", "wagi"] = "raw"
     env: dict[str, str] = dataclasses.field(default_factory=dict)
     args: list[str] = dataclasses.field(default_factory=list)
-    timeout_s: float = 10.0
-    memory_mib: int = 64
+    timeout_s: float = Limits().timeout_ms / 1000
+    memory_mib: int = Limits().memory_bytes // MIB
     fuel: int | None = None
     min_warm: int = 0  # bound VMs kept even when idle
     max_vms: int = 4  # bound VMs this function may hold at once
@@ -42,9 +47,29 @@ class FunctionConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> FunctionConfig:
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
+    def from_dict(cls, data: dict[str, Any], *, strict: bool = False) -> FunctionConfig:
+        """A config from stored data, or (``strict``) from a deploy, where an unknown
+        field or a wrong type is an InvalidConfig naming it. Missing fields get defaults."""
+        if not strict:
+            return cls(**known_fields(cls, data))
+        unknown = sorted(set(data) - set(known_fields(cls, data)))
+        if unknown:
+            raise InvalidConfig("config", f"unknown field(s) {', '.join(unknown)}")
+        try:
+            return cls(**data)
+        except TypeError as err:
+            raise InvalidConfig("config", str(err)) from err
+
+
+@dataclasses.dataclass(frozen=True, order=True)
+class FunctionRef:
+    """Identity of one function version: what a VM is bound to. Hashable, cheap to compare."""
+
+    name: str
+    version: int
+
+    def __str__(self) -> str:
+        return f"{self.name}@{self.version}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,8 +83,12 @@ class FunctionVersion:
     created_at: float
 
     @property
+    def ref(self) -> FunctionRef:
+        return FunctionRef(self.name, self.version)
+
+    @property
     def key(self) -> str:
-        """Identity of what a VM is bound to: one function version."""
+        """``name@version``: the id the agent loads it under, and how it is shown."""
         return f"{self.name}@{self.version}"
 
 
@@ -85,3 +114,26 @@ class InvocationRecord:
     vm_ms: float  # duration inside the guest, from the agent
     stderr_tail: str
     created_at: float
+
+
+@dataclasses.dataclass(frozen=True)
+class NodeRecord:
+    """What a node says of itself in its heartbeat (and ``GET /v1/status`` lists)."""
+
+    id: str
+    host: str
+    pid: int
+    url: str  # where its gateway listens
+    started_at: float
+    seen_at: float  # time of its last heartbeat
+    vms: int
+    max_vms: int
+    queue_depth: int
+    functions: list[str]  # function versions with VMs on it, as name@version
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> NodeRecord:
+        return cls(**known_fields(cls, data))

@@ -1,57 +1,105 @@
-"""Pool bookkeeping: a VM's record and the pure choices made over records (no I/O, no awaits)."""
+"""Placement policy: pure choices over VM records (no I/O, no awaits, no mutation).
+
+:func:`place` is the whole order a call's slot is sought in, in one place:
+
+1. **warm**: a loaded VM of its version with a free slot;
+2. **pre-warmed**: a generic idle VM, which then loads the version;
+3. **claim a booting generic VM**: ready sooner than a new boot, and under TCG
+   a second boot would only slow the first down (boots are CPU-bound);
+4. **new VM**: boot one, if the node has room;
+5. **evict**: stop an idle VM of another version and boot in its place;
+6. else nothing: the caller queues.
+
+A version never holds more than its ``max_vms`` (steps 2-5 are skipped when
+it does). The pool applies the decision; these functions only look.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import enum
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 
-from scheduler.model import FunctionVersion
-from scheduler.sandbox import Sandbox
+from scheduler.model import FunctionVersion, StartKind
+from scheduler.vmrecord import BOOTED_BOUND, TAKES_CALLS, VMRecord, VMState
 
-
-class VMState(enum.StrEnum):
-    BOOTING = "booting"
-    IDLE = "idle"  # generic: booted, no function loaded
-    BOUND = "bound"  # loaded (or loading) one function version; serves only that
-    DRAINING = "draining"  # no new calls; stopped when its calls end
-    GONE = "gone"  # out of the pool; stopped or being stopped
+# How long a VM must have been idle before a function that already has a VM
+# of its own may evict it to grow.
+EVICT_MIN_IDLE_S = 5.0
 
 
-@dataclasses.dataclass(eq=False)
-class VMRecord:
-    id: int
-    state: VMState
-    fv: FunctionVersion | None = None  # the version it is bound (or booting) for
-    sandbox: Sandbox | None = None
-    boot_task: asyncio.Task[Sandbox] | None = None
-    stop_task: asyncio.Task[None] | None = None
-    loaded: bool = False
-    in_flight: int = 0  # reserved slots: calls running, or the boot/load before the first
-    last_used: float = 0.0
-    # Set when its boot is over, booted or not (a call that claimed it while booting waits).
-    boot_over: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
+class Step(enum.Enum):
+    WARM = "warm"
+    PREWARMED = "prewarmed"
+    CLAIM_BOOTING = "claim_booting"
+    BOOT = "boot"
+    EVICT_AND_BOOT = "evict_and_boot"
 
     @property
-    def key(self) -> str | None:
-        return self.fv.key if self.fv else None
-
-    @property
-    def gone(self) -> bool:
-        # A method, not an inline comparison, so type narrowing does not outlive an await.
-        return self.state is VMState.GONE
-
-
-def count_of(vms: Iterable[VMRecord], key: str) -> int:
-    """VMs of this version that still take calls (booting or bound, not draining)."""
-    return sum(1 for vm in vms if vm.key == key and vm.state in (VMState.BOOTING, VMState.BOUND))
+    def start(self) -> StartKind:
+        if self is Step.WARM:
+            return StartKind.WARM
+        if self is Step.PREWARMED:
+            return StartKind.PREWARMED
+        return StartKind.COLD
 
 
-def booted_count_of(vms: Iterable[VMRecord], key: str) -> int:
-    """VMs of this version that are booted and take calls."""
-    return sum(1 for vm in vms if vm.key == key and vm.state is VMState.BOUND)
+@dataclasses.dataclass(frozen=True)
+class Decision:
+    step: Step
+    vm: VMRecord | None = None  # the VM taken (warm, pre-warmed, claimed)
+    victim: VMRecord | None = None  # the VM to evict first (EVICT_AND_BOOT)
+
+
+def place(
+    vms: Sequence[VMRecord],
+    fv: FunctionVersion,
+    *,
+    max_vms: int,
+    memory_budget_mib: int | None,
+    now: float,
+    for_call: bool = True,
+) -> Decision | None:
+    """Where a slot for ``fv`` comes from, or None when the call must wait.
+
+    ``for_call`` is False for min_warm top-ups: they want a VM of their own
+    (never a warm slot) and never evict.
+    """
+    if for_call:
+        warm = pick_warm(vms, fv, memory_budget_mib)
+        if warm is not None:
+            return Decision(Step.WARM, warm)
+    have = count_of(vms, fv)
+    if have >= fv.config.max_vms:
+        return None
+    idle = pick_idle(vms)
+    if idle is not None:
+        return Decision(Step.PREWARMED, idle)
+    booting = pick_booting_generic(vms)
+    if booting is not None:
+        return Decision(Step.CLAIM_BOOTING, booting)
+    if len(vms) < max_vms:
+        return Decision(Step.BOOT)
+    if not for_call:
+        return None
+    # A function with no VM evicts whatever is idle longest, or it would
+    # starve. One that has a VM already only takes VMs idle for a while:
+    # evicting one another function used a moment ago and cold-booting costs
+    # seconds under TCG, where waiting for its own slot costs milliseconds.
+    idle_before = None if have == 0 else now - EVICT_MIN_IDLE_S
+    victim = pick_victim(vms, fv, idle_before)
+    return Decision(Step.EVICT_AND_BOOT, victim=victim) if victim is not None else None
+
+
+def count_of(vms: Iterable[VMRecord], fv: FunctionVersion) -> int:
+    """VMs of this version that still take calls (booting, loading or bound; not draining)."""
+    return sum(1 for vm in vms if vm.state in TAKES_CALLS and vm.serves(fv))
+
+
+def booted_count_of(vms: Iterable[VMRecord], fv: FunctionVersion) -> int:
+    """VMs of this version that are booted and take calls (loading or bound)."""
+    return sum(1 for vm in vms if vm.state in BOOTED_BOUND and vm.serves(fv))
 
 
 def slots(fv: FunctionVersion, memory_budget_mib: int | None) -> int:
@@ -75,8 +123,7 @@ def pick_warm(
         vm
         for vm in vms
         if vm.state is VMState.BOUND
-        and vm.key == fv.key
-        and vm.loaded
+        and vm.serves(fv)
         and vm.in_flight < limit
         and vm.sandbox is not None
         and vm.sandbox.alive
@@ -96,7 +143,7 @@ def pick_booting_generic(vms: Iterable[VMRecord]) -> VMRecord | None:
 
 
 def pick_victim(
-    vms: Iterable[VMRecord], key: str, idle_before: float | None = None
+    vms: Iterable[VMRecord], fv: FunctionVersion, idle_before: float | None = None
 ) -> VMRecord | None:
     """The least recently used idle VM bound to another version; those above min_warm first.
 
@@ -107,31 +154,32 @@ def pick_victim(
         vm
         for vm in vms
         if vm.state is VMState.BOUND
-        and vm.key != key
-        and vm.loaded
+        and not vm.serves(fv)
         and vm.in_flight == 0
         and (idle_before is None or vm.last_used <= idle_before)
     ]
     above = [
         vm
         for vm in candidates
-        if vm.fv is not None and count_of(vms, vm.fv.key) > vm.fv.config.min_warm
+        if vm.fv is not None and count_of(vms, vm.fv) > vm.fv.config.min_warm
     ]
     chosen = above or candidates
     return min(chosen, key=lambda v: v.last_used) if chosen else None
 
 
-def expired(vms: Iterable[VMRecord], now: float, retired: Callable[[str], bool]) -> list[VMRecord]:
+def expired(
+    vms: Iterable[VMRecord], now: float, retired: Callable[[FunctionVersion], bool]
+) -> list[VMRecord]:
     """Bound VMs idle past their keep-alive, oldest first, leaving each version its min_warm."""
-    groups: dict[str, list[VMRecord]] = {}
+    groups: dict[object, list[VMRecord]] = {}
     for vm in vms:
-        if vm.state is VMState.BOUND and vm.fv is not None and vm.loaded:
-            groups.setdefault(vm.fv.key, []).append(vm)
+        if vm.state is VMState.BOUND and vm.fv is not None:
+            groups.setdefault(vm.fv.ref, []).append(vm)
     out: list[VMRecord] = []
-    for key, group in groups.items():
+    for group in groups.values():
         fv = group[0].fv
         assert fv is not None
-        keep = 0 if retired(key) else fv.config.min_warm
+        keep = 0 if retired(fv) else fv.config.min_warm
         idle = sorted(
             (v for v in group if v.in_flight == 0 and now - v.last_used > fv.config.keep_alive_s),
             key=lambda v: v.last_used,
@@ -151,7 +199,7 @@ def retry_after_s(
     total = sum(
         slots(vm.fv, memory_budget_mib)
         for vm in vms
-        if vm.fv is not None and vm.state is VMState.BOUND
+        if vm.fv is not None and vm.state in BOOTED_BOUND
     )
     estimate = call_estimate_s * (queue_depth + 1) / max(1, total)
     return max(1, min(math.ceil(queue_timeout_s), math.ceil(estimate)))

@@ -1,14 +1,14 @@
-"""One node's warm pool of sandboxes: placement (warm, pre-warmed, cold), queueing, reclaim.
+"""One node's warm pool of sandboxes: reserve a slot, boot and load, run, release, reclaim.
 
-A VM goes booting -> idle (generic) -> bound (one function version) -> draining
--> gone. A bound VM only ever serves its own function version; a VM leaving
-the pool (reclaimed, evicted, drained, dead) is stopped, never made generic
-again.
+Where a call's slot comes from is decided by :func:`scheduler.placement.place`;
+every change of a VM's state is an event of :class:`scheduler.vmrecord.VMRecord`.
+This module applies those decisions: it boots, loads and stops sandboxes,
+queues calls no slot is free for, and keeps the generic idle VMs topped up.
 
-Placement decisions are synchronous functions (``_place``, ``_dispatch``): they
-look and reserve with no ``await`` in between, so on the single event loop they
-are the pool's critical section. Boots, loads and invocations happen outside
-it, on a slot reserved beforehand.
+Placement is synchronous (``_place``, ``_dispatch``): look and reserve with no
+``await`` in between, so on the single event loop it is the pool's critical
+section. Boots, loads and invocations happen outside it, on a slot reserved
+beforehand.
 """
 
 from __future__ import annotations
@@ -25,56 +25,23 @@ from typing import Any
 
 from scheduler import placement
 from scheduler.bootgate import BootGate, Priority, speculative
-from scheduler.errors import CapacityExhausted, SchedulerError
-from scheduler.model import FunctionVersion, StartKind
-from scheduler.placement import VMRecord, VMState
-from scheduler.sandbox import MicroVMFactory, Sandbox, SandboxFactory
-from unikernel.errors import VMGone
+from scheduler.errors import CapacityExhausted, PoolClosed, SandboxLost
+from scheduler.model import FunctionRef, FunctionVersion, StartKind
+from scheduler.placement import Decision, Step
+from scheduler.sandbox import Sandbox, SandboxFactory, translated
+from scheduler.settings import PoolSettings
+from scheduler.status import PoolStatus, summarize
+from scheduler.vmrecord import VMRecord, VMState
 from wasm_runtime.types import Invocation, InvocationResult
 
-__all__ = [
-    "MicroVMFactory",
-    "Pool",
-    "PoolClosed",
-    "PoolSettings",
-    "Sandbox",
-    "SandboxFactory",
-    "VMState",
-]
+__all__ = ["ArtifactLoader", "Pool"]
 
 log = logging.getLogger(__name__)
 
 ArtifactLoader = Callable[[], Awaitable[tuple[bytes, bytes | None]]]
 
-# How long a VM must have been idle before a function that already has a VM
-# of its own may evict it to grow.
-EVICT_MIN_IDLE_S = 5.0
-
 # Starting guess of a call's duration, used for Retry-After before any call ended.
 INITIAL_CALL_ESTIMATE_S = 0.1
-
-
-@dataclasses.dataclass(frozen=True)
-class PoolSettings:
-    """Node-level knobs of the pool."""
-
-    max_vms: int = 8  # node capacity: VMs in any state, booting and draining included
-    idle_target: int = 1  # generic idle VMs kept booted for pre-warmed starts
-    queue_max: int = 64  # invocations allowed to wait for a slot; more get CapacityExhausted
-    queue_timeout_s: float = 30.0  # longest wait in the queue before CapacityExhausted
-    reclaim_interval_s: float = 1.0  # period of the keep-alive reclaim / top-up loop
-    # Guest RAM left for function linear memory; caps calls per VM so their
-    # memory caps fit (None = only each function's concurrency counts).
-    vm_memory_budget_mib: int | None = None
-    # Boots running at once (None = no limit); more wait, fewest booted VMs first.
-    boot_concurrency: int | None = None
-
-
-class PoolClosed(SchedulerError):
-    """The pool was closed; it takes no more invocations."""
-
-    def __init__(self) -> None:
-        super().__init__("the VM pool is closed")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,13 +68,17 @@ class Pool:
     ) -> None:
         self.factory = factory
         self.settings = settings or PoolSettings()
+        host = factory.host_limits()
+        # The node's capacity: its setting, or less when the host's memory holds less.
+        self.max_vms = min(self.settings.max_vms, host.max_vms or self.settings.max_vms)
+        self.memory_budget_mib = host.memory_budget_mib
         self._clock = clock
         self._vms: dict[int, VMRecord] = {}
         self._ids = itertools.count(1)
         self._waiters: collections.deque[_Waiter] = collections.deque()
-        # function name -> key of its current version (None after delete); other
+        # function name -> its current version (None after delete); other
         # versions are retired: their VMs drain and get no min_warm.
-        self._current: dict[str, str | None] = {}
+        self._current: dict[str, int | None] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._reclaimer: asyncio.Task[None] | None = None
         self._closed = False
@@ -163,54 +134,57 @@ class Pool:
     async def invoke(
         self, fv: FunctionVersion, load_artifacts: ArtifactLoader, invocation: Invocation
     ) -> tuple[InvocationResult, StartKind]:
-        """Run one call on a VM of ``fv``, placing it warm, pre-warmed or cold (or queueing)."""
-        grant = await self._acquire(fv)
-        vm = grant.vm
-        self.starts[grant.kind] += 1
-        try:
-            await self._prepare(grant, fv, load_artifacts)
-            sandbox = vm.sandbox
-            assert sandbox is not None
-            started = self._clock()
+        """Run one call on a VM of ``fv``, placing it warm, pre-warmed or cold (or queueing).
+
+        A VM failing the call (not the function failing) is SandboxLost or
+        SandboxUnavailable: unikernel's own errors do not leave the pool.
+        """
+        with translated():
+            grant = await self._acquire(fv)
+            vm = grant.vm
+            self.starts[grant.kind] += 1
             try:
-                result = await sandbox.invoke(fv.key, invocation)
-            except VMGone:
-                self._discard(vm, died=True)
-                raise
-            if not sandbox.alive:
-                self._discard(vm, died=True)
-            elapsed = self._clock() - started
-            self._call_estimate_s = 0.8 * self._call_estimate_s + 0.2 * elapsed
-            return result, grant.kind
-        finally:
-            self._release(vm)
+                await self._prepare(grant, fv, load_artifacts)
+                sandbox = vm.sandbox
+                assert sandbox is not None
+                started = self._clock()
+                try:
+                    with translated():
+                        result = await sandbox.invoke(fv.key, invocation)
+                except SandboxLost:
+                    self._discard(vm, died=True)
+                    raise
+                if not sandbox.alive:
+                    self._discard(vm, died=True)
+                elapsed = self._clock() - started
+                self._call_estimate_s = 0.8 * self._call_estimate_s + 0.2 * elapsed
+                return result, grant.kind
+            finally:
+                self._release(vm)
 
     async def ensure_min_warm(self, fv: FunctionVersion, load_artifacts: ArtifactLoader) -> None:
         """Bring ``fv``'s bound VMs up to its min_warm (generic VMs first, then boots)."""
-        if self._closed or self._retired(fv.key):
+        if self._closed or self._retired(fv):
             return
-        missing = fv.config.min_warm - self._count_of(fv.key)
+        missing = fv.config.min_warm - placement.count_of(self._vms.values(), fv)
         grants: list[_Grant] = []
         for _ in range(missing):
             grant = self._place(fv, for_call=False)
             if grant is None:
                 break
             grants.append(grant)
-        results = await asyncio.gather(
-            *(self._warm_one(grant, fv, load_artifacts) for grant in grants),
-            return_exceptions=True,
-        )
-        for res in results:
-            if isinstance(res, BaseException):
-                raise res
 
-    async def _warm_one(
-        self, grant: _Grant, fv: FunctionVersion, load_artifacts: ArtifactLoader
-    ) -> None:
-        try:
-            await self._prepare(grant, fv, load_artifacts, speculative)
-        finally:
-            self._release(grant.vm)
+        async def warm(grant: _Grant) -> None:
+            try:
+                await self._prepare(grant, fv, load_artifacts, speculative)
+            finally:
+                self._release(grant.vm)
+
+        with translated():
+            results = await asyncio.gather(*map(warm, grants), return_exceptions=True)
+            for res in results:
+                if isinstance(res, BaseException):
+                    raise res
 
     async def _prepare(
         self,
@@ -261,7 +235,9 @@ class Pool:
             self._discard(vm)
             raise
         if vm.gone or vm.sandbox is None:
-            raise PoolClosed() if self._closed else VMGone("the VM booting for this call failed")
+            raise (
+                PoolClosed() if self._closed else SandboxLost("the VM booting for this call failed")
+            )
 
     def _booted(self, vm: VMRecord, task: asyncio.Task[Sandbox]) -> None:
         if task.cancelled():
@@ -270,16 +246,12 @@ class Pool:
         if err is not None:
             self.counters["boot_failures"] += 1
             raise err
+        sandbox = task.result()
         # A clone of a snapshot is counted apart from a boot (restores metric).
-        restored = bool(getattr(task.result(), "restored", False))
-        self.counters["restores" if restored else "boots"] += 1
+        self.counters["restores" if sandbox.restored else "boots"] += 1
         if vm.gone:
-            raise PoolClosed() if self._closed else VMGone("VM removed while booting")
-        vm.sandbox = task.result()
-        vm.last_used = self._clock()
-        if vm.state is VMState.BOOTING:
-            vm.state = VMState.BOUND if vm.fv else VMState.IDLE
-        vm.boot_over.set()
+            raise PoolClosed() if self._closed else SandboxLost("VM removed while booting")
+        vm.booted(sandbox, self._clock())
 
     async def _load(
         self, vm: VMRecord, fv: FunctionVersion, load_artifacts: ArtifactLoader
@@ -288,11 +260,12 @@ class Pool:
             assert vm.sandbox is not None
             artifact, files = await load_artifacts()
             await vm.sandbox.load(fv.key, artifact, files=files)
+            if vm.gone:
+                raise PoolClosed() if self._closed else SandboxLost("VM removed while loading")
+            vm.loaded(self._clock())
         except BaseException:
             self._discard(vm)
             raise
-        vm.loaded = True
-        vm.last_used = self._clock()
         self._dispatch()  # its other slots can take queued calls now
 
     # -- placement (synchronous: look and reserve without awaiting) ------------
@@ -333,8 +306,8 @@ class Pool:
             return
         grant = future.result()
         vm = grant.vm
-        if grant.kind is StartKind.PREWARMED and vm.state is VMState.BOUND:
-            vm.state, vm.fv, vm.in_flight = VMState.IDLE, None, 0  # never loaded: still generic
+        if grant.kind is StartKind.PREWARMED and vm.state is VMState.LOADING:
+            vm.unclaim()  # never loaded: still generic
             self._dispatch()
             return
         if grant.kind is not StartKind.WARM:
@@ -342,76 +315,51 @@ class Pool:
         self._release(vm)
 
     def _place(self, fv: FunctionVersion, *, for_call: bool = True) -> _Grant | None:
-        """Reserve a slot for ``fv``: warm, pre-warmed, cold, or cold after an eviction."""
+        """Reserve the slot :func:`placement.place` finds for ``fv``, if any."""
         self._drop_dead()
-        key = fv.key
-        if for_call:
-            warm = placement.pick_warm(self._vms.values(), fv, self.settings.vm_memory_budget_mib)
-            if warm is not None:
-                warm.in_flight += 1
-                return _Grant(warm, StartKind.WARM)
-        if self._count_of(key) >= fv.config.max_vms:
-            return None
-        idle = placement.pick_idle(self._vms.values())
-        if idle is not None:
-            idle.state, idle.fv, idle.in_flight = VMState.BOUND, fv, 1
-            return _Grant(idle, StartKind.PREWARMED)
-        # A generic VM part-way through its boot is ready sooner than a new one,
-        # and a second boot would only slow the first down (TCG: CPU-bound).
-        booting = placement.pick_booting_generic(self._vms.values())
-        if booting is not None:
-            booting.fv, booting.in_flight = fv, 1
-            return _Grant(booting, StartKind.COLD, claimed=True)
-        if len(self._vms) < self.settings.max_vms:
-            return _Grant(self._new_vm(fv), StartKind.COLD)
-        victim = None
-        if for_call:
-            # A function with no VM evicts whatever is idle longest, or it would
-            # starve. One that has a VM already only takes VMs idle for a while:
-            # evicting one another function used a moment ago and cold-booting
-            # costs seconds under TCG, where waiting for its own slot costs ms.
-            idle_before = None if self._count_of(key) == 0 else self._clock() - EVICT_MIN_IDLE_S
-            victim = placement.pick_victim(self._vms.values(), key, idle_before)
-        if victim is None:
-            return None
-        self.counters["evictions"] += 1
-        stop = self._discard(victim)
+        decision = placement.place(
+            list(self._vms.values()),
+            fv,
+            max_vms=self.max_vms,
+            memory_budget_mib=self.memory_budget_mib,
+            now=self._clock(),
+            for_call=for_call,
+        )
+        return None if decision is None else self._reserve(decision, fv)
+
+    def _reserve(self, decision: Decision, fv: FunctionVersion) -> _Grant:
+        step, vm = decision.step, decision.vm
+        if step is Step.WARM and vm is not None:
+            vm.reserve()
+            return _Grant(vm, StartKind.WARM)
+        if step in (Step.PREWARMED, Step.CLAIM_BOOTING) and vm is not None:
+            vm.claim(fv)
+            return _Grant(vm, step.start, claimed=step is Step.CLAIM_BOOTING)
+        stop = None
+        if step is Step.EVICT_AND_BOOT and decision.victim is not None:
+            self.counters["evictions"] += 1
+            stop = self._discard(decision.victim)
         return _Grant(self._new_vm(fv), StartKind.COLD, stop)
 
     def _new_vm(self, fv: FunctionVersion | None) -> VMRecord:
-        vm = VMRecord(next(self._ids), VMState.BOOTING, fv, in_flight=1 if fv else 0)
+        vm = VMRecord.booting(next(self._ids), fv)
         self._vms[vm.id] = vm
         return vm
 
-    def _count_of(self, key: str) -> int:
-        return placement.count_of(self._vms.values(), key)
-
     def _boot_priority(self, vm: VMRecord) -> Priority:
-        """Its boot's priority at the gate, read when asked: its function's booted VMs,
-        or speculative while generic (a call may claim it as it waits)."""
+        """Read when the gate asks: its version's booted VMs, or speculative while generic
+        (a call may claim it as it waits)."""
+        vms = self._vms.values()
+        return lambda: speculative() if vm.fv is None else placement.booted_count_of(vms, vm.fv)
 
-        def priority() -> int:
-            fv = vm.fv
-            return (
-                speculative()
-                if fv is None
-                else placement.booted_count_of(self._vms.values(), fv.key)
-            )
-
-        return priority
-
-    def _retired(self, key: str) -> bool:
-        name = key.rsplit("@", 1)[0]
-        return name in self._current and self._current[name] != key
+    def _retired(self, fv: FunctionVersion) -> bool:
+        return fv.name in self._current and self._current[fv.name] != fv.version
 
     def _release(self, vm: VMRecord) -> None:
         """A call (or a warm-up) is done with its slot."""
-        if vm.state is not VMState.GONE:
-            vm.in_flight -= 1
-            vm.last_used = self._clock()
-            retiring = vm.state is VMState.DRAINING or (
-                vm.key is not None and self._retired(vm.key)
-            )
+        if not vm.gone:
+            vm.release(self._clock())
+            retiring = vm.state is VMState.DRAINING or (vm.fv is not None and self._retired(vm.fv))
             if retiring and vm.in_flight <= 0:
                 self._discard(vm)
         self._dispatch()
@@ -438,14 +386,15 @@ class Pool:
             for vm in self._vms.values()
             if vm.fv is None and vm.state in (VMState.BOOTING, VMState.IDLE)
         )
-        while generic < self.settings.idle_target and len(self._vms) < self.settings.max_vms:
+        while generic < self.settings.idle_target and len(self._vms) < self.max_vms:
             self._spawn(self._boot_generic(self._new_vm(None)))
             generic += 1
 
     async def _boot_generic(self, vm: VMRecord) -> None:
         try:
-            await self._boot(vm)
-        except (PoolClosed, VMGone):
+            with translated():
+                await self._boot(vm)
+        except (PoolClosed, SandboxLost):
             return
         except Exception:
             log.exception("booting a generic VM failed")
@@ -467,8 +416,7 @@ class Pool:
             return vm.stop_task
         if died:
             self.counters["deaths"] += 1
-        vm.state = VMState.GONE
-        vm.boot_over.set()  # a call waiting on its boot sees it gone
+        vm.remove()
         self._vms.pop(vm.id, None)
         vm.stop_task = self._spawn(self._stop_vm(vm))
         return vm.stop_task
@@ -494,18 +442,18 @@ class Pool:
             if vm.sandbox is not None and vm.in_flight == 0 and not vm.sandbox.alive:
                 self._discard(vm, died=True)
 
-    async def drain(self, name: str, keep_key: str | None = None) -> None:
-        """Retire ``name``'s VMs except those of ``keep_key``: no new calls, stop when idle."""
-        self._current[name] = keep_key
+    async def drain(self, name: str, keep: FunctionRef | None = None) -> None:
+        """Retire ``name``'s VMs except those of ``keep``: no new calls, stop when idle."""
+        self._current[name] = keep.version if keep is not None else None
         stops: list[asyncio.Task[None]] = []
         for vm in list(self._vms.values()):
             fv = vm.fv
-            if fv is None or fv.name != name or fv.key == keep_key:
+            if fv is None or fv.name != name or fv.ref == keep:
                 continue
             if vm.in_flight == 0:
                 stops.append(self._discard(vm))
-            elif vm.state is not VMState.GONE:
-                vm.state = VMState.DRAINING
+            elif vm.state is not VMState.DRAINING:
+                vm.drain()
         await asyncio.gather(*stops)
         self._dispatch()
 
@@ -529,43 +477,24 @@ class Pool:
         self._dispatch()
         return stopped
 
-    # -- metrics --------------------------------------------------------------
+    # -- status ---------------------------------------------------------------
     def _retry_after_s(self) -> int:
         return placement.retry_after_s(
             self._vms.values(),
             len(self._waiters),
             self._call_estimate_s,
             self.settings.queue_timeout_s,
-            self.settings.vm_memory_budget_mib,
+            self.memory_budget_mib,
         )
 
-    def status(self) -> dict[str, Any]:
-        """Counts by state, per-version VMs and calls in flight, totals; JSON-ready."""
-        by_state = collections.Counter(vm.state.value for vm in self._vms.values())
-        functions: dict[str, dict[str, int]] = {}
-        for vm in self._vms.values():
-            if vm.key is None:
-                continue
-            fn = functions.setdefault(vm.key, {"vms": 0, "in_flight": 0, "draining": 0})
-            fn["vms"] += 1
-            fn["in_flight"] += vm.in_flight
-            fn["draining"] += vm.state is VMState.DRAINING
-        return {
-            "vms": len(self._vms),
-            "max_vms": self.settings.max_vms,
-            **{
-                state.value: by_state[state.value] for state in VMState if state is not VMState.GONE
-            },
-            "queue_depth": len(self._waiters),
-            "boots": self.counters["boots"],
-            "restores": self.counters["restores"],
-            "boot_failures": self.counters["boot_failures"],
-            "boots_waiting": self._boot_gate.waiting,
-            "evictions": self.counters["evictions"],
-            "reclaims": self.counters["reclaims"],
-            "deaths": self.counters["deaths"],
-            "starts": {kind.value: n for kind, n in self.starts.items()},
-            "rss_kib": sum(vm.sandbox.rss_kib() for vm in self._vms.values() if vm.sandbox),
-            "closed": self._closed,
-            "functions": functions,
-        }
+    def status(self) -> PoolStatus:
+        """VMs by state, per version, and the pool's totals."""
+        return summarize(
+            list(self._vms.values()),
+            max_vms=self.max_vms,
+            queue_depth=len(self._waiters),
+            boots_waiting=self._boot_gate.waiting,
+            counters=self.counters,
+            starts=self.starts,
+            closed=self._closed,
+        )

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
-import os
 import shutil
 import signal
 import tempfile
@@ -25,7 +23,8 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
-from scheduler.errors import StateStoreError
+from scheduler.errors import RedisNotInstalled, RedisStartError, StateStoreError
+from unikernel.children import die_with_parent, read_tail
 
 REDIS_BINARY = "redis-server"
 # Loading a large AOF can take a while; an empty one answers within ~50 ms.
@@ -36,28 +35,6 @@ STOP_TIMEOUT_S = 10.0
 CONNECT_TIMEOUT_S = 5.0
 # sun_path is 108 bytes; longer socket paths go to a short private temp dir.
 UNIX_PATH_MAX = 100
-LOG_TAIL_BYTES = 2000
-
-_PR_SET_PDEATHSIG = 1
-
-
-class RedisNotInstalled(StateStoreError):
-    """The redis-server binary is missing."""
-
-    def __init__(self, binary: str) -> None:
-        super().__init__(
-            f"{binary!r} was not found: install the apt package redis-server "
-            "(sudo apt-get install redis-server), or give a Redis URL instead"
-        )
-        self.binary = binary
-
-
-class RedisStartError(StateStoreError):
-    """The embedded redis-server exited or did not answer in time; ``log_tail`` says why."""
-
-    def __init__(self, message: str, log_tail: str = "") -> None:
-        super().__init__(f"{message}\n{log_tail}".rstrip())
-        self.log_tail = log_tail
 
 
 def redis_argv(binary: str, data_dir: Path, socket_path: Path) -> list[str]:
@@ -76,22 +53,6 @@ def redis_argv(binary: str, data_dir: Path, socket_path: Path) -> list[str]:
         "--logfile", str(data_dir / "redis.log"),
         "--databases", "16",
     ]  # fmt: skip
-
-
-def _die_with_parent() -> None:
-    """preexec_fn: the kernel SIGKILLs redis-server when our (spawning) thread dies."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-
-
-def _log_tail(path: Path) -> str:
-    try:
-        with path.open("rb") as f:
-            f.seek(0, os.SEEK_END)
-            f.seek(max(0, f.tell() - LOG_TAIL_BYTES))
-            return f.read().decode(errors="replace")
-    except OSError:
-        return ""
 
 
 async def connect(url: str) -> aioredis.Redis:
@@ -178,7 +139,7 @@ class EmbeddedRedis:
                     stdin=asyncio.subprocess.DEVNULL,
                     stdout=log,
                     stderr=log,
-                    preexec_fn=_die_with_parent,
+                    preexec_fn=die_with_parent,
                     start_new_session=True,  # a Ctrl-C meant for us does not reach it first
                 )
             except OSError as err:
@@ -197,7 +158,7 @@ class EmbeddedRedis:
                     raise RedisStartError(
                         f"redis-server exited with code {self._proc.returncode} at start "
                         f"(log: {self.log_path})",
-                        _log_tail(self.log_path),
+                        read_tail(self.log_path),
                     )
                 with contextlib.suppress(RedisError, OSError):
                     if await client.ping():
@@ -206,7 +167,7 @@ class EmbeddedRedis:
                     raise RedisStartError(
                         f"redis-server did not answer PING within {START_TIMEOUT_S:g} s "
                         f"(log: {self.log_path})",
-                        _log_tail(self.log_path),
+                        read_tail(self.log_path),
                     )
                 await asyncio.sleep(START_POLL_S)
         finally:

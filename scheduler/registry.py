@@ -26,11 +26,13 @@ from scheduler.model import (
     FunctionInfo,
     FunctionVersion,
     InvocationRecord,
+    NodeRecord,
     StartKind,
 )
 from scheduler.state import StateStore, sha256_hex
 from wasm_runtime.bundle import FILES_MAX_BYTES
 from wasm_runtime.engine import default_engine, precompile
+from wasm_runtime.types import known_fields
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 
@@ -127,8 +129,7 @@ def _version_from(name: str, version: int, data: dict[str, Any]) -> FunctionVers
 
 
 def _record_from(data: dict[str, Any]) -> InvocationRecord:
-    fields = {f.name for f in dataclasses.fields(InvocationRecord)}
-    values = {k: v for k, v in data.items() if k in fields}
+    values = known_fields(InvocationRecord, data)
     values["start"] = StartKind(values["start"])
     return InvocationRecord(**values)
 
@@ -265,10 +266,11 @@ class Registry:
 
     # nodes
 
-    async def register_node(self, node_id: str, info: dict[str, Any]) -> None:
+    async def register_node(self, node: NodeRecord) -> None:
         """Heartbeat: (re)register a node; it drops out of list_nodes when beats stop."""
-        await self.state.put_node(node_id, info)
+        await self.state.put_node(node.id, node.to_dict())
 
-    async def list_nodes(self) -> builtins.list[dict[str, Any]]:
-        """Live nodes, each its registered info plus ``id``."""
-        return [{**info, "id": node_id} for node_id, info in (await self.state.nodes()).items()]
+    async def list_nodes(self) -> builtins.list[NodeRecord]:
+        """Live nodes, by id."""
+        nodes = await self.state.nodes()
+        return [NodeRecord.from_dict({**info, "id": node_id}) for node_id, info in nodes.items()]

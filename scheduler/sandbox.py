@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import itertools
 import logging
-from typing import Any, Protocol
+from collections.abc import Iterator
+from typing import Protocol
 
+from scheduler.errors import SandboxLost, SandboxUnavailable
 from unikernel.accel import Accel
+from unikernel.errors import VMGone
 from unikernel.image import GuestImage
 from unikernel.settings import VMSettings
 from unikernel.snapshot import Template, make_template, room_for_template
 from unikernel.vm import MicroVM
 from wasm_runtime.errors import UnikernelError
+from wasm_runtime.replies import LoadReply
 from wasm_runtime.types import Invocation, InvocationResult
 
 log = logging.getLogger(__name__)
@@ -24,7 +30,14 @@ class Sandbox(Protocol):
     @property
     def alive(self) -> bool: ...
 
-    async def load(self, fn_id: str, artifact: bytes, *, files: bytes | None = None) -> Any: ...
+    @property
+    def restored(self) -> bool:
+        """Started as a clone of a snapshot template rather than booted."""
+        ...
+
+    async def load(
+        self, fn_id: str, artifact: bytes, *, files: bytes | None = None
+    ) -> LoadReply: ...
 
     async def invoke(self, fn_id: str, invocation: Invocation) -> InvocationResult: ...
 
@@ -36,11 +49,33 @@ class Sandbox(Protocol):
     def rss_kib(self) -> int: ...
 
 
+@dataclasses.dataclass(frozen=True)
+class HostLimits:
+    """What the host allows the pool, whatever its settings say."""
+
+    max_vms: int | None = None  # VMs the host's memory holds (None: no limit known)
+    # Guest RAM one VM has for its calls' linear memory (None: not limited).
+    memory_budget_mib: int | None = None
+
+
 class SandboxFactory(Protocol):
     async def boot(self) -> Sandbox: ...
 
+    def host_limits(self) -> HostLimits: ...
+
     async def close(self) -> None:
         """Release what the factory keeps between boots (the pool's VMs are already gone)."""
+
+
+@contextlib.contextmanager
+def translated() -> Iterator[None]:
+    """The seam where unikernel's errors become the scheduler's (once, here)."""
+    try:
+        yield
+    except VMGone as err:
+        raise SandboxLost(err.message) from err
+    except UnikernelError as err:
+        raise SandboxUnavailable(err.message) from err
 
 
 class MicroVMFactory:
@@ -60,6 +95,11 @@ class MicroVMFactory:
         self._template_lock = asyncio.Lock()
         self._snapshots = vm_settings.snapshots
         self.restore_failures = 0
+
+    def host_limits(self) -> HostLimits:
+        return HostLimits(
+            memory_capacity(self.vm_settings), function_memory_budget(self.vm_settings)
+        )
 
     async def boot(self) -> Sandbox:
         name = f"pool-{next(self._numbers)}"

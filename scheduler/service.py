@@ -16,21 +16,21 @@ from typing import Any
 
 from scheduler.errors import AccessDenied, SchedulerError
 from scheduler.model import (
+    STDERR_TAIL_BYTES,
     FunctionConfig,
     FunctionInfo,
     FunctionVersion,
     InvocationRecord,
     StartKind,
 )
-from scheduler.pool import Pool
+from scheduler.pool import ArtifactLoader, Pool
 from scheduler.registry import Registry
+from scheduler.status import FunctionVMs
 from wasm_runtime import abi
 from wasm_runtime.errors import BadCgiResponse, UnifaasError
 from wasm_runtime.types import EXIT_TRAP, InvocationResult
 
 log = logging.getLogger(__name__)
-
-STDERR_TAIL_BYTES = 2048
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,6 +44,13 @@ class InvokeRequest:
     server_name: str = "localhost"
     server_port: int = 8080
     authorized: bool = False  # the caller presented the management token
+
+
+@dataclasses.dataclass(frozen=True)
+class FunctionDescription:
+    info: FunctionInfo
+    versions: list[FunctionVersion]
+    vms: tuple[FunctionVMs, ...]  # its versions' VMs on this node
 
 
 @dataclasses.dataclass
@@ -63,6 +70,11 @@ class InvokeOutcome:
     result: InvocationResult | None = None
     total_ms: float = 0.0
 
+    @property
+    def stderr_tail(self) -> bytes:
+        """The end of the function's stderr that the platform keeps and shows."""
+        return self.stderr[-STDERR_TAIL_BYTES:]
+
 
 class Platform:
     """One node's platform: a registry in Redis and a warm pool of microVMs."""
@@ -79,7 +91,7 @@ class Platform:
         task.add_done_callback(self._background.discard)
         task.add_done_callback(_log_failure)
 
-    def _loader(self, fv: FunctionVersion) -> Any:
+    def _loader(self, fv: FunctionVersion) -> ArtifactLoader:
         async def load() -> tuple[bytes, bytes | None]:
             return await self.registry.artifacts(fv)
 
@@ -90,33 +102,24 @@ class Platform:
         self, name: str, module: bytes, config: FunctionConfig, files_tar: bytes | None = None
     ) -> FunctionVersion:
         fv = await self.registry.deploy(name, module, config, files_tar)
-        await self.pool.drain(name, keep_key=fv.key)
+        await self.pool.drain(name, keep=fv.ref)
         if fv.config.min_warm:
             self._spawn(self.pool.ensure_min_warm(fv, self._loader(fv)))
         return fv
 
     async def rollback(self, name: str, to: int | None = None) -> FunctionVersion:
         fv = await self.registry.rollback(name, to)
-        await self.pool.drain(name, keep_key=fv.key)
+        await self.pool.drain(name, keep=fv.ref)
         return fv
 
     async def delete(self, name: str) -> None:
         await self.registry.delete(name)
         await self.pool.drain(name)
 
-    async def describe(self, name: str) -> dict[str, Any]:
+    async def describe(self, name: str) -> FunctionDescription:
         info = await self.registry.get(name)
         versions = [await self.registry.version(name, v) for v in info.versions]
-        pool = self.pool.status()
-        return {
-            "info": info,
-            "versions": versions,
-            "warm_vms": {
-                key: fn
-                for key, fn in pool.get("functions", {}).items()
-                if key.split("@", 1)[0] == name
-            },
-        }
+        return FunctionDescription(info, versions, self.pool.status().of(name))
 
     async def list(self) -> list[FunctionInfo]:
         return await self.registry.list()
@@ -192,7 +195,7 @@ class Platform:
             status=status,
             total_ms=round(outcome.total_ms, 3),
             vm_ms=round(result.duration_ms, 3) if result else 0.0,
-            stderr_tail=outcome.stderr[-STDERR_TAIL_BYTES:].decode(errors="replace"),
+            stderr_tail=outcome.stderr_tail.decode(errors="replace"),
             created_at=time.time(),
         )
         await self.registry.record_invocation(record)

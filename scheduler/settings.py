@@ -1,4 +1,9 @@
-"""Typed settings of the scheduler layer (env prefix ``UNIFAAS_``), built once, passed down."""
+"""Typed settings of the scheduler layer (env prefix ``UNIFAAS_``), built once, passed down.
+
+One class per concern: :class:`NodeSettings` (where the node keeps its state,
+which Redis it uses) and :class:`PoolSettings` (how its pool of microVMs
+behaves). How VMs themselves are built and launched is ``unikernel.settings``.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +13,12 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
-def _default_state_dir() -> Path:
+def default_state_dir() -> Path:
     return Path.home() / ".local" / "state" / "unifaas"
 
 
-class SchedulerSettings(BaseSettings):
-    """Where the node keeps its state, and how big its pool may grow.
+class NodeSettings(BaseSettings):
+    """Where the node keeps its state and meets the others.
 
     Every field can be set from the environment, e.g.
     ``UNIFAAS_REDIS_URL=redis://db.internal:6379/0``.
@@ -21,19 +26,35 @@ class SchedulerSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="UNIFAAS_", frozen=True, extra="ignore")
 
-    # Node state: the embedded Redis's data (<state_dir>/redis: AOF, log, socket).
-    state_dir: Path = Field(default_factory=_default_state_dir)
+    # Node state: the token and the embedded Redis's data (<state_dir>/redis: AOF, log, socket).
+    state_dir: Path = Field(default_factory=default_state_dir)
     # Redis shared by all nodes and gateways; None = start a private redis-server
     # on a unix socket under state_dir (single-machine default).
     redis_url: str | None = None
-    # Most microVMs this node runs at once (any state); capped further by what
-    # available memory holds (scheduler.sandbox.memory_capacity).
+    # How often the node re-registers itself in Redis (its record expires
+    # after scheduler.state.NODE_TTL_S without one).
+    heartbeat_s: float = Field(default=5.0, gt=0)
+
+
+class PoolSettings(BaseSettings):
+    """How big the node's pool of microVMs may grow and how it queues.
+
+    Every field can be set from the environment, e.g. ``UNIFAAS_MAX_VMS=16``.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="UNIFAAS_", frozen=True, extra="ignore")
+
+    # Most microVMs this node runs at once (any state, booting and draining
+    # included); capped further by what available memory holds
+    # (scheduler.sandbox.memory_capacity).
     max_vms: int = Field(default=8, ge=1)
     # Generic idle VMs kept booted so a new function gets a pre-warmed start.
     idle_target: int = Field(default=1, ge=0)
     # Invocations that may wait for a VM slot, and for how long, before a 503.
     queue_max: int = Field(default=64, ge=0)
     queue_timeout_s: float = Field(default=30.0, gt=0)
+    # Period of the keep-alive reclaim and generic top-up loop.
+    reclaim_interval_s: float = Field(default=1.0, gt=0)
     # MicroVMs booting at once (None: no limit); more wait, the boot of the
     # function with the fewest VMs first. Measured under TCG on 2 cores (see
     # scheduler/bootgate.py): a limit of 2 makes a burst's cold starts faster

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import functools
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
-import wasmtime
 
+from functions import wat_module
 from scheduler.redis_server import EmbeddedRedis, connect
 from unikernel.accel import Accel, resolve_accel
 from unikernel.image import GuestImage, ensure_image
@@ -22,13 +21,10 @@ from unikernel.settings import VMSettings
 from unikernel.vm import MicroVM
 from wasm_runtime.engine import precompile
 
-FUNCTIONS = Path(__file__).resolve().parent.parent / "functions"
 
-
-@functools.cache
 def wasm(name: str) -> bytes:
     """The example function ``functions/<name>/<name>.wat`` compiled to wasm."""
-    return bytes(wasmtime.wat2wasm((FUNCTIONS / name / f"{name}.wat").read_text()))
+    return wat_module(name)
 
 
 @functools.cache

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Literal
 
+from unikernel.floor import FLOOR_MAGIC
 from unikernel.image import GuestImage
 from unikernel.process import VMProcess
 from unikernel.qmp import QmpControl
@@ -26,7 +27,6 @@ from wasm_runtime.errors import UnikernelError
 
 log = logging.getLogger(__name__)
 
-FLOOR_MARKER = b"UFFLOOR\n"
 Accel = Literal["kvm", "tcg"]
 
 
@@ -55,10 +55,10 @@ async def floor_boot(
             await proc.spawn()
             qmp.start_accept()
             reader, _ = await proc.accept_agent()
-            read = asyncio.ensure_future(reader.readexactly(len(FLOOR_MARKER)))
+            read = asyncio.ensure_future(reader.readexactly(len(FLOOR_MAGIC)))
             data = await proc.until_exit_or(read, timeout_s, "the floor init's marker")
             elapsed = time.perf_counter() - proc.started_at
-            if data != FLOOR_MARKER:
+            if data != FLOOR_MAGIC:
                 raise proc.launch_error(f"floor init sent {data!r}")
             return elapsed
         finally:

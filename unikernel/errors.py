@@ -8,10 +8,20 @@ from wasm_runtime.errors import UnikernelError
 
 
 class ImageBuildError(UnikernelError):
-    """The guest image (or a part of it) could not be built."""
+    """A part of the guest image could not be built.
 
-    def __init__(self, stage: str, message: str, log_tail: str = "") -> None:
-        super().__init__(f"image build failed at {stage}: {message}")
+    ``part`` is what was being built (``image``: the agent initramfs, ``kernel``,
+    ``floor init``), ``stage`` the step that failed, ``log_tail`` its output.
+    """
+
+    def __init__(
+        self, stage: str, message: str, log_tail: str = "", *, part: str = "image"
+    ) -> None:
+        text = f"{part} build failed at {stage}: {message}"
+        if log_tail:
+            text += "\n--- log tail ---\n" + log_tail
+        super().__init__(text)
+        self.part = part
         self.stage = stage
         self.log_tail = log_tail
 

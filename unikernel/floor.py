@@ -12,19 +12,15 @@ from pathlib import Path
 from typing import Final
 
 from unikernel.cpio import CharDev, Dir, File, write_newc
-from wasm_runtime.errors import UnikernelError
+from unikernel.errors import ImageBuildError
 
 __all__ = [
     "FLOOR_MAGIC",
-    "FLOOR_PORT_DEVICE",
-    "FloorBuildError",
     "ensure_floor_initramfs",
 ]
 
 #: What the floor init writes to the agent port right before it reboots the guest.
 FLOOR_MAGIC: Final = b"UFFLOOR\n"
-#: The port the floor init opens: the first virtio-serial port, as the agent's (nr=1).
-FLOOR_PORT_DEVICE: Final = "/dev/vport0p1"
 
 # Bump when the image layout or the build recipe changes in a way the hash cannot see.
 FLOOR_BUILDER_VERSION: Final = "1"
@@ -48,21 +44,14 @@ CFLAGS: Final = (
 _LOG_TAIL_LINES: Final = 40
 
 
-class FloorBuildError(UnikernelError):
-    """The floor init could not be compiled or packed; ``log_tail`` has the compiler output."""
-
-    def __init__(self, stage: str, message: str, log_tail: str = "") -> None:
-        super().__init__(f"floor init {stage} failed: {message}")
-        self.stage = stage
-        self.log_tail = log_tail
+def _failed(stage: str, message: str, log_tail: str = "") -> ImageBuildError:
+    return ImageBuildError(stage, message, log_tail, part="floor init")
 
 
 def _gcc() -> str:
     gcc = shutil.which("gcc")
     if gcc is None:
-        raise FloorBuildError(
-            "compile", "gcc not found; install it with `apt-get install gcc libc6-dev`"
-        )
+        raise _failed("compile", "gcc not found; install it with `apt-get install gcc libc6-dev`")
     return gcc
 
 
@@ -76,7 +65,7 @@ def _gcc_identity(gcc: str) -> bytes:
             [gcc, "-dumpmachine"], capture_output=True, check=True, timeout=30
         ).stdout.strip()
     except (OSError, subprocess.SubprocessError, IndexError) as exc:
-        raise FloorBuildError("compile", f"cannot run {gcc}: {exc}") from exc
+        raise _failed("compile", f"cannot run {gcc}: {exc}") from exc
     return version + b"\0" + machine
 
 
@@ -97,10 +86,10 @@ def _compile(gcc: str, source: Path, out: Path) -> bytes:
             timeout=120,
         )
     except (OSError, subprocess.SubprocessError) as exc:
-        raise FloorBuildError("compile", f"cannot run {gcc}: {exc}") from exc
+        raise _failed("compile", f"cannot run {gcc}: {exc}") from exc
     if proc.returncode != 0:
         tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-_LOG_TAIL_LINES:])
-        raise FloorBuildError("compile", f"gcc exited with {proc.returncode}", tail)
+        raise _failed("compile", f"gcc exited with {proc.returncode}", tail)
     return out.read_bytes()
 
 

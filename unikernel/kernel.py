@@ -15,13 +15,12 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Final, TextIO
 
-from wasm_runtime.errors import UnikernelError
+from unikernel.errors import ImageBuildError
 
 __all__ = [
     "FRAGMENT",
     "KERNEL_BUILDER_VERSION",
     "REQUIRED_OPTIONS",
-    "KernelBuildError",
     "ensure_kernel",
     "ensure_kernel_elf",
     "find_kernel_source",
@@ -117,16 +116,8 @@ _OPTION_RE: Final = re.compile(r"^(CONFIG_\w+)=(.*)$")
 _UNSET_RE: Final = re.compile(r"^# (CONFIG_\w+) is not set$")
 
 
-class KernelBuildError(UnikernelError):
-    """The guest kernel could not be built; ``stage`` names the step, ``log_tail`` its output."""
-
-    def __init__(self, stage: str, message: str, log_tail: str = "") -> None:
-        text = f"kernel build failed at {stage}: {message}"
-        if log_tail:
-            text += "\n--- log tail ---\n" + log_tail
-        super().__init__(text)
-        self.stage = stage
-        self.log_tail = log_tail
+def _failed(stage: str, message: str, log_tail: str = "") -> ImageBuildError:
+    return ImageBuildError(stage, message, log_tail, part="kernel")
 
 
 def parse_kconfig(text: str) -> dict[str, str]:
@@ -150,7 +141,7 @@ def find_kernel_source(source_dir: Path = SOURCE_DIR) -> Path:
     """The linux-source tarball to build from: 6.1 (what the fragment targets) if present."""
     found = sorted(source_dir.glob("linux-source-*.tar.xz"), key=_version_tuple)
     if not found:
-        raise KernelBuildError(
+        raise _failed(
             "source",
             f"no {source_dir}/linux-source-*.tar.xz; "
             f"install it with `apt-get install {SOURCE_PACKAGE}`",
@@ -223,7 +214,7 @@ def _exclusive_lock(path: Path, progress: Callable[[str], None]) -> Iterator[Non
 def _check_tools() -> None:
     missing = {tool: pkg for tool, pkg in _TOOLS.items() if shutil.which(tool) is None}
     if missing:
-        raise KernelBuildError(
+        raise _failed(
             "tools",
             f"missing {', '.join(sorted(missing))}; install them with "
             f"`apt-get install {' '.join(sorted(set(missing.values())))}`",
@@ -266,7 +257,7 @@ class _Builder:
                 errors="replace",
             )
         except OSError as exc:
-            raise KernelBuildError(stage, f"cannot run {argv[0]}: {exc}") from exc
+            raise _failed(stage, f"cannot run {argv[0]}: {exc}") from exc
         assert proc.stdout is not None
         steps = 0
         next_report = time.monotonic() + _PROGRESS_EVERY_S
@@ -280,7 +271,7 @@ class _Builder:
                         self.progress(f"kernel: {stage}: {steps} steps done ({self.elapsed()})")
         self.log.flush()
         if proc.returncode != 0:
-            raise KernelBuildError(
+            raise _failed(
                 stage,
                 f"{argv[0]} exited with {proc.returncode} (full log: {self.log_path})",
                 self.tail(),
@@ -302,7 +293,7 @@ def _verify_config(config_text: str, fragment: bytes) -> None:
         if final.get(name, "n") != value
     ]
     if wrong:
-        raise KernelBuildError(
+        raise _failed(
             "verify",
             f"{len(wrong)} option(s) lost to Kconfig dependencies; fix {FRAGMENT.name}",
             "\n".join(wrong),

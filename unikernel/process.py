@@ -15,10 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
-import os
 import shutil
-import signal
 import tempfile
 import time
 from pathlib import Path
@@ -26,31 +23,14 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from unikernel.argv import VMSpec, build_argv
+from unikernel.children import die_with_parent, read_tail
 from unikernel.errors import VMLaunchError
 
 # How long QEMU gets to connect its chardevs after exec (it does so before
 # the guest runs, so this is QEMU start-up alone).
 CONNECT_TIMEOUT_S = 10.0
 KILL_WAIT_S = 5.0
-LOG_TAIL_BYTES = 4000
-_PR_SET_PDEATHSIG = 1
 T = TypeVar("T")
-
-
-def _die_with_parent() -> None:
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-
-
-def _tail(path: Path, limit: int = LOG_TAIL_BYTES) -> str:
-    try:
-        with path.open("rb") as f:
-            f.seek(0, os.SEEK_END)
-            size = f.tell()
-            f.seek(max(0, size - limit))
-            return f.read().decode(errors="replace")
-    except OSError:
-        return ""
 
 
 class VMProcess:
@@ -87,13 +67,13 @@ class VMProcess:
     def returncode(self) -> int | None:
         return self.proc.returncode if self.proc else None
 
-    def log_tail(self) -> str:
-        stderr = _tail(self.run_dir / "qemu.stderr")
-        console = _tail(self.spec.console_log)
+    def logread_tail(self) -> str:
+        stderr = read_tail(self.run_dir / "qemu.stderr")
+        console = read_tail(self.spec.console_log)
         return "\n".join(part for part in (stderr, console) if part)
 
     def launch_error(self, message: str) -> VMLaunchError:
-        return VMLaunchError(message, self.returncode, self.argv, self.log_tail())
+        return VMLaunchError(message, self.returncode, self.argv, self.logread_tail())
 
     async def listen(self) -> None:
         """Open the agent socket for QEMU to connect to (call before ``spawn``)."""
@@ -117,7 +97,7 @@ class VMProcess:
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=stderr,
                 stderr=stderr,
-                preexec_fn=_die_with_parent,
+                preexec_fn=die_with_parent,
             )
         except OSError as err:
             message = f"cannot execute {self.argv[0]}: {err}"

@@ -26,6 +26,7 @@ from unikernel.errors import VMGone
 from wasm_runtime import protocol
 from wasm_runtime.errors import ProtocolError, UnifaasError, error_from_code
 from wasm_runtime.protocol import Event, Op
+from wasm_runtime.replies import AgentStats, Hello, LoadReply, ResumeReply
 from wasm_runtime.types import Invocation, InvocationResult
 
 log = logging.getLogger(__name__)
@@ -46,10 +47,10 @@ class AgentClient:
         self._state = ConnState.CONNECTING
         self._ids = itertools.count(1)
         self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
-        self._ready: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._ready: asyncio.Future[Hello] = asyncio.get_running_loop().create_future()
         self._closed_error: VMGone | None = None
         self.unsolicited_errors: asyncio.Queue[UnifaasError] = asyncio.Queue(maxsize=100)
-        self.hello: dict[str, Any] = {}
+        self.hello = Hello()
         self._reader_task = asyncio.create_task(self._read_loop(), name="agent-reader")
 
     @property
@@ -60,14 +61,14 @@ class AgentClient:
     def pending(self) -> int:
         return len(self._pending)
 
-    def adopt_hello(self, hello: dict[str, Any]) -> None:
+    def adopt_hello(self, hello: Hello) -> None:
         """Ready without a hello: a VM restored from a snapshot said it before the snapshot."""
         if self._state is ConnState.CONNECTING:
             self.hello = hello
             self._state = ConnState.READY
             self._ready.set_result(hello)
 
-    async def wait_ready(self) -> dict[str, Any]:
+    async def wait_ready(self) -> Hello:
         """Wait for the agent's hello (callers bound this with their own deadline)."""
         return await asyncio.shield(self._ready)
 
@@ -106,9 +107,9 @@ class AgentClient:
         *,
         precompiled: bool = True,
         files: bytes | None = None,
-    ) -> dict[str, Any]:
+    ) -> LoadReply:
         args = {"fn_id": fn_id, "artifact": artifact, "precompiled": precompiled, "files": files}
-        return await self.call(Op.LOAD, args)
+        return LoadReply.from_wire(await self.call(Op.LOAD, args))
 
     async def invoke(self, fn_id: str, invocation: Invocation) -> InvocationResult:
         result = await self.call(Op.INVOKE, {"fn_id": fn_id, "invocation": invocation.to_wire()})
@@ -117,11 +118,12 @@ class AgentClient:
     async def unload(self, fn_id: str) -> None:
         await self.call(Op.UNLOAD, {"fn_id": fn_id})
 
-    async def stats(self) -> dict[str, Any]:
-        return await self.call(Op.STATS)
+    async def stats(self) -> AgentStats:
+        return AgentStats.from_wire(await self.call(Op.STATS))
 
-    async def resume(self, time_ns: int, entropy: bytes) -> dict[str, Any]:
-        return await self.call(Op.RESUME, {"time_ns": time_ns, "entropy": entropy})
+    async def resume(self, time_ns: int, entropy: bytes) -> ResumeReply:
+        reply = await self.call(Op.RESUME, {"time_ns": time_ns, "entropy": entropy})
+        return ResumeReply.from_wire(reply)
 
     async def shutdown(self) -> None:
         await self.call(Op.SHUTDOWN)
@@ -162,8 +164,7 @@ class AgentClient:
             if msg.get("event") == Event.HELLO:
                 if self._ready.done():
                     return False
-                data = msg.get("data")
-                self.hello = data if isinstance(data, dict) else {}
+                self.hello = Hello.from_wire(msg.get("data"))
                 self._state = ConnState.READY
                 self._ready.set_result(self.hello)
             return True

@@ -21,12 +21,12 @@ import re
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
 
 from unikernel.accel import Accel
 from unikernel.image import GuestImage
 from unikernel.settings import VMSettings
 from unikernel.vm import MicroVM
+from wasm_runtime.replies import Hello
 
 PREFIX = "unifaas-tpl-"
 _OWNED = re.compile(rf"^{PREFIX}(\d+)-")
@@ -39,7 +39,7 @@ class Template:
     directory: Path
     memory_file: Path
     state_file: Path
-    hello: dict[str, Any]
+    hello: Hello
 
     def remove(self) -> None:
         """Delete its files; running clones keep their mapping of the RAM file."""
@@ -92,7 +92,7 @@ async def make_template(image: GuestImage, settings: VMSettings, accel: Accel) -
         vm = await MicroVM.boot(image, settings, accel, name="template", memory_file=memory_file)
         try:
             await vm.qmp.save_snapshot(state_file)
-            hello = dict(vm.agent.hello)
+            hello = vm.agent.hello
         finally:
             await vm.stop()
     except BaseException:

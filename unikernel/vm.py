@@ -25,6 +25,7 @@ from unikernel.process import VMProcess
 from unikernel.qmp import QmpControl
 from unikernel.settings import VMSettings
 from unikernel.shim import AgentClient
+from wasm_runtime.replies import AgentStats, LoadReply, ResumeReply
 from wasm_runtime.types import Invocation, InvocationResult
 
 if TYPE_CHECKING:
@@ -64,7 +65,8 @@ class MicroVM:
         self.accel = accel
         self.boot_s = boot_s
         self.restored = False  # started from a snapshot rather than booted
-        self.resume_info: dict[str, Any] = {}
+        # The clone's clock and an RNG sample right after resuming (restored VMs only).
+        self.resumed: ResumeReply | None = None
         self._stopped = False
         self._watcher = asyncio.create_task(self._watch_exit(), name=f"vm-watch-{self.pid}")
 
@@ -107,7 +109,7 @@ class MicroVM:
         image = template.image
         process = VMProcess(image.kernel, image.initrd, overrides, settings.run_dir, name)
 
-        info: dict[str, Any] = {}
+        info: list[ResumeReply] = []
 
         async def resumed(qmp: QmpControl, agent: AgentClient) -> None:
             loaded = asyncio.ensure_future(qmp.load_snapshot(template.state_file))
@@ -115,13 +117,12 @@ class MicroVM:
             await qmp.resume()
             agent.adopt_hello(template.hello)
             woken = asyncio.ensure_future(agent.resume(time.time_ns(), os.urandom(64)))
-            resumed_with: dict[str, Any] = await process.until_exit_or(
-                woken, settings.boot_timeout_s, "the agent to resume"
+            info.append(
+                await process.until_exit_or(woken, settings.boot_timeout_s, "the agent to resume")
             )
-            info.update(resumed_with)
 
         vm = await cls._launch(process, settings, template.accel, name, resumed, restored=True)
-        vm.resume_info = info  # the guest's time and a random sample after resuming
+        vm.resumed = info[0]
         return vm
 
     @classmethod
@@ -228,8 +229,8 @@ class MicroVM:
 
     async def load(
         self, fn_id: str, artifact: bytes, *, precompiled: bool = True, files: bytes | None = None
-    ) -> dict[str, Any]:
-        result: dict[str, Any] = await self._bounded(
+    ) -> LoadReply:
+        result: LoadReply = await self._bounded(
             self.agent.load(fn_id, artifact, precompiled=precompiled, files=files),
             CONTROL_CALL_TIMEOUT_S,
             f"load of {fn_id}",
@@ -253,11 +254,8 @@ class MicroVM:
     async def unload(self, fn_id: str) -> None:
         await self._bounded(self.agent.unload(fn_id), CONTROL_CALL_TIMEOUT_S, "unload")
 
-    async def stats(self) -> dict[str, Any]:
-        stats: dict[str, Any] = await self._bounded(
-            self.agent.stats(), CONTROL_CALL_TIMEOUT_S, "stats"
-        )
-        stats["qemu_rss_kib"] = self.rss_kib()
+    async def stats(self) -> AgentStats:
+        stats: AgentStats = await self._bounded(self.agent.stats(), CONTROL_CALL_TIMEOUT_S, "stats")
         return stats
 
     def rss_kib(self, field: str = "VmRSS") -> int:

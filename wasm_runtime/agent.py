@@ -32,8 +32,10 @@ from wasm_runtime.errors import (
     FunctionNotLoaded,
     InvalidModule,
     ProtocolError,
+    UnknownOp,
 )
 from wasm_runtime.protocol import Event, Op
+from wasm_runtime.replies import AgentStats, Hello, LoadReply, ResumeReply
 from wasm_runtime.types import Invocation
 
 if TYPE_CHECKING:
@@ -113,13 +115,13 @@ class Agent:
         self.send(
             protocol.event(
                 Event.HELLO,
-                {
-                    "protocol": protocol.PROTOCOL_VERSION,
-                    "agent": AGENT_VERSION,
-                    "python": sys.version.split()[0],
-                    "boot_s": boot_s,
-                    "pid": os.getpid(),
-                },
+                Hello(
+                    protocol=protocol.PROTOCOL_VERSION,
+                    agent=AGENT_VERSION,
+                    python=sys.version.split()[0],
+                    boot_s=boot_s,
+                    pid=os.getpid(),
+                ).to_wire(),
             )
         )
 
@@ -161,7 +163,7 @@ class Agent:
     def _dispatch(self, msg: dict[str, Any]) -> None:
         try:
             req_id, op, args = protocol.parse_request(msg)
-        except protocol.UnknownOp as err:
+        except UnknownOp as err:
             self.send(protocol.error_reply(err.req_id, ErrorCode.UNKNOWN_OP, str(err)))
             return
         except ProtocolError as err:
@@ -235,7 +237,7 @@ class Agent:
             name=fn_id,
         )
         self._functions[fn_id] = loaded
-        return {"fn_id": fn_id, "load_ms": (time.perf_counter() - started) * 1000}
+        return LoadReply(fn_id, (time.perf_counter() - started) * 1000).to_wire()
 
     def _invoke(self, args: dict[str, Any]) -> dict[str, Any]:
         fn_id = str(args["fn_id"])
@@ -256,14 +258,14 @@ class Agent:
     def _stats(self, args: dict[str, Any]) -> dict[str, Any]:
         with self._counter_lock:
             in_flight, served = self._in_flight, self._served
-        return {
-            "functions": sorted(self._functions),
-            "in_flight": in_flight,
-            "served": served,
-            "bad_frames": self._bad_frames,
-            "uptime_s": time.monotonic() - self._started,
+        return AgentStats(
+            functions=sorted(self._functions),
+            in_flight=in_flight,
+            served=served,
+            bad_frames=self._bad_frames,
+            uptime_s=time.monotonic() - self._started,
             **_memory_stats(),
-        }
+        ).to_wire()
 
     def _shutdown(self, args: dict[str, Any]) -> dict[str, Any]:
         return {"served": self._served}
@@ -279,7 +281,7 @@ class Agent:
         _reseed_kernel_rng(bytes(args["entropy"]))
         with open("/dev/urandom", "rb") as f:
             sample = f.read(16)
-        return {"time_ns": time.time_ns(), "random_sample": sample}
+        return ResumeReply(time.time_ns(), sample).to_wire()
 
     _handlers: ClassVar[dict[Op, Callable[[Agent, dict[str, Any]], dict[str, Any]]]] = {
         Op.PING: _ping,

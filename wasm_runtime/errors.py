@@ -1,25 +1,57 @@
-"""The one exception hierarchy of unifaas.
+"""The one exception hierarchy of unifaas, drawn here in full.
 
-It lives in the lowest package because every other package (and the guest
-agent) imports it::
+The root lives in the lowest package because every other package (and the
+guest agent) imports it. Each package defines its own sub-root in its
+``errors`` module; this tree lists every class, wherever it is defined::
 
-    UnifaasError                       root: catch this to catch everything of ours
-    +-- WasmRuntimeError               wasm_runtime: modules and invocations
-    |   +-- InvalidModule(reason)      not wasm / no _start / imports outside WASI p1 / ...
-    |   +-- FunctionNotLoaded(fn_id)   invoke/unload of a function the agent does not hold
-    |   +-- BadCgiResponse(raw)        a WAGI function's stdout is not headers + blank line + body
-    |   +-- InvocationFailed(result)   a run that did not finish normally; one per outcome:
-    |       +-- FunctionTimeout        wall-clock limit hit (epoch interruption)
-    |       +-- FunctionOOM            linear-memory cap hit
-    |       +-- FunctionTrap           wasm trap (unreachable, bad memory access, ...)
-    |       +-- OutputTooLarge         stdout/stderr cap hit
-    +-- ProtocolError(raw)             shim<->agent wire: bad frame, bad message, version
-    +-- AgentError(code, message)      the agent answered a request with an error code
-    +-- UnikernelError                 unikernel: images and VMs (subclasses in unikernel.errors)
+    UnifaasError(message)                 root: catch this to catch everything of ours
+    +-- UsageError                        a command-line argument names something unusable
+    +-- WasmRuntimeError                  wasm_runtime: modules and invocations
+    |   +-- InvalidModule(reason)         not wasm / no _start / imports outside WASI p1 / ...
+    |   +-- FunctionNotLoaded(fn_id)      invoke/unload of a function the agent does not hold
+    |   +-- BadCgiResponse(raw)           a WAGI function's stdout is not headers + blank + body
+    |   +-- InvocationFailed(result)      a run that did not finish normally; one per outcome:
+    |       +-- FunctionTimeout           wall-clock limit hit (epoch interruption)
+    |       +-- FunctionOOM               linear-memory cap hit
+    |       +-- FunctionTrap              wasm trap (unreachable, bad memory access, ...)
+    |       +-- OutputTooLarge            stdout/stderr cap hit
+    +-- ProtocolError(raw)                shim<->agent wire: bad frame, bad message, version
+    |   +-- UnknownOp(req_id)             a readable request naming an op not implemented
+    +-- AgentError(code)                  the agent answered with an error code of no other class
+    +-- UnikernelError                    unikernel.errors: images and VMs
+    |   +-- ImageBuildError(part, stage, log_tail)   kernel, floor init or initramfs build
+    |   +-- VMLaunchError(exitcode, argv, log_tail)  QEMU did not get as far as a ready agent
+    |   +-- VMGone(reason, exitcode)      QEMU or the agent went away; pending calls fail with it
+    |   |   +-- AgentUnresponsive         a call outlived its deadline; the VM was killed
+    |   +-- QMPCommandError(command)      QEMU refused a QMP command
+    +-- SchedulerError                    scheduler.errors: registry, pool, node
+    |   +-- FunctionNotFound(name, version)
+    |   +-- InvocationNotFound(invocation_id)
+    |   +-- InvalidConfig(field)          a deploy's name, config or files are unusable
+    |   +-- AccessDenied(name)            a private function invoked without the token
+    |   +-- CapacityExhausted(retry_after_s)  no VM slot: queue full or its wait timed out
+    |   +-- PoolClosed                    the pool is shutting down
+    |   +-- SandboxError                  a VM failed the platform (from UnikernelError, once)
+    |   |   +-- SandboxLost               the VM of a call went away before it answered
+    |   |   +-- SandboxUnavailable        no VM could be started for a call
+    |   +-- InvalidTransition(vm_id, state, event)  a pool VM was driven against its table
+    |   +-- StateStoreError               Redis unreachable or erroring (translated once)
+    |       +-- RedisNotInstalled(binary)
+    |       +-- RedisStartError(log_tail)
+    +-- GatewayError                      gateway.errors: HTTP edge and the CLI's client
+    |   +-- BodyTooLarge(limit)
+    |   +-- NotFound                      a gateway resource (not a function) that does not exist
+    |   +-- Unauthorized                  missing or wrong bearer token
+    |   +-- ClientError(status, kind)     the CLI's request to the platform failed
+    +-- HarnessError                      loadtests.errors: benches and the server launcher
+        +-- LaunchError                   a child server exited early or never got healthy
+        +-- BenchError                    a benchmark could not run as planned
 
-Errors carry structured fields; nothing classifies an error by its message text.
-Errors cross the VM boundary as :class:`ErrorCode` values and are turned back
-into exceptions by :func:`error_from_code`, the single table for that.
+Errors carry structured fields and a ``message``; nothing classifies an error
+by its text. Errors cross the VM boundary as :class:`ErrorCode` values and are
+turned back into exceptions by :func:`error_from_code`, the single table for
+that. The HTTP status of each is looked up along its class hierarchy in
+``gateway.errors`` (most specific class wins).
 """
 
 from __future__ import annotations
@@ -32,7 +64,15 @@ if TYPE_CHECKING:
 
 
 class UnifaasError(Exception):
-    """Root of every error raised by unifaas code."""
+    """Root of every error raised by unifaas code; ``message`` is what a user is shown."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class UsageError(UnifaasError):
+    """A command-line argument names something unusable (a file that cannot be read, ...)."""
 
 
 class WasmRuntimeError(UnifaasError):
@@ -45,7 +85,6 @@ class InvalidModule(WasmRuntimeError):
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(message)
         self.reason = reason
-        self.message = message
 
 
 class FunctionNotLoaded(WasmRuntimeError):
@@ -62,7 +101,6 @@ class BadCgiResponse(WasmRuntimeError):
 
     def __init__(self, message: str, raw: bytes = b"") -> None:
         super().__init__(message)
-        self.message = message
         self.raw = raw[:256]
 
 
@@ -101,6 +139,14 @@ class ProtocolError(UnifaasError):
         self.raw = raw[:256]
 
 
+class UnknownOp(ProtocolError):
+    """A readable request naming an op this side does not implement."""
+
+    def __init__(self, req_id: int, op: object) -> None:
+        super().__init__(f"unknown op {op!r}")
+        self.req_id = req_id
+
+
 class UnikernelError(UnifaasError):
     """Base for guest image and VM errors (see ``unikernel.errors``)."""
 
@@ -122,7 +168,6 @@ class AgentError(UnifaasError):
     def __init__(self, code: str, message: str) -> None:
         super().__init__(f"agent error {code}: {message}")
         self.code = code
-        self.message = message
 
 
 def error_from_code(code: str, message: str, detail: dict[str, Any] | None = None) -> UnifaasError:

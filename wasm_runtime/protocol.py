@@ -34,7 +34,7 @@ from typing import Any
 
 import msgpack
 
-from wasm_runtime.errors import ErrorCode, ProtocolError
+from wasm_runtime.errors import ErrorCode, ProtocolError, UnknownOp
 
 __all__ = [
     "HEADER",
@@ -173,14 +173,6 @@ class FrameDecoder:
         if not isinstance(msg, dict):
             raise ProtocolError(f"frame body is a {type(msg).__name__}, not a map", body)
         return msg
-
-
-class UnknownOp(ProtocolError):
-    """A readable request naming an op this side does not implement."""
-
-    def __init__(self, req_id: int, op: object) -> None:
-        super().__init__(f"unknown op {op!r}")
-        self.req_id = req_id
 
 
 def request_id(msg: dict[str, Any]) -> int | None:

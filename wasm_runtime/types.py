@@ -4,9 +4,18 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from typing import Any
+from typing import Any, TypeVar
 
 MIB = 1024 * 1024
+_D = TypeVar("_D")
+
+
+def known_fields(cls: type[_D], data: dict[str, Any]) -> dict[str, Any]:
+    """The entries of ``data`` that name a field of the dataclass ``cls`` (others dropped):
+    readers of wire or stored data ignore fields a newer writer added."""
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    return {k: v for k, v in data.items() if k in names}
+
 
 # Exit codes reported when the function did not choose one itself; they follow
 # the shell's conventions so a CLI user recognises them.
@@ -39,8 +48,7 @@ class Limits:
 
     @classmethod
     def from_wire(cls, data: dict[str, Any]) -> Limits:
-        fields = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in fields})
+        return cls(**known_fields(cls, data))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,8 +105,7 @@ class InvocationResult:
 
     @classmethod
     def from_wire(cls, data: dict[str, Any]) -> InvocationResult:
-        fields = {f.name for f in dataclasses.fields(cls)}
-        d = {k: v for k, v in data.items() if k in fields}
+        d = known_fields(cls, data)
         d["outcome"] = Outcome(d["outcome"])
         return cls(**d)
 

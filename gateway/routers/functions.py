@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from typing import Any
 
@@ -10,24 +9,11 @@ from fastapi import APIRouter, Depends, Form, Request, UploadFile
 
 from gateway import deps
 from gateway.errors import BodyTooLarge
+from gateway.views import function_vms_json, info_json, record_json, version_json
 from scheduler.errors import InvalidConfig
-from scheduler.model import FunctionConfig, FunctionInfo, FunctionVersion, InvocationRecord
+from scheduler.model import FunctionConfig
 
 router = APIRouter(prefix="/v1", tags=["functions"], dependencies=[Depends(deps.require_token)])
-
-
-def version_json(fv: FunctionVersion) -> dict[str, Any]:
-    return dataclasses.asdict(fv)
-
-
-def info_json(info: FunctionInfo) -> dict[str, Any]:
-    return dataclasses.asdict(info)
-
-
-def record_json(rec: InvocationRecord) -> dict[str, Any]:
-    d = dataclasses.asdict(rec)
-    d["start"] = rec.start.value
-    return d
 
 
 async def _read_upload(upload: UploadFile, limit: int, what: str) -> bytes:
@@ -46,14 +32,7 @@ def _parse_config(text: str) -> FunctionConfig:
         raise InvalidConfig("config", f"not JSON: {err}") from err
     if not isinstance(raw, dict):
         raise InvalidConfig("config", "must be a JSON object")
-    known = {f.name for f in dataclasses.fields(FunctionConfig)}
-    unknown = sorted(set(raw) - known)
-    if unknown:
-        raise InvalidConfig("config", f"unknown field(s) {', '.join(unknown)}")
-    try:
-        return FunctionConfig.from_dict(raw)
-    except TypeError as err:
-        raise InvalidConfig("config", str(err)) from err
+    return FunctionConfig.from_dict(raw, strict=True)
 
 
 @router.post("/functions/{name}", status_code=201, summary="Deploy a new version")
@@ -80,9 +59,9 @@ async def list_functions(request: Request) -> list[dict[str, Any]]:
 async def describe(request: Request, name: str) -> dict[str, Any]:
     d = await deps.platform(request).describe(name)
     return {
-        **info_json(d["info"]),
-        "versions": [version_json(v) for v in d["versions"]],
-        "warm_vms": d["warm_vms"],
+        **info_json(d.info),
+        "versions": [version_json(v) for v in d.versions],
+        "warm_vms": function_vms_json(d.vms),
     }
 
 

@@ -32,13 +32,12 @@ async def _read_body(request: Request, limit: int) -> bytes:
 # The CLI asks for the function's stderr with this header; it comes back
 # base64-encoded (tail only) so any bytes survive a header.
 STDERR_REQUEST_HEADER = "x-unifaas-stderr"
-STDERR_TAIL_BYTES = 4096
 
 
 def _meta_headers(outcome: InvokeOutcome, want_stderr: bool) -> dict[str, str]:
     headers = {"X-Invocation-Id": outcome.invocation_id, "X-Exit-Code": str(outcome.exit_code)}
     if want_stderr and outcome.stderr:
-        headers["X-Stderr"] = base64.b64encode(outcome.stderr[-STDERR_TAIL_BYTES:]).decode()
+        headers["X-Stderr"] = base64.b64encode(outcome.stderr_tail).decode()
     if outcome.start is not None:
         headers["X-Start"] = outcome.start.value
     if outcome.version is not None:
@@ -83,7 +82,7 @@ async def _invoke(request: Request, name: str, path: str) -> Response:
             outcome.error,
             kind,
             invocation_id=outcome.invocation_id,
-            stderr=outcome.stderr[-2048:].decode(errors="replace"),
+            stderr=outcome.stderr_tail.decode(errors="replace"),
         )
         return JSONResponse(
             content, status_code=status, headers={**meta, **error_headers(outcome.error)}

@@ -11,6 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from gateway import deps
 from gateway.errors import NotFound
+from gateway.views import node_json, pool_json
 
 router = APIRouter(tags=["system"])
 STATIC = Path(__file__).resolve().parent.parent / "static"
@@ -27,8 +28,8 @@ async def status(request: Request) -> dict[str, Any]:
     platform = deps.platform(request)
     return {
         "node": platform.node_id,
-        "pool": platform.pool.status(),
-        "nodes": await platform.registry.list_nodes(),
+        "pool": pool_json(platform.pool.status()),
+        "nodes": [node_json(n) for n in await platform.registry.list_nodes()],
     }
 
 

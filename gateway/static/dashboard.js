@@ -15,6 +15,7 @@
     booting: "#f2b134",
     idle: "#4c8bf5",
     bound: "#e07b39",
+    loading: "#d9534f",
     draining: "#9b6bd3",
     p50: "#1f9d55",
     p99: "#d64545",
@@ -220,6 +221,7 @@
 
   const POOL_SERIES = [
     { name: "bound", color: COLORS.bound, stacked: true, value: (s) => s.pool.bound },
+    { name: "loading", color: COLORS.loading, stacked: true, value: (s) => s.pool.loading },
     { name: "idle", color: COLORS.idle, stacked: true, value: (s) => s.pool.idle },
     { name: "booting", color: COLORS.booting, stacked: true, value: (s) => s.pool.booting },
     { name: "draining", color: COLORS.draining, stacked: true, value: (s) => s.pool.draining },

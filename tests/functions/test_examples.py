@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from gateway.launch import Served, platform_process
+from loadtests.launch import Served, platform_process
 
 pytestmark = pytest.mark.vm
 

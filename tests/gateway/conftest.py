@@ -18,10 +18,13 @@ import redis.asyncio as aioredis
 
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
-from scheduler.pool import Pool, PoolSettings
+from scheduler.pool import Pool
 from scheduler.registry import Registry
+from scheduler.sandbox import HostLimits
 from scheduler.service import Platform
+from scheduler.settings import PoolSettings
 from tests.conftest import wasm
+from wasm_runtime.replies import LoadReply
 from wasm_runtime.runner import FunctionRuntime, LoadedFunction
 from wasm_runtime.types import Invocation, InvocationResult
 
@@ -34,11 +37,13 @@ class InProcessSandbox:
         self._runtime = FunctionRuntime()
         self._functions: dict[str, LoadedFunction] = {}
         self.alive = True
+        self.restored = False
 
-    async def load(self, fn_id: str, artifact: bytes, *, files: bytes | None = None) -> Any:
+    async def load(self, fn_id: str, artifact: bytes, *, files: bytes | None = None) -> LoadReply:
         self._functions[fn_id] = await asyncio.to_thread(
             self._runtime.load, artifact, files_tar=files
         )
+        return LoadReply(fn_id)
 
     async def invoke(self, fn_id: str, invocation: Invocation) -> InvocationResult:
         return await asyncio.to_thread(self._runtime.invoke, self._functions[fn_id], invocation)
@@ -57,6 +62,9 @@ class InProcessSandbox:
 class InProcessFactory:
     async def close(self) -> None:
         pass
+
+    def host_limits(self) -> HostLimits:
+        return HostLimits()
 
     async def boot(self) -> InProcessSandbox:
         return InProcessSandbox()

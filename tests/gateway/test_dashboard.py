@@ -27,7 +27,7 @@ from typing import Any
 import httpx
 import pytest
 
-from gateway.launch import Served, platform_process
+from loadtests.launch import Served, platform_process
 from tests.conftest import wasm
 
 pytestmark = pytest.mark.vm

@@ -18,7 +18,7 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 
-from gateway.launch import Served, platform_process
+from loadtests.launch import Served, platform_process
 from scheduler.redis_server import EmbeddedRedis
 from tests.conftest import wasm
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.launch import Served, platform_process
+from loadtests.launch import Served, platform_process
 
 pytestmark = pytest.mark.vm
 

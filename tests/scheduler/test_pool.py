@@ -10,11 +10,15 @@ from typing import Any
 
 import pytest
 
-from scheduler.errors import CapacityExhausted
+from gateway.views import function_vms_json
+from scheduler.errors import CapacityExhausted, PoolClosed, SandboxLost, SandboxUnavailable
 from scheduler.model import FunctionConfig, FunctionVersion, StartKind
-from scheduler.pool import Pool, PoolClosed, PoolSettings, VMState
+from scheduler.pool import Pool
+from scheduler.sandbox import HostLimits
+from scheduler.settings import PoolSettings
 from unikernel.errors import VMGone, VMLaunchError
 from wasm_runtime.errors import InvalidModule
+from wasm_runtime.replies import LoadReply
 from wasm_runtime.types import Invocation, InvocationResult, Outcome
 
 BAD_ARTIFACT = b"bad"
@@ -32,18 +36,19 @@ class FakeSandbox:
         self.in_flight = 0
         self.max_in_flight = 0
         self.warm_ups = 0
+        self.restored = False
         self._gone = asyncio.Event()
 
     @property
     def alive(self) -> bool:
         return not self.stopped and not self.dead
 
-    async def load(self, fn_id: str, artifact: bytes, *, files: bytes | None = None) -> Any:
+    async def load(self, fn_id: str, artifact: bytes, *, files: bytes | None = None) -> LoadReply:
         await asyncio.sleep(self.factory.load_delay_s)
         if artifact == BAD_ARTIFACT:
             raise InvalidModule("not_wasm", "not a module")
         self.loaded.append(fn_id)
-        return {"fn_id": fn_id}
+        return LoadReply(fn_id)
 
     async def invoke(self, fn_id: str, invocation: Invocation) -> InvocationResult:
         if not self.alive:
@@ -87,6 +92,10 @@ class FakeFactory:
         self.fail_boots = 0
         self.sandboxes: list[FakeSandbox] = []
         self.max_live = 0
+        self.memory_budget_mib: int | None = None
+
+    def host_limits(self) -> HostLimits:
+        return HostLimits(memory_budget_mib=self.memory_budget_mib)
 
     def live(self) -> list[FakeSandbox]:
         return [s for s in self.sandboxes if not s.stopped]
@@ -129,10 +138,15 @@ def call(stdin: bytes = b"") -> Invocation:
     return Invocation(stdin=stdin)
 
 
+def functions_of(pool: Pool) -> dict[str, dict[str, int]]:
+    """VMs per version, keyed name@version, as /v1/status shows them."""
+    return function_vms_json(pool.status().functions)
+
+
 async def settle(pool: Pool) -> None:
     """Wait for background boots to finish."""
     for _ in range(200):
-        if not pool.status()["booting"]:
+        if not pool.status().booting:
             return
         await asyncio.sleep(0.005)
     raise AssertionError("pool did not settle")
@@ -180,20 +194,20 @@ async def test_cold_then_warm(make_pool: MakePool, factory: FakeFactory) -> None
     _, kind = await pool.invoke(f, load_ok, call())
     assert kind is StartKind.WARM
     status = pool.status()
-    assert status["bound"] == 1 and status["boots"] == 1
-    assert status["functions"] == {"a@1": {"vms": 1, "in_flight": 0, "draining": 0}}
-    assert status["starts"] == {"warm": 1, "prewarmed": 0, "cold": 1}
+    assert status.bound == 1 and status.boots == 1
+    assert functions_of(pool) == {"a@1": {"vms": 1, "in_flight": 0, "draining": 0}}
+    assert status.starts == {"warm": 1, "prewarmed": 0, "cold": 1}
 
 
 async def test_prewarmed_start_tops_up_idle(make_pool: MakePool, factory: FakeFactory) -> None:
     pool = make_pool(idle_target=1)
     await pool.start()
     await settle(pool)
-    assert pool.status()["idle"] == 1
+    assert pool.status().idle == 1
     _, kind = await pool.invoke(fv("a"), load_ok, call())
     assert kind is StartKind.PREWARMED
     await settle(pool)
-    assert pool.status()["idle"] == 1  # topped up in the background
+    assert pool.status().idle == 1  # topped up in the background
     _, kind = await pool.invoke(fv("b"), load_ok, call())
     assert kind is StartKind.PREWARMED
     assert [s.loaded for s in factory.sandboxes[:2]] == [["a@1"], ["b@1"]]
@@ -226,7 +240,7 @@ async def test_function_max_vms_queues_instead_of_booting(make_pool: MakePool) -
         *(pool.invoke(f, load_ok, call(b"sleep 0.02")) for _ in range(3))
     )
     assert [k for _, k in results].count(StartKind.COLD) == 1
-    assert pool.status()["vms"] == 1
+    assert pool.status().vms == 1
 
 
 async def test_full_node_evicts_lru_idle_vm(make_pool: MakePool, factory: FakeFactory) -> None:
@@ -238,9 +252,9 @@ async def test_full_node_evicts_lru_idle_vm(make_pool: MakePool, factory: FakeFa
     clock.now += 1
     _, kind = await pool.invoke(fv("c"), load_ok, call())
     assert kind is StartKind.COLD
-    assert pool.status()["evictions"] == 1
+    assert pool.status().evictions == 1
     assert factory.sandboxes[0].stopped  # a's VM was the least recently used
-    assert sorted(pool.status()["functions"]) == ["b@1", "c@1"]
+    assert sorted(functions_of(pool)) == ["b@1", "c@1"]
 
 
 async def test_growing_function_does_not_evict_a_just_used_vm(
@@ -256,7 +270,7 @@ async def test_growing_function_does_not_evict_a_just_used_vm(
     # evicting b and cold-booting.
     _, kind = await pool.invoke(a, load_ok, call())
     assert kind is StartKind.WARM
-    assert pool.status()["evictions"] == 0
+    assert pool.status().evictions == 0
     await busy
     clock.now += 10  # b has now been idle long enough to give way
     busy = asyncio.create_task(pool.invoke(a, load_ok, call(b"sleep 0.1")))
@@ -264,7 +278,7 @@ async def test_growing_function_does_not_evict_a_just_used_vm(
     _, kind = await pool.invoke(a, load_ok, call())
     await busy
     assert kind is StartKind.COLD
-    assert pool.status()["evictions"] == 1
+    assert pool.status().evictions == 1
 
 
 async def test_eviction_spares_min_warm(make_pool: MakePool, factory: FakeFactory) -> None:
@@ -285,7 +299,7 @@ async def test_queue_full_raises_capacity_exhausted(make_pool: MakePool) -> None
     await asyncio.sleep(0.03)
     second = asyncio.create_task(pool.invoke(f, load_ok, call()))
     await asyncio.sleep(0.01)
-    assert pool.status()["queue_depth"] == 1
+    assert pool.status().queue_depth == 1
     with pytest.raises(CapacityExhausted) as info:
         await pool.invoke(fv("b"), load_ok, call())
     assert info.value.retry_after_s >= 1
@@ -300,7 +314,7 @@ async def test_queue_timeout(make_pool: MakePool) -> None:
     await asyncio.sleep(0.03)
     with pytest.raises(CapacityExhausted, match="within"):
         await pool.invoke(f, load_ok, call())
-    assert pool.status()["queue_depth"] == 0
+    assert pool.status().queue_depth == 0
     await busy
 
 
@@ -320,8 +334,8 @@ async def test_overload_of_several_functions_all_complete(
     assert factory.max_live <= 3
     assert all(s.max_in_flight <= 2 for s in factory.sandboxes)
     status = pool.status()
-    assert status["queue_depth"] == 0 and status["evictions"] > 0
-    assert sum(status["starts"].values()) == 120
+    assert status.queue_depth == 0 and status.evictions > 0
+    assert sum(status.starts.values()) == 120
 
 
 async def test_keep_alive_reclaim_keeps_min_warm(make_pool: MakePool) -> None:
@@ -330,13 +344,13 @@ async def test_keep_alive_reclaim_keeps_min_warm(make_pool: MakePool) -> None:
     a, b = fv("a", min_warm=1, keep_alive_s=10, concurrency=1), fv("b", keep_alive_s=10)
     await asyncio.gather(*(pool.invoke(a, load_ok, call(b"sleep 0.01")) for _ in range(2)))
     await pool.invoke(b, load_ok, call())
-    assert pool.status()["functions"]["a@1"]["vms"] == 2
+    assert functions_of(pool)["a@1"]["vms"] == 2
     clock.now += 5
     assert pool.reclaim() == 0
     clock.now += 6
     assert pool.reclaim() == 2
-    assert pool.status()["functions"] == {"a@1": {"vms": 1, "in_flight": 0, "draining": 0}}
-    assert pool.status()["reclaims"] == 2
+    assert functions_of(pool) == {"a@1": {"vms": 1, "in_flight": 0, "draining": 0}}
+    assert pool.status().reclaims == 2
 
 
 async def test_reclaim_loop_runs(make_pool: MakePool) -> None:
@@ -344,7 +358,7 @@ async def test_reclaim_loop_runs(make_pool: MakePool) -> None:
     await pool.start()
     await pool.invoke(fv(keep_alive_s=0.0), load_ok, call())
     await asyncio.sleep(0.05)
-    assert pool.status()["vms"] == 0
+    assert pool.status().vms == 0
 
 
 async def test_ensure_min_warm(make_pool: MakePool, factory: FakeFactory) -> None:
@@ -356,8 +370,8 @@ async def test_ensure_min_warm(make_pool: MakePool, factory: FakeFactory) -> Non
     await pool.ensure_min_warm(f, load_ok)  # already there: nothing more
     await settle(pool)
     status = pool.status()
-    assert status["functions"]["a@1"]["vms"] == 2 and status["idle"] == 1
-    assert status["starts"] == {"warm": 0, "prewarmed": 0, "cold": 0}
+    assert functions_of(pool)["a@1"]["vms"] == 2 and status.idle == 1
+    assert status.starts == {"warm": 0, "prewarmed": 0, "cold": 0}
     _, kind = await pool.invoke(f, load_ok, call())
     assert kind is StartKind.WARM
 
@@ -371,8 +385,8 @@ async def test_drain_on_redeploy(make_pool: MakePool, factory: FakeFactory) -> N
     await asyncio.sleep(0.03)
     idle_vm = asyncio.create_task(pool.invoke(fv("other"), load_ok, call()))
     await idle_vm
-    await pool.drain("a", keep_key=v2.key)
-    assert pool.status()["draining"] == 2
+    await pool.drain("a", keep=v2.ref)
+    assert pool.status().draining == 2
     assert not any(s.stopped for s in factory.sandboxes)
     _, kind = await pool.invoke(v2, load_ok, call())
     assert kind is StartKind.COLD  # never the draining a@1 VMs
@@ -380,23 +394,23 @@ async def test_drain_on_redeploy(make_pool: MakePool, factory: FakeFactory) -> N
     await slow
     await stopped_in_background()
     assert factory.sandboxes[0].stopped and factory.sandboxes[1].stopped
-    assert sorted(pool.status()["functions"]) == ["a@2", "other@1"]
+    assert sorted(functions_of(pool)) == ["a@2", "other@1"]
     await pool.drain("a")  # delete
-    assert sorted(pool.status()["functions"]) == ["other@1"]
+    assert sorted(functions_of(pool)) == ["other@1"]
     # a call placed for a retired version still completes, and its VM goes afterwards
     _, kind = await pool.invoke(v1, load_ok, call())
     assert kind is StartKind.COLD
-    assert sorted(pool.status()["functions"]) == ["other@1"]
+    assert sorted(functions_of(pool)) == ["other@1"]
 
 
 async def test_dead_vm_is_removed(make_pool: MakePool, factory: FakeFactory) -> None:
     pool = make_pool()
     f = fv()
     await pool.invoke(f, load_ok, call())
-    with pytest.raises(VMGone):
+    with pytest.raises(SandboxLost):
         await pool.invoke(f, load_ok, call(b"die"))
     await stopped_in_background()
-    assert pool.status()["vms"] == 0 and pool.status()["deaths"] == 1
+    assert pool.status().vms == 0 and pool.status().deaths == 1
     assert factory.sandboxes[0].stopped
     _, kind = await pool.invoke(f, load_ok, call())
     assert kind is StartKind.COLD
@@ -404,7 +418,7 @@ async def test_dead_vm_is_removed(make_pool: MakePool, factory: FakeFactory) -> 
     _, kind = await pool.invoke(f, load_ok, call())
     assert kind is StartKind.COLD
     await stopped_in_background()
-    assert factory.sandboxes[1].stopped and pool.status()["deaths"] == 2
+    assert factory.sandboxes[1].stopped and pool.status().deaths == 2
 
 
 async def test_failed_load_does_not_leak(make_pool: MakePool, factory: FakeFactory) -> None:
@@ -417,15 +431,15 @@ async def test_failed_load_does_not_leak(make_pool: MakePool, factory: FakeFacto
         await pool.invoke(fv(), load_bad, call())
     await stopped_in_background()
     assert factory.sandboxes[0].stopped
-    assert "a@1" not in pool.status()["functions"]
+    assert "a@1" not in functions_of(pool)
 
 
 async def test_boot_failure_frees_the_slot(make_pool: MakePool, factory: FakeFactory) -> None:
     pool = make_pool(max_vms=1)
     factory.fail_boots = 1
-    with pytest.raises(VMLaunchError):
+    with pytest.raises(SandboxUnavailable):
         await pool.invoke(fv(), load_ok, call())
-    assert pool.status()["vms"] == 0 and pool.status()["boot_failures"] == 1
+    assert pool.status().vms == 0 and pool.status().boot_failures == 1
     _, kind = await pool.invoke(fv(), load_ok, call())
     assert kind is StartKind.COLD
 
@@ -439,10 +453,10 @@ async def test_close_stops_everything(make_pool: MakePool, factory: FakeFactory)
     running = asyncio.create_task(pool.invoke(fv("a"), load_ok, call(b"sleep 5")))
     booting = asyncio.create_task(pool.invoke(fv("b"), load_ok, call()))
     await asyncio.sleep(0.01)
-    assert pool.status()["booting"] == 2
+    assert pool.status().booting == 2
     await asyncio.wait_for(pool.close(), 1)
     await pool.close()  # idempotent
-    with pytest.raises(VMGone):
+    with pytest.raises(SandboxLost):
         await running
     with pytest.raises(PoolClosed):
         await booting
@@ -450,7 +464,7 @@ async def test_close_stops_everything(make_pool: MakePool, factory: FakeFactory)
         await pool.invoke(fv("a"), load_ok, call())
     await asyncio.sleep(0.1)  # boots that were cancelled must not come back to life
     assert factory.live() == []
-    assert pool.status()["vms"] == 0 and pool.status()["closed"]
+    assert pool.status().vms == 0 and pool.status().closed
 
 
 async def test_cancelled_waiter_leaves_the_queue(make_pool: MakePool) -> None:
@@ -463,10 +477,10 @@ async def test_cancelled_waiter_leaves_the_queue(make_pool: MakePool) -> None:
     waiter.cancel()
     with pytest.raises(asyncio.CancelledError):
         await waiter
-    assert pool.status()["queue_depth"] == 0
+    assert pool.status().queue_depth == 0
     await busy
-    assert pool.status()["functions"]["a@1"]["in_flight"] == 0
-    assert VMState.BOUND.value in pool.status()
+    assert functions_of(pool)["a@1"]["in_flight"] == 0
+    assert pool.status().bound == 1
 
 
 def test_memory_capacity_from_meminfo() -> None:
@@ -515,14 +529,14 @@ async def test_boot_gate_limits_boots_and_calls_claim_generic_boots(
     pool = make_pool(max_vms=6, idle_target=2, boot_concurrency=1)
     await pool.start()  # two generic boots queued: one runs, one waits
     await asyncio.sleep(0)
-    assert pool.status()["boots_waiting"] == 1
+    assert pool.status().boots_waiting == 1
     results = await asyncio.gather(*(pool.invoke(fv(n), load_ok, call()) for n in "ab"))
     # Both calls took the generic VMs already on their way instead of booting their own.
     assert sorted(r.stdout for r, _ in results) == [b"a@1 vm1", b"b@1 vm2"]
     assert {kind for _, kind in results} == {StartKind.COLD}
     await settle(pool)
     assert most == 1
-    assert pool.status()["idle"] == 2 and pool.status()["boots_waiting"] == 0
+    assert pool.status().idle == 2 and pool.status().boots_waiting == 0
 
 
 async def test_call_claims_a_generic_vm_while_it_boots(
@@ -548,7 +562,7 @@ async def test_call_claims_a_generic_vm_while_it_boots(
     served_by = next(s for s in factory.sandboxes if s.loaded == ["a@1"])
     assert served_by.start_order == 1  # type: ignore[attr-defined]
     await settle(pool)
-    assert pool.status()["idle"] == 1 and pool.status()["boots"] == 2
+    assert pool.status().idle == 1 and pool.status().boots == 2
 
 
 async def test_claimed_generic_boot_failing_fails_the_call_only(
@@ -558,11 +572,11 @@ async def test_claimed_generic_boot_failing_fails_the_call_only(
     factory.fail_boots = 1
     pool = make_pool(idle_target=1)
     await pool.start()
-    with pytest.raises(VMGone, match="booting for this call failed"):
+    with pytest.raises(SandboxLost, match="booting for this call failed"):
         await pool.invoke(fv("a"), load_ok, call())
     _, kind = await pool.invoke(fv("a"), load_ok, call())
     assert kind in (StartKind.COLD, StartKind.PREWARMED)
-    assert pool.status()["boot_failures"] == 1
+    assert pool.status().boot_failures == 1
 
 
 async def test_boot_gate_boots_each_functions_first_vm_first(

@@ -8,7 +8,9 @@ import os
 import pytest
 
 from scheduler.model import FunctionConfig, FunctionVersion, StartKind
-from scheduler.pool import MicroVMFactory, Pool, PoolSettings, Sandbox
+from scheduler.pool import Pool
+from scheduler.sandbox import MicroVMFactory, Sandbox
+from scheduler.settings import PoolSettings
 from tests.conftest import artifact
 from unikernel.accel import Accel
 from unikernel.image import GuestImage
@@ -57,7 +59,7 @@ async def test_pool_on_real_vms(
         result, kind = await pool.invoke(_version("echo"), _load_echo, call)
         assert (kind, result.stdout) == (StartKind.WARM, b"ping")
         for _ in range(600):
-            if pool.status()["idle"] == 1:
+            if pool.status().idle == 1:
                 break
             await asyncio.sleep(0.1)
         result, kind = await pool.invoke(_version("other"), _load_echo, call)

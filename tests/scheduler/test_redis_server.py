@@ -9,14 +9,8 @@ from pathlib import Path
 import pytest
 
 from scheduler import redis_server
-from scheduler.errors import StateStoreError
-from scheduler.redis_server import (
-    EmbeddedRedis,
-    RedisNotInstalled,
-    RedisStartError,
-    connect,
-    redis_argv,
-)
+from scheduler.errors import RedisNotInstalled, RedisStartError, StateStoreError
+from scheduler.redis_server import EmbeddedRedis, connect, redis_argv
 
 
 def alive(pid: int) -> bool:

@@ -13,7 +13,7 @@ from unittest import mock
 import pytest
 
 from scheduler.errors import FunctionNotFound, InvalidConfig, InvocationNotFound
-from scheduler.model import FunctionConfig, InvocationRecord, StartKind
+from scheduler.model import FunctionConfig, InvocationRecord, NodeRecord, StartKind
 from scheduler.registry import Registry
 from tests.conftest import artifact, wasm
 from wasm_runtime.engine import precompile
@@ -194,16 +194,16 @@ async def test_invocation_records(registry: Registry) -> None:
     assert info.value.invocation_id == "nope"
 
 
+def node(node_id: str, host: str, vms: int) -> NodeRecord:
+    return NodeRecord(node_id, host, 1, "http://h:1", 10.0, 11.0, vms, 8, 0, ["f@1"])
+
+
 async def test_nodes(registry: Registry) -> None:
     assert await registry.list_nodes() == []
-    await registry.register_node("n1", {"host": "h", "pid": 1, "pool": {"idle": 2}})
-    await registry.register_node("n1", {"host": "h", "pid": 1, "pool": {"idle": 3}})
-    await registry.register_node("n2", {"host": "k", "pid": 2})
-    nodes = await registry.list_nodes()
-    assert nodes == [
-        {"host": "h", "pid": 1, "pool": {"idle": 3}, "id": "n1"},
-        {"host": "k", "pid": 2, "id": "n2"},
-    ]
+    await registry.register_node(node("n1", "h", 2))
+    await registry.register_node(node("n1", "h", 3))
+    await registry.register_node(node("n2", "k", 0))
+    assert await registry.list_nodes() == [node("n1", "h", 3), node("n2", "k", 0)]
 
 
 async def test_deploy_compiles_off_the_event_loop(registry: Registry) -> None:

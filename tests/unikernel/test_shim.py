@@ -86,14 +86,14 @@ async def pair() -> AsyncIterator[Pair]:
 async def test_ready_and_calls(pair: Pair) -> None:
     c = pair.client
     assert c.state is ConnState.READY
-    assert c.hello["protocol"] == protocol.PROTOCOL_VERSION
+    assert c.hello.protocol == protocol.PROTOCOL_VERSION
     assert (await c.ping("x"))["echo"] == "x"
     await c.load("f", b"ok")
     result = await c.invoke("f", Invocation(stdin=b"abc"))
     assert result.stdout == b"abc"
     stats = await c.stats()
-    assert "f" in stats["functions"]
-    assert (stats["in_flight"], stats["served"]) == (0, 2)
+    assert "f" in stats.functions
+    assert (stats.in_flight, stats.served) == (0, 2)
     await c.unload("f")
     with pytest.raises(FunctionNotLoaded):
         await c.invoke("f", Invocation())

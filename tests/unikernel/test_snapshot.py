@@ -42,12 +42,13 @@ async def test_clones_serve_with_their_own_clock_and_randomness(
         for i, vm in enumerate(clones):
             assert vm.restored and vm.alive
             # The agent took the host's time, not the template's.
-            assert abs(vm.resume_info["time_ns"] - time.time_ns()) < 1e9
+            assert vm.resumed is not None
+            assert abs(vm.resumed.time_ns - time.time_ns()) < 1e9
             await vm.load("echo", artifact("echo"))
             result = await vm.invoke("echo", Invocation(stdin=f"clone {i}".encode()))
             assert result.stdout == f"clone {i}".encode()
         # Same RAM image, yet the kernel RNG was reseeded differently in each.
-        samples = {bytes(vm.resume_info["random_sample"]) for vm in clones}
+        samples = {vm.resumed.random_sample for vm in clones if vm.resumed is not None}
         assert len(samples) == 2
     finally:
         await asyncio.gather(*(vm.stop() for vm in clones))
@@ -91,7 +92,7 @@ async def test_warm_up_leaves_nothing_loaded(template: Template, vm_settings: VM
     vm = await MicroVM.restore(template, vm_settings, name="warm")
     try:
         await vm.warm_up()
-        assert (await vm.stats())["functions"] == []
+        assert (await vm.stats()).functions == []
         await vm.load("echo", artifact("echo"))
         assert (await vm.invoke("echo", Invocation(stdin=b"after"))).stdout == b"after"
     finally:

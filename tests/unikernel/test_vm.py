@@ -98,8 +98,8 @@ async def test_agent_errors_are_typed(shared_vm: MicroVM) -> None:
     with pytest.raises(InvalidModule):
         await shared_vm.load("bad", b"\x00asm garbage that is no artifact")
     stats = await shared_vm.stats()
-    assert {"hello", "echo", "misbehave"} <= set(stats["functions"])
-    assert stats["qemu_rss_kib"] > 0
+    assert {"hello", "echo", "misbehave"} <= set(stats.functions)
+    assert stats.agent_rss_kib > 0 and shared_vm.rss_kib() > 0
 
 
 async def test_qmp_pause_resume(shared_vm: MicroVM) -> None:

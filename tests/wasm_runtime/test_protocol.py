@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from wasm_runtime import protocol
-from wasm_runtime.errors import ErrorCode, ProtocolError
+from wasm_runtime.errors import ErrorCode, ProtocolError, UnknownOp
 from wasm_runtime.protocol import FrameDecoder, Op
 
 
@@ -50,7 +50,7 @@ def test_round_trip_request_and_replies() -> None:
 def test_parse_request() -> None:
     req_id, op, args = protocol.parse_request(protocol.request(5, Op.PING, {"echo": 1}))
     assert (req_id, op, args) == (5, Op.PING, {"echo": 1})
-    with pytest.raises(protocol.UnknownOp) as info:
+    with pytest.raises(UnknownOp) as info:
         protocol.parse_request({"id": 3, "op": "format-disk"})
     assert info.value.req_id == 3
     for bad in (

@@ -19,14 +19,10 @@ from pathlib import Path
 
 import httpx
 
-from wasm_runtime.errors import UnifaasError
+from loadtests.errors import LaunchError
 
 START_DEADLINE_S = 180.0
 STOP_WAIT_S = 30.0
-
-
-class LaunchError(UnifaasError):
-    """The child server exited early or never answered /healthz."""
 
 
 def free_port() -> int:

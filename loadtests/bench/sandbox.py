@@ -12,9 +12,9 @@ import statistics
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
+from loadtests.bench.stats import percentile
 from unikernel.accel import floor_boot, resolve_accel
 from unikernel.image import ensure_image
 from unikernel.settings import VMSettings
@@ -28,13 +28,6 @@ ECHO_PAYLOAD = b"x" * 64
 # reports freed pages (free page reporting) only 2 s after they are freed, and
 # the boot frees the initrd copy just before the agent starts.
 SETTLE_S = 4.0
-
-
-def percentile(samples: list[float], pct: float) -> float:
-    """The sample at rank ``pct`` % (nearest rank); both benches use it."""
-    ordered = sorted(samples)
-    idx = min(len(ordered) - 1, max(0, round(pct / 100 * (len(ordered) - 1))))
-    return ordered[idx]
 
 
 async def _timed(fn: Callable[[], Awaitable[Any]], n: int) -> list[float]:
@@ -155,7 +148,7 @@ async def bench_sandbox(
         "floor_boot_s_all": [round(x, 3) for x in floors],
         "rtt_ms_p50": round(percentile(rtts, 50), 3),
         "rtt_ms_p99": round(percentile(rtts, 99), 3),
-        "load_ms_in_guest": round(float(load.get("load_ms", 0.0)), 2),
+        "load_ms_in_guest": round(load.load_ms, 2),
         "first_invoke_vm_ms": round(first_call_ms, 2),
         "invoke_vm_ms_p50": round(percentile(vm_calls, 50), 3),
         "invoke_vm_ms_p99": round(percentile(vm_calls, 99), 3),
@@ -171,10 +164,3 @@ async def bench_sandbox(
         "qemu_rss_anon_mib_settled": round(rss_anon_settled_kib / 1024, 1),
         "qemu_rss_mib_after_calls": round(rss_after_kib / 1024, 1),
     }
-
-
-def default_echo_wasm() -> bytes:
-    import wasmtime
-
-    wat = Path(__file__).resolve().parent.parent / "functions" / "echo" / "echo.wat"
-    return bytes(wasmtime.wat2wasm(wat.read_text()))

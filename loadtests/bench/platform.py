@@ -21,16 +21,11 @@ from typing import Any
 
 import httpx
 
-from gateway.launch import free_port, platform_process, serving
-from unikernel.bench import percentile
-from wasm_runtime.errors import UnifaasError
+from loadtests.bench.stats import percentile
+from loadtests.errors import BenchError
+from loadtests.launch import free_port, platform_process, serving
 
 Progress = Callable[[str], None]
-
-
-class BenchError(UnifaasError):
-    """A benchmark could not run as planned (a server did not start, a wrong start kind)."""
-
 
 PAYLOAD = b"x" * 64
 START_DEADLINE_S = 180.0
@@ -134,7 +129,7 @@ async def _run(
         progress("baseline: in-process wasmtime behind FastAPI")
         port = free_port()
         base_url = f"http://127.0.0.1:{port}"
-        argv = [sys.executable, "-m", "gateway.baseline", str(module), "--port", str(port)]
+        argv = [sys.executable, "-m", "loadtests.bench.baseline", str(module), "--port", str(port)]
         with serving(argv, base_url, dict(os.environ), root / "baseline.log"):
             async with httpx.AsyncClient(base_url=base_url, timeout=120) as c:
                 await _sequential(c, "/fn/echo", 20)

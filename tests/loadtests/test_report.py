@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gateway.report import comparison_table
+from loadtests.bench.report import comparison_table
 
 
 def test_table_has_both_sides_and_ratios() -> None:

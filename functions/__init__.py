@@ -1,0 +1,23 @@
+"""The example functions, found through the installed package (never by a path into a checkout).
+
+Each example lives in ``functions/NAME/``; the WAT ones are usable directly from
+Python (benches, tests, load tests) without the C toolchain ``build.py`` needs.
+"""
+
+from __future__ import annotations
+
+import functools
+from importlib import resources
+
+import wasmtime
+
+
+def wat_source(name: str) -> str:
+    """The WAT source of example ``name`` (``functions/NAME/NAME.wat``)."""
+    return resources.files(__name__).joinpath(name, f"{name}.wat").read_text()
+
+
+@functools.cache
+def wat_module(name: str) -> bytes:
+    """Example ``name`` compiled from its WAT source to a wasm module."""
+    return bytes(wasmtime.wat2wasm(wat_source(name)))

@@ -1,0 +1,55 @@
+"""JSON of the scheduler's typed values, made here at the edge that speaks JSON."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from scheduler.model import FunctionInfo, FunctionVersion, InvocationRecord, NodeRecord
+from scheduler.status import FunctionVMs, PoolStatus
+
+
+def version_json(fv: FunctionVersion) -> dict[str, Any]:
+    return dataclasses.asdict(fv)
+
+
+def info_json(info: FunctionInfo) -> dict[str, Any]:
+    return dataclasses.asdict(info)
+
+
+def record_json(rec: InvocationRecord) -> dict[str, Any]:
+    d = dataclasses.asdict(rec)
+    d["start"] = rec.start.value
+    return d
+
+
+def node_json(node: NodeRecord) -> dict[str, Any]:
+    return node.to_dict()
+
+
+def function_vms_json(functions: tuple[FunctionVMs, ...]) -> dict[str, dict[str, int]]:
+    """VMs per version, keyed ``name@version``."""
+    return {
+        str(f.ref): {"vms": f.vms, "in_flight": f.in_flight, "draining": f.draining}
+        for f in functions
+    }
+
+
+def pool_json(status: PoolStatus) -> dict[str, Any]:
+    return {
+        "vms": status.vms,
+        "max_vms": status.max_vms,
+        **status.by_state(),
+        "queue_depth": status.queue_depth,
+        "boots": status.boots,
+        "restores": status.restores,
+        "boot_failures": status.boot_failures,
+        "boots_waiting": status.boots_waiting,
+        "evictions": status.evictions,
+        "reclaims": status.reclaims,
+        "deaths": status.deaths,
+        "starts": {kind.value: n for kind, n in status.starts.items()},
+        "rss_kib": status.rss_kib,
+        "closed": status.closed,
+        "functions": function_vms_json(status.functions),
+    }

@@ -1,0 +1,1 @@
+"""Load tests (locust scenarios, run as scripts) and the benchmark harness (``bench``)."""

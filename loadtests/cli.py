@@ -1,0 +1,76 @@
+"""``unifaas bench sandbox`` and ``unifaas bench platform``, registered into the CLI through
+the ``unifaas.commands`` entry point."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+from typing import Any
+
+from functions import wat_module
+from wasm_runtime.cliargs import Commands, progress, read_file
+
+
+def _module(args: argparse.Namespace) -> bytes:
+    return read_file(args.wasm) if args.wasm else wat_module("echo")
+
+
+def _print(result: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(result))
+        return
+    width = max(map(len, result))
+    for key, value in result.items():
+        print(f"{key:<{width}}  {value}")
+
+
+def cmd_bench_sandbox(args: argparse.Namespace) -> int:
+    from loadtests.bench.sandbox import bench_sandbox
+    from unikernel.settings import VMSettings
+
+    result = asyncio.run(
+        bench_sandbox(VMSettings(), _module(args), args.boots, args.calls, progress)
+    )
+    _print(result, args.json)
+    return 0
+
+
+def cmd_bench_platform(args: argparse.Namespace) -> int:
+    from loadtests.bench.platform import bench_platform
+    from loadtests.bench.report import comparison_table
+
+    result = bench_platform(_module(args), args.calls, args.concurrency, args.starts, progress)
+    print(json.dumps(result) if args.json else comparison_table(result))
+    return 0
+
+
+def register(cli: Commands) -> None:
+    sandbox = cli.command(
+        "sandbox",
+        "boot time, protocol round trip, invoke latency and memory of a microVM",
+        "Boot microVMs (and snapshot clones) on this host and time them against "
+        "baselines measured in the same run: the do-nothing floor boot, the same "
+        "module run in-process.",
+        group="bench",
+    )
+    sandbox.add_argument("--json", action="store_true", help="print one JSON object")
+    sandbox.add_argument("--boots", type=int, default=5, help="boots to take the median of")
+    sandbox.add_argument("--calls", type=int, default=200, help="pings and invocations to time")
+    sandbox.add_argument("--wasm", help="function to time instead of the echo example")
+    sandbox.set_defaults(func=cmd_bench_sandbox)
+
+    platform = cli.command(
+        "platform",
+        "echo over HTTP through the platform vs an in-process baseline, start kinds",
+        "Start `unifaas up` and an in-process FastAPI+wasmtime baseline as child "
+        "processes and drive both with the same client: warm p50/p99, requests/s, "
+        "forced pre-warmed and cold starts.",
+        group="bench",
+    )
+    platform.add_argument("--json", action="store_true", help="print one JSON object")
+    platform.add_argument("--calls", type=int, default=300, help="requests per measurement")
+    platform.add_argument("--concurrency", type=int, default=16, help="for throughput")
+    platform.add_argument("--starts", type=int, default=3, help="forced starts of each kind")
+    platform.add_argument("--wasm", help="module to use instead of the echo example")
+    platform.set_defaults(func=cmd_bench_platform)

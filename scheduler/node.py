@@ -1,0 +1,131 @@
+"""One node, composed: Redis (embedded or given), guest image, accelerator, VM factory, pool,
+platform and heartbeat, started in order and stopped in reverse on every way out.
+
+The HTTP layer receives the node's :class:`~scheduler.service.Platform` ready-made
+(``unifaas up`` serves the gateway app on top of it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable
+from types import TracebackType
+
+import redis.asyncio as aioredis
+
+from scheduler.model import NodeRecord
+from scheduler.pool import Pool
+from scheduler.redis_server import EmbeddedRedis, connect
+from scheduler.registry import Registry
+from scheduler.sandbox import MicroVMFactory
+from scheduler.service import Platform
+from scheduler.settings import NodeSettings, PoolSettings
+from unikernel.accel import resolve_accel
+from unikernel.image import ensure_image
+from unikernel.settings import VMSettings
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[str], None]
+
+
+def _quiet(message: str) -> None:
+    log.info("%s", message)
+
+
+class Node:
+    """An async context manager: entering starts the node, leaving stops all it started."""
+
+    def __init__(
+        self,
+        settings: NodeSettings,
+        pool_settings: PoolSettings,
+        vm_settings: VMSettings | None = None,
+        *,
+        url: str,
+        progress: Progress = _quiet,
+    ) -> None:
+        self.settings = settings
+        self.pool_settings = pool_settings
+        self.vm_settings = vm_settings or VMSettings()
+        self.url = url  # where this node's gateway is reached (advertised in its heartbeat)
+        self.progress = progress
+        self.id = f"{socket.gethostname()}-{uuid.uuid4().hex[:6]}"
+        self.started_at = time.time()
+        self._stack = contextlib.AsyncExitStack()
+        self._platform: Platform | None = None
+        self.redis: aioredis.Redis | None = None
+
+    @property
+    def platform(self) -> Platform:
+        if self._platform is None:
+            raise RuntimeError("the node is not started")
+        return self._platform
+
+    async def __aenter__(self) -> Node:
+        try:
+            await self._start()
+        except BaseException:
+            await self._stack.aclose()
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._stack.aclose()
+
+    async def _start(self) -> None:
+        stack, settings = self._stack, self.settings
+        settings.state_dir.mkdir(parents=True, exist_ok=True)
+        url = settings.redis_url
+        if url is None:
+            embedded = await stack.enter_async_context(EmbeddedRedis(settings.state_dir))
+            url = embedded.url
+            self.progress(f"redis: private redis-server, data in {settings.state_dir}")
+        self.redis = redis = await connect(url)
+        stack.push_async_callback(redis.aclose)
+        image = await asyncio.to_thread(ensure_image, self.vm_settings.cache_dir, self.progress)
+        accel = await resolve_accel(self.vm_settings, image)
+        factory = MicroVMFactory(image, self.vm_settings, accel)
+        pool = Pool(factory, self.pool_settings)
+        host = factory.host_limits()
+        self.progress(
+            f"microVMs: {accel}, up to {pool.max_vms} on this node "
+            f"(setting {self.pool_settings.max_vms}, memory allows {host.max_vms})"
+        )
+        self._platform = platform = Platform(Registry(redis), pool, self.id)
+        stack.push_async_callback(platform.close)
+        await pool.start()
+        await platform.warm_up()
+        beat = asyncio.create_task(self._heartbeat(), name="node-heartbeat")
+        stack.callback(beat.cancel)
+
+    def record(self) -> NodeRecord:
+        status = self.platform.pool.status()
+        return NodeRecord(
+            id=self.id,
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            url=self.url,
+            started_at=self.started_at,
+            seen_at=time.time(),
+            vms=status.vms,
+            max_vms=status.max_vms,
+            queue_depth=status.queue_depth,
+            functions=[str(f.ref) for f in status.functions],
+        )
+
+    async def _heartbeat(self) -> None:
+        while True:
+            await self.platform.registry.register_node(self.record())
+            await asyncio.sleep(self.settings.heartbeat_s)
