@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import random
-import time
-from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
 
-from gateway.views import function_vms_json
 from scheduler.errors import CapacityExhausted, PoolClosed, SandboxLost, SandboxUnavailable
 from scheduler.model import FunctionConfig, FunctionVersion, StartKind
 from scheduler.pool import Pool
 from scheduler.sandbox import HostLimits
 from scheduler.settings import PoolSettings
+from tests.virtual_time import virtual_time
 from unikernel.errors import VMGone, VMLaunchError
 from wasm_runtime.errors import InvalidModule
 from wasm_runtime.replies import LoadReply
@@ -114,14 +112,6 @@ class FakeFactory:
         return sandbox
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def fv(name: str = "a", version: int = 1, **config: Any) -> FunctionVersion:
     return FunctionVersion(name, version, "m", "x", None, FunctionConfig(**config), 0.0)
 
@@ -140,7 +130,10 @@ def call(stdin: bytes = b"") -> Invocation:
 
 def functions_of(pool: Pool) -> dict[str, dict[str, int]]:
     """VMs per version, keyed name@version, as /v1/status shows them."""
-    return function_vms_json(pool.status().functions)
+    return {
+        str(f.ref): {"vms": f.vms, "in_flight": f.in_flight, "draining": f.draining}
+        for f in pool.status().functions
+    }
 
 
 async def settle(pool: Pool) -> None:
@@ -157,34 +150,42 @@ async def stopped_in_background() -> None:
     await asyncio.sleep(0.01)
 
 
-MakePool = Callable[..., Pool]
+class PoolMaker:
+    """Makes pools on the test's (virtual-time) loop and closes them all on it afterwards."""
+
+    def __init__(self, factory: FakeFactory) -> None:
+        self.factory = factory
+        self.pools: list[Pool] = []
+
+    def __call__(self, **settings: Any) -> Pool:
+        settings.setdefault("idle_target", 0)
+        settings.setdefault("reclaim_interval_s", 60.0)
+        pool = Pool(self.factory, PoolSettings(**settings), clock=asyncio.get_running_loop().time)
+        self.pools.append(pool)
+        return pool
+
+    async def virtual_teardown(self) -> None:
+        for pool in self.pools:
+            await pool.close()
+        # Whatever happened, nothing is left running and no VM served two versions.
+        assert self.factory.live() == []
+        assert all(len(set(s.loaded)) <= 1 for s in self.factory.sandboxes)
+
+
+MakePool = PoolMaker
 
 
 @pytest.fixture
-async def factory() -> FakeFactory:
+def factory() -> FakeFactory:
     return FakeFactory()
 
 
 @pytest.fixture
-async def make_pool(factory: FakeFactory) -> AsyncIterator[MakePool]:
-    pools: list[Pool] = []
-    clock = Clock()
-
-    def make(clock: Callable[[], float] = clock, **settings: Any) -> Pool:
-        settings.setdefault("idle_target", 0)
-        settings.setdefault("reclaim_interval_s", 60.0)
-        pool = Pool(factory, PoolSettings(**settings), clock=clock)
-        pools.append(pool)
-        return pool
-
-    yield make
-    for pool in pools:
-        await pool.close()
-    # Whatever happened, nothing is left running and no VM served two versions.
-    assert factory.live() == []
-    assert all(len(set(s.loaded)) <= 1 for s in factory.sandboxes)
+def make_pool(factory: FakeFactory) -> PoolMaker:
+    return PoolMaker(factory)
 
 
+@virtual_time
 async def test_cold_then_warm(make_pool: MakePool, factory: FakeFactory) -> None:
     pool = make_pool()
     await pool.start()
@@ -199,6 +200,7 @@ async def test_cold_then_warm(make_pool: MakePool, factory: FakeFactory) -> None
     assert status.starts == {"warm": 1, "prewarmed": 0, "cold": 1}
 
 
+@virtual_time
 async def test_prewarmed_start_tops_up_idle(make_pool: MakePool, factory: FakeFactory) -> None:
     pool = make_pool(idle_target=1)
     await pool.start()
@@ -214,6 +216,7 @@ async def test_prewarmed_start_tops_up_idle(make_pool: MakePool, factory: FakeFa
     assert [s.warm_ups for s in factory.sandboxes[:2]] == [1, 1]  # generic VMs warm up
 
 
+@virtual_time
 async def test_concurrency_slots(make_pool: MakePool, factory: FakeFactory) -> None:
     pool = make_pool()
     f = fv(concurrency=2)
@@ -223,6 +226,7 @@ async def test_concurrency_slots(make_pool: MakePool, factory: FakeFactory) -> N
     assert [s.max_in_flight for s in factory.sandboxes] == [2, 1]
 
 
+@virtual_time
 async def test_bound_vm_never_serves_another_version(
     make_pool: MakePool, factory: FakeFactory
 ) -> None:
@@ -233,6 +237,7 @@ async def test_bound_vm_never_serves_another_version(
     assert sorted(s.loaded[0] for s in factory.sandboxes) == ["a@1", "a@2", "b@1"]
 
 
+@virtual_time
 async def test_function_max_vms_queues_instead_of_booting(make_pool: MakePool) -> None:
     pool = make_pool(max_vms=8)
     f = fv(max_vms=1, concurrency=1)
@@ -243,13 +248,13 @@ async def test_function_max_vms_queues_instead_of_booting(make_pool: MakePool) -
     assert pool.status().vms == 1
 
 
+@virtual_time
 async def test_full_node_evicts_lru_idle_vm(make_pool: MakePool, factory: FakeFactory) -> None:
-    clock = Clock()
-    pool = make_pool(clock=clock, max_vms=2)
+    pool = make_pool(max_vms=2)
     await pool.invoke(fv("a"), load_ok, call())
-    clock.now += 1
+    await asyncio.sleep(1)
     await pool.invoke(fv("b"), load_ok, call())
-    clock.now += 1
+    await asyncio.sleep(1)
     _, kind = await pool.invoke(fv("c"), load_ok, call())
     assert kind is StartKind.COLD
     assert pool.status().evictions == 1
@@ -257,11 +262,11 @@ async def test_full_node_evicts_lru_idle_vm(make_pool: MakePool, factory: FakeFa
     assert sorted(functions_of(pool)) == ["b@1", "c@1"]
 
 
+@virtual_time
 async def test_growing_function_does_not_evict_a_just_used_vm(
     make_pool: MakePool, factory: FakeFactory
 ) -> None:
-    clock = Clock()
-    pool = make_pool(clock=clock, max_vms=2)
+    pool = make_pool(max_vms=2)
     a = fv("a", concurrency=1)
     await pool.invoke(fv("b"), load_ok, call())  # b's VM: idle, but just used
     busy = asyncio.create_task(pool.invoke(a, load_ok, call(b"sleep 0.1")))
@@ -272,7 +277,7 @@ async def test_growing_function_does_not_evict_a_just_used_vm(
     assert kind is StartKind.WARM
     assert pool.status().evictions == 0
     await busy
-    clock.now += 10  # b has now been idle long enough to give way
+    await asyncio.sleep(10)  # b has now been idle long enough to give way
     busy = asyncio.create_task(pool.invoke(a, load_ok, call(b"sleep 0.1")))
     await asyncio.sleep(0.03)
     _, kind = await pool.invoke(a, load_ok, call())
@@ -281,17 +286,18 @@ async def test_growing_function_does_not_evict_a_just_used_vm(
     assert pool.status().evictions == 1
 
 
+@virtual_time
 async def test_eviction_spares_min_warm(make_pool: MakePool, factory: FakeFactory) -> None:
-    clock = Clock()
-    pool = make_pool(clock=clock, max_vms=2)
+    pool = make_pool(max_vms=2)
     await pool.invoke(fv("a", min_warm=1), load_ok, call())  # older, but kept warm
-    clock.now += 1
+    await asyncio.sleep(1)
     await pool.invoke(fv("b"), load_ok, call())
-    clock.now += 1
+    await asyncio.sleep(1)
     await pool.invoke(fv("c"), load_ok, call())
     assert factory.sandboxes[1].stopped and not factory.sandboxes[0].stopped
 
 
+@virtual_time
 async def test_queue_full_raises_capacity_exhausted(make_pool: MakePool) -> None:
     pool = make_pool(max_vms=1, queue_max=1)
     f = fv(concurrency=1)
@@ -307,6 +313,7 @@ async def test_queue_full_raises_capacity_exhausted(make_pool: MakePool) -> None
     assert (await second)[1] is StartKind.WARM  # the queued call was not lost
 
 
+@virtual_time
 async def test_queue_timeout(make_pool: MakePool) -> None:
     pool = make_pool(max_vms=1, queue_timeout_s=0.05)
     f = fv(concurrency=1)
@@ -318,6 +325,7 @@ async def test_queue_timeout(make_pool: MakePool) -> None:
     await busy
 
 
+@virtual_time
 async def test_overload_of_several_functions_all_complete(
     make_pool: MakePool, factory: FakeFactory
 ) -> None:
@@ -338,29 +346,31 @@ async def test_overload_of_several_functions_all_complete(
     assert sum(status.starts.values()) == 120
 
 
+@virtual_time
 async def test_keep_alive_reclaim_keeps_min_warm(make_pool: MakePool) -> None:
-    clock = Clock()
-    pool = make_pool(clock=clock)
+    pool = make_pool()
     a, b = fv("a", min_warm=1, keep_alive_s=10, concurrency=1), fv("b", keep_alive_s=10)
     await asyncio.gather(*(pool.invoke(a, load_ok, call(b"sleep 0.01")) for _ in range(2)))
     await pool.invoke(b, load_ok, call())
     assert functions_of(pool)["a@1"]["vms"] == 2
-    clock.now += 5
+    await asyncio.sleep(5)
     assert pool.reclaim() == 0
-    clock.now += 6
+    await asyncio.sleep(6)
     assert pool.reclaim() == 2
     assert functions_of(pool) == {"a@1": {"vms": 1, "in_flight": 0, "draining": 0}}
     assert pool.status().reclaims == 2
 
 
+@virtual_time
 async def test_reclaim_loop_runs(make_pool: MakePool) -> None:
-    pool = make_pool(clock=time.monotonic, reclaim_interval_s=0.01)
+    pool = make_pool(reclaim_interval_s=0.01)
     await pool.start()
     await pool.invoke(fv(keep_alive_s=0.0), load_ok, call())
     await asyncio.sleep(0.05)
     assert pool.status().vms == 0
 
 
+@virtual_time
 async def test_ensure_min_warm(make_pool: MakePool, factory: FakeFactory) -> None:
     pool = make_pool(idle_target=1)
     await pool.start()
@@ -376,6 +386,7 @@ async def test_ensure_min_warm(make_pool: MakePool, factory: FakeFactory) -> Non
     assert kind is StartKind.WARM
 
 
+@virtual_time
 async def test_drain_on_redeploy(make_pool: MakePool, factory: FakeFactory) -> None:
     pool = make_pool()
     v1, v2 = fv("a", 1, concurrency=1), fv("a", 2)
@@ -403,6 +414,7 @@ async def test_drain_on_redeploy(make_pool: MakePool, factory: FakeFactory) -> N
     assert sorted(functions_of(pool)) == ["other@1"]
 
 
+@virtual_time
 async def test_dead_vm_is_removed(make_pool: MakePool, factory: FakeFactory) -> None:
     pool = make_pool()
     f = fv()
@@ -421,6 +433,7 @@ async def test_dead_vm_is_removed(make_pool: MakePool, factory: FakeFactory) -> 
     assert factory.sandboxes[1].stopped and pool.status().deaths == 2
 
 
+@virtual_time
 async def test_failed_load_does_not_leak(make_pool: MakePool, factory: FakeFactory) -> None:
     pool = make_pool(idle_target=1)
     await pool.start()
@@ -434,6 +447,7 @@ async def test_failed_load_does_not_leak(make_pool: MakePool, factory: FakeFacto
     assert "a@1" not in functions_of(pool)
 
 
+@virtual_time
 async def test_boot_failure_frees_the_slot(make_pool: MakePool, factory: FakeFactory) -> None:
     pool = make_pool(max_vms=1)
     factory.fail_boots = 1
@@ -444,6 +458,7 @@ async def test_boot_failure_frees_the_slot(make_pool: MakePool, factory: FakeFac
     assert kind is StartKind.COLD
 
 
+@virtual_time
 async def test_close_stops_everything(make_pool: MakePool, factory: FakeFactory) -> None:
     factory.boot_delay_s = 0.05
     pool = make_pool(max_vms=3, idle_target=1)
@@ -467,6 +482,7 @@ async def test_close_stops_everything(make_pool: MakePool, factory: FakeFactory)
     assert pool.status().vms == 0 and pool.status().closed
 
 
+@virtual_time
 async def test_cancelled_waiter_leaves_the_queue(make_pool: MakePool) -> None:
     pool = make_pool(max_vms=1)
     f = fv(concurrency=1)
@@ -508,6 +524,7 @@ def test_slots_fit_memory_caps_in_the_guest() -> None:
     assert slots(fv(4, 1024), 416) == 1  # one call always fits: its cap may exceed use
 
 
+@virtual_time
 async def test_boot_gate_limits_boots_and_calls_claim_generic_boots(
     make_pool: MakePool, factory: FakeFactory
 ) -> None:
@@ -539,6 +556,7 @@ async def test_boot_gate_limits_boots_and_calls_claim_generic_boots(
     assert pool.status().idle == 2 and pool.status().boots_waiting == 0
 
 
+@virtual_time
 async def test_call_claims_a_generic_vm_while_it_boots(
     make_pool: MakePool, factory: FakeFactory
 ) -> None:
@@ -565,6 +583,7 @@ async def test_call_claims_a_generic_vm_while_it_boots(
     assert pool.status().idle == 1 and pool.status().boots == 2
 
 
+@virtual_time
 async def test_claimed_generic_boot_failing_fails_the_call_only(
     make_pool: MakePool, factory: FakeFactory
 ) -> None:
@@ -579,6 +598,7 @@ async def test_claimed_generic_boot_failing_fails_the_call_only(
     assert pool.status().boot_failures == 1
 
 
+@virtual_time
 async def test_boot_gate_boots_each_functions_first_vm_first(
     make_pool: MakePool, factory: FakeFactory
 ) -> None:
