@@ -1,20 +1,23 @@
 """Shared fixtures: example modules, and (for tests marked ``vm``) the guest image and booted VMs.
 
 Booted VMs are expensive under TCG (~2 s each), so one VM is shared by the
-whole session; tests that must break a VM boot their own. Every fixture that
-starts QEMU stops it on the way out, failures included.
+whole session; tests that must break a VM boot their own through ``vms``
+(tests/vms.py). Every fixture that starts QEMU stops it on the way out,
+failures included, and a failed test keeps the console and QEMU stderr of the
+VMs it used under ``artifacts/<test>/``.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Generator
 
 import pytest
 import redis.asyncio as aioredis
 
 from functions import wat_module
 from scheduler.redis_server import EmbeddedRedis, connect
+from tests.vms import VMTracker, artifacts_dir, keep_evidence
 from unikernel.accel import Accel, resolve_accel
 from unikernel.image import GuestImage, ensure_image
 from unikernel.settings import VMSettings
@@ -70,6 +73,35 @@ def guest_image(vm_settings: VMSettings) -> GuestImage:
 @pytest.fixture(scope="session")
 async def accel(vm_settings: VMSettings, guest_image: GuestImage) -> Accel:
     return await resolve_accel(vm_settings, guest_image)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """A failed test keeps the evidence of the VMs it used (before teardown stops them)."""
+    report = yield
+    if report.failed and report.when in ("setup", "call"):
+        funcargs = getattr(item, "funcargs", {})
+        dest = artifacts_dir(item.nodeid)
+        for value in funcargs.values():
+            if isinstance(value, VMTracker):
+                value.keep_evidence(dest)
+            elif isinstance(value, MicroVM):
+                keep_evidence(value, dest)
+    return report
+
+
+@pytest.fixture
+async def vms(
+    vm_settings: VMSettings, guest_image: GuestImage, accel: Accel
+) -> AsyncIterator[VMTracker]:
+    """Start VMs through this: every one is stopped at teardown, whatever happened."""
+    tracker = VMTracker(vm_settings, guest_image, accel)
+    try:
+        yield tracker
+    finally:
+        await tracker.stop_all()
 
 
 @pytest.fixture(scope="session")

@@ -12,6 +12,7 @@ import pytest
 
 from scheduler.sandbox import MicroVMFactory
 from tests.conftest import artifact
+from tests.vms import VMTracker
 from unikernel.accel import Accel
 from unikernel.image import GuestImage
 from unikernel.settings import VMSettings
@@ -32,27 +33,21 @@ async def template(
 
 
 async def test_clones_serve_with_their_own_clock_and_randomness(
-    template: Template, vm_settings: VMSettings
+    template: Template, vms: VMTracker
 ) -> None:
     await asyncio.sleep(1.5)  # the template's clock falls behind the real one
-    clones = await asyncio.gather(
-        *(MicroVM.restore(template, vm_settings, name=f"clone{i}") for i in range(2))
-    )
-    try:
-        for i, vm in enumerate(clones):
-            assert vm.restored and vm.alive
-            # The agent took the host's time, not the template's.
-            assert vm.resumed is not None
-            assert abs(vm.resumed.time_ns - time.time_ns()) < 1e9
-            await vm.load("echo", artifact("echo"))
-            result = await vm.invoke("echo", Invocation(stdin=f"clone {i}".encode()))
-            assert result.stdout == f"clone {i}".encode()
-        # Same RAM image, yet the kernel RNG was reseeded differently in each.
-        samples = {vm.resumed.random_sample for vm in clones if vm.resumed is not None}
-        assert len(samples) == 2
-    finally:
-        await asyncio.gather(*(vm.stop() for vm in clones))
-    assert all(not os.path.exists(f"/proc/{vm.pid}") for vm in clones)
+    clones = await asyncio.gather(*(vms.restore(template, f"clone{i}") for i in range(2)))
+    for i, vm in enumerate(clones):
+        assert vm.restored and vm.alive
+        # The agent took the host's time, not the template's.
+        assert vm.resumed is not None
+        assert abs(vm.resumed.time_ns - time.time_ns()) < 1e9
+        await vm.load("echo", artifact("echo"))
+        result = await vm.invoke("echo", Invocation(stdin=f"clone {i}".encode()))
+        assert result.stdout == f"clone {i}".encode()
+    # Same RAM image, yet the kernel RNG was reseeded differently in each.
+    samples = {vm.resumed.random_sample for vm in clones if vm.resumed is not None}
+    assert len(samples) == 2
 
 
 async def test_template_files_are_removed_and_stale_ones_swept(
@@ -68,32 +63,33 @@ async def test_template_files_are_removed_and_stale_ones_swept(
 
 
 async def test_factory_boots_when_a_clone_fails_and_cleans_up(
-    guest_image: GuestImage, vm_settings: VMSettings, accel: Accel
+    guest_image: GuestImage, vm_settings: VMSettings, accel: Accel, vms: VMTracker
 ) -> None:
     factory = MicroVMFactory(guest_image, vm_settings, accel)
-    first = await factory.boot()
-    assert isinstance(first, MicroVM) and first.restored
-    template = factory._template
-    assert template is not None
-    template.state_file.write_bytes(b"not a snapshot")
-    second = await factory.boot()
     try:
-        assert isinstance(second, MicroVM) and not second.restored
+        first = await factory.boot()
+        assert isinstance(first, MicroVM)
+        vms.track(first)
+        assert first.restored
+        template = factory._template
+        assert template is not None
+        template.state_file.write_bytes(b"not a snapshot")
+        second = await factory.boot()
+        assert isinstance(second, MicroVM)
+        vms.track(second)
+        assert not second.restored
         assert factory.restore_failures == 1
         await second.load("echo", artifact("echo"))
         assert (await second.invoke("echo", Invocation(stdin=b"x"))).stdout == b"x"
     finally:
-        await asyncio.gather(first.stop(), second.stop())
+        await vms.stop_all()
         await factory.close()
     assert not template.directory.exists()
 
 
-async def test_warm_up_leaves_nothing_loaded(template: Template, vm_settings: VMSettings) -> None:
-    vm = await MicroVM.restore(template, vm_settings, name="warm")
-    try:
-        await vm.warm_up()
-        assert (await vm.stats()).functions == []
-        await vm.load("echo", artifact("echo"))
-        assert (await vm.invoke("echo", Invocation(stdin=b"after"))).stdout == b"after"
-    finally:
-        await vm.stop()
+async def test_warm_up_leaves_nothing_loaded(template: Template, vms: VMTracker) -> None:
+    vm = await vms.restore(template, "warm")
+    await vm.warm_up()
+    assert (await vm.stats()).functions == []
+    await vm.load("echo", artifact("echo"))
+    assert (await vm.invoke("echo", Invocation(stdin=b"after"))).stdout == b"after"

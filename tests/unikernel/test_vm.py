@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import artifact
+from tests.vms import VMTracker, keep_evidence
 from unikernel.accel import Accel, floor_boot
 from unikernel.errors import VMGone, VMLaunchError
 from unikernel.image import GuestImage
@@ -111,28 +112,24 @@ async def test_qmp_pause_resume(shared_vm: MicroVM) -> None:
     assert await shared_vm.ping() > 0
 
 
-async def test_killing_qemu_fails_pending_calls_and_leaves_nothing(
-    vm_settings: VMSettings, guest_image: GuestImage, accel: Accel
-) -> None:
-    vm = await MicroVM.boot(guest_image, vm_settings, accel, name="victim")
-    try:
-        await vm.load("misbehave", artifact("misbehave"))
-        pending = [
-            asyncio.ensure_future(
-                vm.invoke("misbehave", Invocation(args=("loop",), limits=Limits(timeout_ms=60_000)))
-            )
-            for _ in range(3)
-        ]
-        await asyncio.sleep(0.5)
-        pid, run_dir = vm.pid, vm.process.run_dir
-        os.kill(pid or 0, 9)
-        for fut in pending:
-            with pytest.raises(VMGone):
-                await asyncio.wait_for(fut, 10)
+async def test_killing_qemu_fails_pending_calls_and_leaves_nothing(vms: VMTracker) -> None:
+    vm = await vms.boot("victim")
+    await vm.load("misbehave", artifact("misbehave"))
+    pending = [
+        asyncio.ensure_future(
+            vm.invoke("misbehave", Invocation(args=("loop",), limits=Limits(timeout_ms=60_000)))
+        )
+        for _ in range(3)
+    ]
+    await asyncio.sleep(0.5)
+    pid, run_dir = vm.pid, vm.process.run_dir
+    os.kill(pid or 0, 9)
+    for fut in pending:
         with pytest.raises(VMGone):
-            await vm.invoke("misbehave", Invocation(args=("trap",)))
-    finally:
-        await vm.stop()
+            await asyncio.wait_for(fut, 10)
+    with pytest.raises(VMGone):
+        await vm.invoke("misbehave", Invocation(args=("trap",)))
+    await vm.stop()
     assert not pid_alive(pid)
     assert not run_dir.exists()
 
@@ -201,3 +198,12 @@ async def test_qemu_dying_after_connecting_is_a_launch_error(
         await floor_boot(guest_image, dying_qemu, "kvm", 20)
     with pytest.raises(VMLaunchError, match="Assertion failed"):
         await MicroVM.boot(guest_image, dying_qemu, "kvm", name="dies")
+
+
+async def test_evidence_of_a_vm_is_its_console_and_qemu_stderr(
+    shared_vm: MicroVM, tmp_path: Path
+) -> None:
+    kept = keep_evidence(shared_vm, tmp_path)
+    assert kept.parent == tmp_path
+    assert (kept / "console.log").read_bytes()  # the quiet kernel still prints a line or two
+    assert (kept / "qemu.stderr").is_file()
