@@ -61,6 +61,7 @@ class Node:
         self._stack = contextlib.AsyncExitStack()
         self._platform: Platform | None = None
         self.redis: aioredis.Redis | None = None
+        self.embedded_redis: EmbeddedRedis | None = None  # when no Redis URL was given
 
     @property
     def platform(self) -> Platform:
@@ -90,7 +91,7 @@ class Node:
         url = settings.redis_url
         if url is None:
             embedded = await stack.enter_async_context(EmbeddedRedis(settings.state_dir))
-            url = embedded.url
+            self.embedded_redis, url = embedded, embedded.url
             self.progress(f"redis: private redis-server, data in {settings.state_dir}")
         self.redis = redis = await connect(url)
         stack.push_async_callback(redis.aclose)

@@ -57,10 +57,6 @@ class AgentClient:
     def state(self) -> ConnState:
         return self._state
 
-    @property
-    def pending(self) -> int:
-        return len(self._pending)
-
     def adopt_hello(self, hello: Hello) -> None:
         """Ready without a hello: a VM restored from a snapshot said it before the snapshot."""
         if self._state is ConnState.CONNECTING:

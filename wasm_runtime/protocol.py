@@ -129,10 +129,6 @@ class FrameDecoder:
     def feed(self, data: bytes) -> None:
         self._buf += data
 
-    @property
-    def buffered(self) -> int:
-        return len(self._buf)
-
     def _skip_to_next_magic(self, start: int) -> bytes:
         """Drop bytes up to the next possible frame start; return what was dropped."""
         idx = self._buf.find(MAGIC, start)

@@ -46,10 +46,6 @@ class EpochTicker:
         """Epoch increments done so far (for tests and stats)."""
         return self._ticks
 
-    @property
-    def active_calls(self) -> int:
-        return self._active
-
     @contextlib.contextmanager
     def running(self) -> Iterator[None]:
         """Keep the epoch advancing for the duration of the block."""

@@ -63,3 +63,47 @@ def test_run_with_files_bundle(tmp_path: Path) -> None:
     proc = unifaas("run", str(module), "--files", str(files))
     assert proc.returncode == 0, proc.stderr
     assert b"bundled data" in proc.stdout
+
+
+def test_deploy_sends_only_the_flags_given() -> None:
+    from gateway.cli import build_parser
+    from gateway.commands import deploy_config
+
+    def config(*flags: str) -> dict[str, object]:
+        return deploy_config(build_parser().parse_args(["deploy", "f", "f.wasm", *flags]))
+
+    assert config() == {}  # the platform's defaults apply
+    assert config("--memory", "32", "--private", "--env", "A=1", "--arg", "x") == {
+        "memory_mib": 32,
+        "public": False,
+        "env": {"A": "1"},
+        "args": ["x"],
+    }
+    assert config("--timeout", "2.5", "--abi", "wagi", "--keep-alive", "0") == {
+        "timeout_s": 2.5,
+        "abi": "wagi",
+        "keep_alive_s": 0.0,
+    }
+
+
+def test_deploy_help_shows_the_platform_defaults() -> None:
+    from scheduler.model import FunctionConfig
+
+    text = " ".join(unifaas("deploy", "--help").stdout.decode().split())
+    defaults = FunctionConfig()
+    assert f"(default {defaults.memory_mib})" in text
+    assert f"(default {defaults.timeout_s:g})" in text
+
+
+def test_commands_of_other_packages_are_registered_by_entry_point() -> None:
+    from gateway.cli import build_parser
+
+    parser = build_parser()
+    for argv in (
+        ["image", "build"],
+        ["run", "x.wasm"],
+        ["bench", "sandbox"],
+        ["bench", "platform"],
+    ):
+        args = parser.parse_args(argv)
+        assert args.func.__module__ in ("unikernel.cli", "loadtests.cli")
