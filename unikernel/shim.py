@@ -57,6 +57,11 @@ class AgentClient:
     def state(self) -> ConnState:
         return self._state
 
+    @property
+    def pending(self) -> int:
+        """Calls sent and not yet answered."""
+        return len(self._pending)
+
     def adopt_hello(self, hello: Hello) -> None:
         """Ready without a hello: a VM restored from a snapshot said it before the snapshot."""
         if self._state is ConnState.CONNECTING:
