@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import dataclasses
 import itertools
 import logging
@@ -32,6 +31,7 @@ from scheduler.sandbox import Sandbox, SandboxFactory, translated
 from scheduler.settings import PoolSettings
 from scheduler.status import PoolStatus, summarize
 from scheduler.vmrecord import VMRecord, VMState
+from scheduler.waitqueue import WaitQueue
 from wasm_runtime.types import Invocation, InvocationResult
 
 __all__ = ["ArtifactLoader", "Pool"]
@@ -52,12 +52,6 @@ class _Grant:
     claimed: bool = False  # cold: a generic VM already booting, not a boot of its own
 
 
-@dataclasses.dataclass(eq=False)
-class _Waiter:
-    fv: FunctionVersion
-    future: asyncio.Future[_Grant]
-
-
 class Pool:
     def __init__(
         self,
@@ -75,7 +69,7 @@ class Pool:
         self._clock = clock
         self._vms: dict[int, VMRecord] = {}
         self._ids = itertools.count(1)
-        self._waiters: collections.deque[_Waiter] = collections.deque()
+        self._queue: WaitQueue[_Grant] = WaitQueue()
         # function name -> its current version (None after delete); other
         # versions are retired: their VMs drain and get no min_warm.
         self._current: dict[str, int | None] = {}
@@ -106,10 +100,7 @@ class Pool:
         try:
             if self._reclaimer is not None:
                 self._reclaimer.cancel()
-            while self._waiters:
-                waiter = self._waiters.popleft()
-                if not waiter.future.done():
-                    waiter.future.set_exception(PoolClosed())
+            self._queue.fail_all(PoolClosed())
             for vm in list(self._vms.values()):
                 self._discard(vm)
             if self._reclaimer is not None:
@@ -274,37 +265,29 @@ class Pool:
         grant = self._place(fv)
         if grant is not None:
             return grant
-        if len(self._waiters) >= self.settings.queue_max:
+        if len(self._queue) >= self.settings.queue_max:
             raise CapacityExhausted(
-                f"no VM for {fv.key}: node full and {len(self._waiters)} calls already queued",
+                f"no VM for {fv.key}: node full and {len(self._queue)} calls already queued",
                 self._retry_after_s(),
             )
-        waiter = _Waiter(fv, asyncio.get_running_loop().create_future())
-        self._waiters.append(waiter)
+        waiter = self._queue.join(fv)
         try:
-            done, _ = await asyncio.wait({waiter.future}, timeout=self.settings.queue_timeout_s)
+            grant = await self._queue.wait(waiter, self.settings.queue_timeout_s)
         except BaseException:
-            self._abandon(waiter)
+            self._hand_back(self._queue.leave(waiter))
             raise
-        if not done:
-            self._abandon(waiter)
+        if grant is None:
+            self._hand_back(self._queue.leave(waiter))
             raise CapacityExhausted(
                 f"no VM for {fv.key} within {self.settings.queue_timeout_s:g}s",
                 self._retry_after_s(),
             )
-        return waiter.future.result()
+        return grant
 
-    def _abandon(self, waiter: _Waiter) -> None:
-        """A waiter gives up: leave the queue, and hand back a grant it got meanwhile."""
-        with contextlib.suppress(ValueError):
-            self._waiters.remove(waiter)
-        future = waiter.future
-        if not future.done():
-            future.cancel()
+    def _hand_back(self, grant: _Grant | None) -> None:
+        """Undo a grant a call that gave up got meanwhile (if it got one)."""
+        if grant is None:
             return
-        if future.cancelled() or future.exception() is not None:
-            return
-        grant = future.result()
         vm = grant.vm
         if grant.kind is StartKind.PREWARMED and vm.state is VMState.LOADING:
             vm.unclaim()  # never loaded: still generic
@@ -368,14 +351,7 @@ class Pool:
         """Hand freed capacity to queued calls, oldest first; then top up generic VMs."""
         if self._closed:
             return
-        for waiter in list(self._waiters):
-            if waiter.future.done():
-                self._waiters.remove(waiter)
-                continue
-            grant = self._place(waiter.fv)
-            if grant is not None:
-                self._waiters.remove(waiter)
-                waiter.future.set_result(grant)
+        self._queue.serve(self._place)
         self._top_up()
 
     def _top_up(self) -> None:
@@ -481,7 +457,7 @@ class Pool:
     def _retry_after_s(self) -> int:
         return placement.retry_after_s(
             self._vms.values(),
-            len(self._waiters),
+            len(self._queue),
             self._call_estimate_s,
             self.settings.queue_timeout_s,
             self.memory_budget_mib,
@@ -492,7 +468,7 @@ class Pool:
         return summarize(
             list(self._vms.values()),
             max_vms=self.max_vms,
-            queue_depth=len(self._waiters),
+            queue_depth=len(self._queue),
             boots_waiting=self._boot_gate.waiting,
             counters=self.counters,
             starts=self.starts,
