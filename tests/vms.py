@@ -61,12 +61,15 @@ class VMTracker:
     async def stop_all(self) -> None:
         for vm in self.vms:
             await vm.stop()
-        alive = [vm.pid for vm in self.vms if vm.pid is not None and _running(vm.pid)]
+        alive = [vm.pid for vm in self.vms if vm.pid is not None and running(vm.pid)]
         self.vms.clear()
         assert alive == [], f"QEMU still running after stop: {alive}"
 
 
-def _running(pid: int) -> bool:
+def running(pid: int | None) -> bool:
+    """The process exists and is not a zombie (a reaped child's pid is gone)."""
+    if pid is None:
+        return False
     try:
         with open(f"/proc/{pid}/stat") as f:
             return f.read().split()[2] != "Z"

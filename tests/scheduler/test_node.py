@@ -13,17 +13,10 @@ from scheduler.node import Node
 from scheduler.service import InvokeRequest
 from scheduler.settings import NodeSettings, PoolSettings
 from tests.conftest import wasm
+from tests.vms import running
 from unikernel.settings import VMSettings
 
 pytestmark = pytest.mark.vm
-
-
-def running(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split()[2] != "Z"
-    except OSError:
-        return False
 
 
 async def test_node_serves_beats_and_stops_everything(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 
 import pytest
 
@@ -12,6 +11,7 @@ from scheduler.pool import Pool
 from scheduler.sandbox import MicroVMFactory, Sandbox
 from scheduler.settings import PoolSettings
 from tests.conftest import artifact
+from tests.vms import running
 from unikernel.accel import Accel
 from unikernel.image import GuestImage
 from unikernel.settings import VMSettings
@@ -41,10 +41,6 @@ async def _load_echo() -> tuple[bytes, bytes | None]:
     return artifact("echo"), None
 
 
-def _running(pid: int) -> bool:
-    return os.path.exists(f"/proc/{pid}")
-
-
 async def test_pool_on_real_vms(
     guest_image: GuestImage, vm_settings: VMSettings, accel: Accel
 ) -> None:
@@ -64,7 +60,7 @@ async def test_pool_on_real_vms(
             await asyncio.sleep(0.1)
         result, kind = await pool.invoke(_version("other"), _load_echo, call)
         assert (kind, result.stdout) == (StartKind.PREWARMED, b"ping")
-        assert len(factory.pids) >= 2 and all(_running(pid) for pid in factory.pids[:2])
+        assert len(factory.pids) >= 2 and all(running(pid) for pid in factory.pids[:2])
     finally:
         await pool.close()
-    assert [pid for pid in factory.pids if _running(pid)] == []
+    assert [pid for pid in factory.pids if running(pid)] == []

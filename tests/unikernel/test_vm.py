@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import artifact
-from tests.vms import VMTracker, keep_evidence
+from tests.vms import VMTracker, keep_evidence, running
 from unikernel.accel import Accel, floor_boot
 from unikernel.errors import VMGone, VMLaunchError
 from unikernel.image import GuestImage
@@ -21,16 +21,6 @@ from wasm_runtime.errors import ErrorCode, FunctionNotLoaded, InvalidModule, Pro
 from wasm_runtime.types import MIB, Invocation, Limits, Outcome
 
 pytestmark = pytest.mark.vm
-
-
-def pid_alive(pid: int | None) -> bool:
-    if pid is None:
-        return False
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split()[2] != "Z"
-    except OSError:
-        return False
 
 
 async def test_hello_many_times(shared_vm: MicroVM) -> None:
@@ -130,7 +120,7 @@ async def test_killing_qemu_fails_pending_calls_and_leaves_nothing(vms: VMTracke
     with pytest.raises(VMGone):
         await vm.invoke("misbehave", Invocation(args=("trap",)))
     await vm.stop()
-    assert not pid_alive(pid)
+    assert not running(pid)
     assert not run_dir.exists()
 
 
