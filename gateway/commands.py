@@ -167,11 +167,12 @@ def cmd_logs(args: argparse.Namespace) -> int:
                 r["outcome"],
                 str(r["exit_code"]),
                 str(r["status"]),
+                str(r["retries"]),
                 f"{r['total_ms']:.1f}",
             ]
             for r in records
         ],
-        ["ID", "VERSION", "START", "OUTCOME", "EXIT", "STATUS", "TOTAL_MS"],
+        ["ID", "VERSION", "START", "OUTCOME", "EXIT", "STATUS", "RETRIES", "TOTAL_MS"],
     )
     if args.invocation and records[0]["stderr_tail"]:
         print("stderr:\n" + records[0]["stderr_tail"])

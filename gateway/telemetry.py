@@ -76,6 +76,12 @@ class Telemetry:
             ["function", "outcome", "start"],
             registry=self.registry,
         )
+        self.retries = Counter(
+            "unifaas_invocation_retries",
+            "invocations run again on another VM after theirs was lost",
+            ["function"],
+            registry=self.registry,
+        )
         self.errors = Counter(
             "unifaas_errors", "failed invocations by error kind", ["kind"], registry=self.registry
         )
@@ -108,6 +114,8 @@ class Telemetry:
         outcome_label = result.outcome.value if result else (kind or "error")
         self.invocations.labels(outcome.function, outcome_label, start).inc()
         self.latency.labels(outcome.function).observe(outcome.total_ms / 1000)
+        if outcome.retries:
+            self.retries.labels(outcome.function).inc(outcome.retries)
         if result is not None:
             self.vm_latency.labels(outcome.function).observe(result.duration_ms / 1000)
         now = time.time()
@@ -168,6 +176,7 @@ class Telemetry:
                 "restores": status.restores,
                 "evictions": status.evictions,
                 "reclaims": status.reclaims,
+                "retries": status.retries,
             },
             "latency_ms": self._latency(now),
             "functions": [

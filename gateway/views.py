@@ -48,6 +48,7 @@ def pool_json(status: PoolStatus) -> dict[str, Any]:
         "evictions": status.evictions,
         "reclaims": status.reclaims,
         "deaths": status.deaths,
+        "retries": status.retries,
         "starts": {kind.value: n for kind, n in status.starts.items()},
         "rss_kib": status.rss_kib,
         "closed": status.closed,

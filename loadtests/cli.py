@@ -45,6 +45,14 @@ def cmd_bench_platform(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_chaos(args: argparse.Namespace) -> int:
+    from loadtests.chaos import chaos
+
+    report = chaos(args.clients, args.duration, args.kills, progress)
+    print(json.dumps(report.to_json(), indent=None if args.json else 2))
+    return 0 if report.lost == 0 else 1
+
+
 def register(cli: Commands) -> None:
     sandbox = cli.command(
         "sandbox",
@@ -74,3 +82,20 @@ def register(cli: Commands) -> None:
     platform.add_argument("--starts", type=int, default=3, help="forced starts of each kind")
     platform.add_argument("--wasm", help="module to use instead of the echo example")
     platform.set_defaults(func=cmd_bench_platform)
+
+    chaos = cli.command(
+        "chaos",
+        "fault campaign: clients call echo while serving VMs are killed; counts what is lost",
+        "Start `unifaas up` as a child process, deploy echo with two warm VMs, drive "
+        "CLIENTS clients posting unique bodies for DURATION seconds while KILLS serving "
+        "QEMUs are killed with SIGKILL, evenly spaced, and print one JSON report (sent, "
+        "answered, retried, failed by kind, lost, p50/p99). Exits 1 when anything was lost.",
+        group="bench",
+    )
+    chaos.add_argument("--json", action="store_true", help="one line of JSON")
+    chaos.add_argument("--clients", type=int, default=4, help="concurrent clients (default 4)")
+    chaos.add_argument(
+        "--duration", type=float, default=45.0, metavar="S", help="seconds (default 45)"
+    )
+    chaos.add_argument("--kills", type=int, default=3, help="serving VMs killed (default 3)")
+    chaos.set_defaults(func=cmd_bench_chaos)

@@ -46,7 +46,16 @@ class SandboxError(SchedulerError):
 
 
 class SandboxLost(SandboxError):
-    """The VM running (or loading) a call went away before it answered."""
+    """The VM running (or loading) a call went away before it answered (QEMU exited, the
+    agent channel closed or broke, the agent answered garbage).
+
+    ``retries``: how many times the call had already been run again on another VM
+    when this one was lost too (the pool's retry rule decides; see placement).
+    """
+
+    def __init__(self, message: str, retries: int = 0) -> None:
+        super().__init__(message)
+        self.retries = retries
 
 
 class SandboxUnavailable(SandboxError):

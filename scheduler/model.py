@@ -114,6 +114,7 @@ class InvocationRecord:
     vm_ms: float  # duration inside the guest, from the agent
     stderr_tail: str
     created_at: float
+    retries: int = 0  # runs on another VM after its VM was lost (absent in older records)
 
 
 @dataclasses.dataclass(frozen=True)

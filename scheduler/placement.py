@@ -12,6 +12,9 @@
 
 A version never holds more than its ``max_vms`` (steps 2-5 are skipped when
 it does). The pool applies the decision; these functions only look.
+
+A call whose VM is lost before it answers is placed again, the same way, once
+(:func:`may_retry`).
 """
 
 from __future__ import annotations
@@ -21,12 +24,29 @@ import enum
 import math
 from collections.abc import Callable, Iterable, Sequence
 
+from scheduler.errors import SandboxLost, SchedulerError
 from scheduler.model import FunctionVersion, StartKind
 from scheduler.vmrecord import BOOTED_BOUND, TAKES_CALLS, VMRecord, VMState
 
 # How long a VM must have been idle before a function that already has a VM
 # of its own may evict it to grow.
 EVICT_MIN_IDLE_S = 5.0
+
+# Times a call whose VM was lost is run again on another VM.
+MAX_RETRIES = 1
+
+
+def may_retry(error: SchedulerError, retries: int) -> bool:
+    """Whether a call that failed with ``error`` after ``retries`` retries runs again.
+
+    Only when its VM was lost before it answered: a function can reach nothing
+    outside its own VM (no network device, a fresh copy of its files per call),
+    so running it again elsewhere cannot do anything twice. Once: a function
+    that kills its VM every time gets its error, not a loop. A function's own
+    failures (timeout, trap, out of memory, exit code) are answers, never
+    errors of the sandbox, so they never get here.
+    """
+    return isinstance(error, SandboxLost) and retries < MAX_RETRIES
 
 
 class Step(enum.Enum):

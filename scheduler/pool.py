@@ -29,12 +29,12 @@ from scheduler.model import FunctionRef, FunctionVersion, StartKind
 from scheduler.placement import Decision, Step
 from scheduler.sandbox import Sandbox, SandboxFactory, translated
 from scheduler.settings import PoolSettings
-from scheduler.status import PoolStatus, summarize
+from scheduler.status import PoolStatus, Ran, summarize
 from scheduler.vmrecord import VMRecord, VMState
 from scheduler.waitqueue import WaitQueue
 from wasm_runtime.types import Invocation, InvocationResult
 
-__all__ = ["ArtifactLoader", "Pool"]
+__all__ = ["ArtifactLoader", "Pool", "Ran"]
 
 log = logging.getLogger(__name__)
 
@@ -124,12 +124,29 @@ class Pool:
     # -- invocation -----------------------------------------------------------
     async def invoke(
         self, fv: FunctionVersion, load_artifacts: ArtifactLoader, invocation: Invocation
-    ) -> tuple[InvocationResult, StartKind]:
-        """Run one call on a VM of ``fv``, placing it warm, pre-warmed or cold (or queueing).
+    ) -> Ran:
+        """Run one call on a VM of ``fv``, placing it warm, pre-warmed or cold (or queueing);
+        a call whose VM is lost runs again on another as :func:`placement.may_retry` says.
 
         A VM failing the call (not the function failing) is SandboxLost or
         SandboxUnavailable: unikernel's own errors do not leave the pool.
         """
+        retries = 0
+        while True:
+            try:
+                result, start = await self._invoke_once(fv, load_artifacts, invocation)
+                return Ran(result, start, retries)
+            except SandboxLost as err:
+                if not placement.may_retry(err, retries):
+                    err.retries = retries
+                    raise
+                retries += 1
+                self.counters["retries"] += 1
+                log.warning("%s: VM lost during a call (%s), running it again", fv.key, err)
+
+    async def _invoke_once(
+        self, fv: FunctionVersion, load_artifacts: ArtifactLoader, invocation: Invocation
+    ) -> tuple[InvocationResult, StartKind]:
         with translated():
             grant = await self._acquire(fv)
             vm = grant.vm

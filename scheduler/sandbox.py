@@ -17,7 +17,7 @@ from unikernel.image import GuestImage
 from unikernel.settings import VMSettings
 from unikernel.snapshot import Template, make_template, room_for_template
 from unikernel.vm import MicroVM
-from wasm_runtime.errors import UnikernelError
+from wasm_runtime.errors import ProtocolError, UnikernelError
 from wasm_runtime.replies import LoadReply
 from wasm_runtime.types import Invocation, InvocationResult
 
@@ -74,6 +74,8 @@ def translated() -> Iterator[None]:
         yield
     except VMGone as err:
         raise SandboxLost(err.message) from err
+    except ProtocolError as err:  # the channel or the agent is broken: as good as gone
+        raise SandboxLost(f"agent channel broken: {err.message}") from err
     except UnikernelError as err:
         raise SandboxUnavailable(err.message) from err
 

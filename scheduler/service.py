@@ -14,7 +14,7 @@ import time
 import uuid
 from typing import Any
 
-from scheduler.errors import AccessDenied, SchedulerError
+from scheduler.errors import AccessDenied, SandboxLost, SchedulerError
 from scheduler.model import (
     STDERR_TAIL_BYTES,
     FunctionConfig,
@@ -69,6 +69,7 @@ class InvokeOutcome:
     error: UnifaasError | None = None
     result: InvocationResult | None = None
     total_ms: float = 0.0
+    retries: int = 0  # times the call ran again on another VM after its VM was lost
 
     @property
     def stderr_tail(self) -> bytes:
@@ -141,8 +142,9 @@ class Platform:
             if not fv.config.public and not request.authorized:
                 raise AccessDenied(name)
             invocation = self._abi_request(name, fv, request).invocation(fv.config.limits())
-            result, start = await self.pool.invoke(fv, self._loader(fv), invocation)
-            outcome.start, outcome.result = start, result
+            ran = await self.pool.invoke(fv, self._loader(fv), invocation)
+            result = ran.result
+            outcome.start, outcome.result, outcome.retries = ran.start, result, ran.retries
             outcome.exit_code, outcome.stderr = result.exit_code, result.stderr
             result.raise_for_outcome()
             response = (
@@ -157,6 +159,8 @@ class Platform:
             )
         except (UnifaasError, BadCgiResponse) as err:
             outcome.error = err
+            if isinstance(err, SandboxLost):
+                outcome.retries = err.retries
         outcome.total_ms = (time.perf_counter() - started) * 1000
         return outcome
 
@@ -196,6 +200,7 @@ class Platform:
             total_ms=round(outcome.total_ms, 3),
             vm_ms=round(result.duration_ms, 3) if result else 0.0,
             stderr_tail=outcome.stderr_tail.decode(errors="replace"),
+            retries=outcome.retries,
             created_at=time.time(),
         )
         await self.registry.record_invocation(record)

@@ -1,14 +1,25 @@
-"""The pool's status as frozen, typed values: what telemetry, the dashboard, the heartbeat,
-``describe`` and the CLI read. JSON is made from them at the HTTP edge."""
+"""The pool's answers as typed values: how a call ran, and the pool's status (what
+telemetry, the dashboard, the heartbeat, ``describe`` and the CLI read). JSON is made
+from them at the HTTP edge."""
 
 from __future__ import annotations
 
 import collections
 import dataclasses
 from collections.abc import Mapping, Sequence
+from typing import NamedTuple
 
 from scheduler.model import FunctionRef, StartKind
 from scheduler.vmrecord import VMRecord, VMState
+from wasm_runtime.types import InvocationResult
+
+
+class Ran(NamedTuple):
+    """How a call went through the pool."""
+
+    result: InvocationResult
+    start: StartKind  # of the attempt that answered
+    retries: int = 0  # attempts before it whose VM was lost
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,6 +49,7 @@ class PoolStatus:
     evictions: int
     reclaims: int
     deaths: int
+    retries: int  # calls run again on another VM after theirs was lost
     starts: Mapping[StartKind, int]
     rss_kib: int  # resident memory of every QEMU of the pool
     closed: bool
@@ -89,6 +101,7 @@ def summarize(
         evictions=counters.get("evictions", 0),
         reclaims=counters.get("reclaims", 0),
         deaths=counters.get("deaths", 0),
+        retries=counters.get("retries", 0),
         starts=dict(starts),
         rss_kib=sum(vm.sandbox.rss_kib() for vm in vms if vm.sandbox is not None),
         closed=closed,

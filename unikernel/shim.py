@@ -114,7 +114,10 @@ class AgentClient:
 
     async def invoke(self, fn_id: str, invocation: Invocation) -> InvocationResult:
         result = await self.call(Op.INVOKE, {"fn_id": fn_id, "invocation": invocation.to_wire()})
-        return InvocationResult.from_wire(result)
+        try:
+            return InvocationResult.from_wire(result)
+        except (KeyError, TypeError, ValueError) as err:
+            raise ProtocolError(f"the agent's invoke reply is malformed: {err!r}") from err
 
     async def unload(self, fn_id: str) -> None:
         await self.call(Op.UNLOAD, {"fn_id": fn_id})

@@ -35,7 +35,11 @@ STDERR_REQUEST_HEADER = "x-unifaas-stderr"
 
 
 def _meta_headers(outcome: InvokeOutcome, want_stderr: bool) -> dict[str, str]:
-    headers = {"X-Invocation-Id": outcome.invocation_id, "X-Exit-Code": str(outcome.exit_code)}
+    headers = {
+        "X-Invocation-Id": outcome.invocation_id,
+        "X-Exit-Code": str(outcome.exit_code),
+        "X-Retries": str(outcome.retries),
+    }
     if want_stderr and outcome.stderr:
         headers["X-Stderr"] = base64.b64encode(outcome.stderr_tail).decode()
     if outcome.start is not None:

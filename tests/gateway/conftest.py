@@ -24,6 +24,7 @@ from scheduler.sandbox import HostLimits
 from scheduler.service import Platform
 from scheduler.settings import PoolSettings
 from tests.conftest import wasm
+from unikernel.errors import VMGone
 from wasm_runtime.replies import LoadReply
 from wasm_runtime.runner import FunctionRuntime, LoadedFunction
 from wasm_runtime.types import Invocation, InvocationResult
@@ -38,6 +39,7 @@ class InProcessSandbox:
         self._functions: dict[str, LoadedFunction] = {}
         self.alive = True
         self.restored = False
+        self.die_on_next_call = False  # the VM is lost under its next call
 
     async def load(self, fn_id: str, artifact: bytes, *, files: bytes | None = None) -> LoadReply:
         self._functions[fn_id] = await asyncio.to_thread(
@@ -46,6 +48,9 @@ class InProcessSandbox:
         return LoadReply(fn_id)
 
     async def invoke(self, fn_id: str, invocation: Invocation) -> InvocationResult:
+        if self.die_on_next_call:
+            self.alive = False
+            raise VMGone("killed by the test")
         return await asyncio.to_thread(self._runtime.invoke, self._functions[fn_id], invocation)
 
     async def warm_up(self) -> None:
@@ -60,6 +65,9 @@ class InProcessSandbox:
 
 
 class InProcessFactory:
+    def __init__(self) -> None:
+        self.sandboxes: list[InProcessSandbox] = []
+
     async def close(self) -> None:
         pass
 
@@ -67,12 +75,20 @@ class InProcessFactory:
         return HostLimits()
 
     async def boot(self) -> InProcessSandbox:
-        return InProcessSandbox()
+        self.sandboxes.append(InProcessSandbox())
+        return self.sandboxes[-1]
 
 
 @pytest.fixture
-async def client(redis: aioredis.Redis) -> AsyncIterator[httpx.AsyncClient]:
-    pool = Pool(InProcessFactory(), PoolSettings(max_vms=2, idle_target=0, queue_timeout_s=5))
+def factory() -> InProcessFactory:
+    return InProcessFactory()
+
+
+@pytest.fixture
+async def client(
+    redis: aioredis.Redis, factory: InProcessFactory
+) -> AsyncIterator[httpx.AsyncClient]:
+    pool = Pool(factory, PoolSettings(max_vms=2, idle_target=0, queue_timeout_s=5))
     platform = Platform(Registry(redis), pool, "test-node")
     await pool.start()
     settings = GatewaySettings(max_body_bytes=1024)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 
 from tests.conftest import wasm
-from tests.gateway.conftest import AUTH, deploy
+from tests.gateway.conftest import AUTH, InProcessFactory, deploy
 
 
 async def test_invoke_raw_with_headers(client: httpx.AsyncClient) -> None:
@@ -18,6 +20,26 @@ async def test_invoke_raw_with_headers(client: httpx.AsyncClient) -> None:
     assert len(r.headers["x-invocation-id"]) == 16
     r = await client.post("/fn/echo", content=b"again")
     assert r.headers["x-start"] == "warm"
+    assert r.headers["x-retries"] == "0"
+
+
+async def test_a_call_whose_vm_is_lost_is_answered_and_counted(
+    client: httpx.AsyncClient, factory: InProcessFactory
+) -> None:
+    await deploy(client, "echo", "echo")
+    assert (await client.post("/fn/echo", content=b"one")).status_code == 200
+    factory.sandboxes[0].die_on_next_call = True
+    r = await client.post("/fn/echo", content=b"two")
+    assert (r.status_code, r.content, r.headers["x-retries"]) == (200, b"two", "1")
+    assert r.headers["x-start"] == "cold"  # the retry found no other VM
+    metrics = (await client.get("/metrics")).text
+    assert 'unifaas_invocation_retries_total{function="echo"} 1.0' in metrics
+    for _ in range(50):  # the record is written in the background
+        logs = (await client.get("/v1/functions/echo/invocations", headers=AUTH)).json()
+        if len(logs) == 2:
+            break
+        await asyncio.sleep(0.02)
+    assert [rec["retries"] for rec in logs] == [1, 0]  # newest first
 
 
 async def test_error_table(client: httpx.AsyncClient) -> None:

@@ -15,7 +15,7 @@ from scheduler.sandbox import HostLimits
 from scheduler.settings import PoolSettings
 from tests.virtual_time import virtual_time
 from unikernel.errors import VMGone, VMLaunchError
-from wasm_runtime.errors import InvalidModule
+from wasm_runtime.errors import InvalidModule, ProtocolError
 from wasm_runtime.replies import LoadReply
 from wasm_runtime.types import Invocation, InvocationResult, Outcome
 
@@ -52,10 +52,15 @@ class FakeSandbox:
         if not self.alive:
             raise VMGone("fake is gone")
         assert fn_id in self.loaded
-        if invocation.stdin == b"die":
+        if invocation.stdin == b"die" or (
+            invocation.stdin == b"die-once" and self.factory.die_once_left > 0
+        ):
+            self.factory.die_once_left -= 1
             self.dead = True
             self._gone.set()
             raise VMGone("fake died")
+        if invocation.stdin == b"garbage":
+            raise ProtocolError("the agent's invoke reply is malformed")
         delay = self.factory.invoke_delay_s
         if invocation.stdin.startswith(b"sleep "):
             delay = float(invocation.stdin.split()[1])
@@ -91,6 +96,7 @@ class FakeFactory:
         self.sandboxes: list[FakeSandbox] = []
         self.max_live = 0
         self.memory_budget_mib: int | None = None
+        self.die_once_left = 1  # VMs a b"die-once" call kills before it succeeds
 
     def host_limits(self) -> HostLimits:
         return HostLimits(memory_budget_mib=self.memory_budget_mib)
@@ -190,9 +196,9 @@ async def test_cold_then_warm(make_pool: MakePool, factory: FakeFactory) -> None
     pool = make_pool()
     await pool.start()
     f = fv()
-    result, kind = await pool.invoke(f, load_ok, call())
+    result, kind, _ = await pool.invoke(f, load_ok, call())
     assert (kind, result.stdout) == (StartKind.COLD, b"a@1 vm1")
-    _, kind = await pool.invoke(f, load_ok, call())
+    _, kind, _ = await pool.invoke(f, load_ok, call())
     assert kind is StartKind.WARM
     status = pool.status()
     assert status.bound == 1 and status.boots == 1
@@ -206,11 +212,11 @@ async def test_prewarmed_start_tops_up_idle(make_pool: MakePool, factory: FakeFa
     await pool.start()
     await settle(pool)
     assert pool.status().idle == 1
-    _, kind = await pool.invoke(fv("a"), load_ok, call())
+    _, kind, _ = await pool.invoke(fv("a"), load_ok, call())
     assert kind is StartKind.PREWARMED
     await settle(pool)
     assert pool.status().idle == 1  # topped up in the background
-    _, kind = await pool.invoke(fv("b"), load_ok, call())
+    _, kind, _ = await pool.invoke(fv("b"), load_ok, call())
     assert kind is StartKind.PREWARMED
     assert [s.loaded for s in factory.sandboxes[:2]] == [["a@1"], ["b@1"]]
     assert [s.warm_ups for s in factory.sandboxes[:2]] == [1, 1]  # generic VMs warm up
@@ -222,7 +228,8 @@ async def test_concurrency_slots(make_pool: MakePool, factory: FakeFactory) -> N
     f = fv(concurrency=2)
     await pool.invoke(f, load_ok, call())
     kinds = await asyncio.gather(*(pool.invoke(f, load_ok, call(b"sleep 0.05")) for _ in range(3)))
-    assert sorted(k for _, k in kinds) == sorted([StartKind.WARM, StartKind.WARM, StartKind.COLD])
+    want = [StartKind.WARM, StartKind.WARM, StartKind.COLD]
+    assert sorted(r.start for r in kinds) == sorted(want)
     assert [s.max_in_flight for s in factory.sandboxes] == [2, 1]
 
 
@@ -232,7 +239,7 @@ async def test_bound_vm_never_serves_another_version(
 ) -> None:
     pool = make_pool(max_vms=4)
     for f in (fv("a"), fv("b"), fv("a", 2), fv("a"), fv("b")):
-        result, _ = await pool.invoke(f, load_ok, call())
+        result, _, _ = await pool.invoke(f, load_ok, call())
         assert result.stdout.startswith(f.key.encode())
     assert sorted(s.loaded[0] for s in factory.sandboxes) == ["a@1", "a@2", "b@1"]
 
@@ -244,7 +251,7 @@ async def test_function_max_vms_queues_instead_of_booting(make_pool: MakePool) -
     results = await asyncio.gather(
         *(pool.invoke(f, load_ok, call(b"sleep 0.02")) for _ in range(3))
     )
-    assert [k for _, k in results].count(StartKind.COLD) == 1
+    assert [k for _, k, _ in results].count(StartKind.COLD) == 1
     assert pool.status().vms == 1
 
 
@@ -255,7 +262,7 @@ async def test_full_node_evicts_lru_idle_vm(make_pool: MakePool, factory: FakeFa
     await asyncio.sleep(1)
     await pool.invoke(fv("b"), load_ok, call())
     await asyncio.sleep(1)
-    _, kind = await pool.invoke(fv("c"), load_ok, call())
+    _, kind, _ = await pool.invoke(fv("c"), load_ok, call())
     assert kind is StartKind.COLD
     assert pool.status().evictions == 1
     assert factory.sandboxes[0].stopped  # a's VM was the least recently used
@@ -273,14 +280,14 @@ async def test_growing_function_does_not_evict_a_just_used_vm(
     await asyncio.sleep(0.03)
     # a already has a VM: its second call waits for that slot instead of
     # evicting b and cold-booting.
-    _, kind = await pool.invoke(a, load_ok, call())
+    _, kind, _ = await pool.invoke(a, load_ok, call())
     assert kind is StartKind.WARM
     assert pool.status().evictions == 0
     await busy
     await asyncio.sleep(10)  # b has now been idle long enough to give way
     busy = asyncio.create_task(pool.invoke(a, load_ok, call(b"sleep 0.1")))
     await asyncio.sleep(0.03)
-    _, kind = await pool.invoke(a, load_ok, call())
+    _, kind, _ = await pool.invoke(a, load_ok, call())
     await busy
     assert kind is StartKind.COLD
     assert pool.status().evictions == 1
@@ -337,7 +344,7 @@ async def test_overload_of_several_functions_all_complete(
     results = await asyncio.gather(
         *(pool.invoke(f, load_ok, call(f"sleep {d}".encode())) for f, d in jobs)
     )
-    for (f, _), (result, _) in zip(jobs, results, strict=True):
+    for (f, _), (result, _, _) in zip(jobs, results, strict=True):
         assert result.stdout.startswith(f.key.encode())
     assert factory.max_live <= 3
     assert all(s.max_in_flight <= 2 for s in factory.sandboxes)
@@ -382,7 +389,7 @@ async def test_ensure_min_warm(make_pool: MakePool, factory: FakeFactory) -> Non
     status = pool.status()
     assert functions_of(pool)["a@1"]["vms"] == 2 and status.idle == 1
     assert status.starts == {"warm": 0, "prewarmed": 0, "cold": 0}
-    _, kind = await pool.invoke(f, load_ok, call())
+    _, kind, _ = await pool.invoke(f, load_ok, call())
     assert kind is StartKind.WARM
 
 
@@ -399,7 +406,7 @@ async def test_drain_on_redeploy(make_pool: MakePool, factory: FakeFactory) -> N
     await pool.drain("a", keep=v2.ref)
     assert pool.status().draining == 2
     assert not any(s.stopped for s in factory.sandboxes)
-    _, kind = await pool.invoke(v2, load_ok, call())
+    _, kind, _ = await pool.invoke(v2, load_ok, call())
     assert kind is StartKind.COLD  # never the draining a@1 VMs
     await busy
     await slow
@@ -409,7 +416,7 @@ async def test_drain_on_redeploy(make_pool: MakePool, factory: FakeFactory) -> N
     await pool.drain("a")  # delete
     assert sorted(functions_of(pool)) == ["other@1"]
     # a call placed for a retired version still completes, and its VM goes afterwards
-    _, kind = await pool.invoke(v1, load_ok, call())
+    _, kind, _ = await pool.invoke(v1, load_ok, call())
     assert kind is StartKind.COLD
     assert sorted(functions_of(pool)) == ["other@1"]
 
@@ -419,18 +426,20 @@ async def test_dead_vm_is_removed(make_pool: MakePool, factory: FakeFactory) -> 
     pool = make_pool()
     f = fv()
     await pool.invoke(f, load_ok, call())
-    with pytest.raises(SandboxLost):
-        await pool.invoke(f, load_ok, call(b"die"))
+    with pytest.raises(SandboxLost) as info:
+        await pool.invoke(f, load_ok, call(b"die"))  # kills its VM every time: one retry
+    assert info.value.retries == 1
     await stopped_in_background()
-    assert pool.status().vms == 0 and pool.status().deaths == 1
-    assert factory.sandboxes[0].stopped
-    _, kind = await pool.invoke(f, load_ok, call())
+    assert pool.status().vms == 0 and pool.status().deaths == 2
+    assert pool.status().retries == 1
+    assert factory.sandboxes[0].stopped and factory.sandboxes[1].stopped
+    _, kind, _ = await pool.invoke(f, load_ok, call())
     assert kind is StartKind.COLD
-    factory.sandboxes[1].dead = True  # died while idle
-    _, kind = await pool.invoke(f, load_ok, call())
-    assert kind is StartKind.COLD
+    factory.sandboxes[2].dead = True  # died while idle
+    _, kind, retries = await pool.invoke(f, load_ok, call())
+    assert (kind, retries) == (StartKind.COLD, 0)  # found dead before placing: no retry
     await stopped_in_background()
-    assert factory.sandboxes[1].stopped and pool.status().deaths == 2
+    assert factory.sandboxes[2].stopped and pool.status().deaths == 3
 
 
 @virtual_time
@@ -454,7 +463,7 @@ async def test_boot_failure_frees_the_slot(make_pool: MakePool, factory: FakeFac
     with pytest.raises(SandboxUnavailable):
         await pool.invoke(fv(), load_ok, call())
     assert pool.status().vms == 0 and pool.status().boot_failures == 1
-    _, kind = await pool.invoke(fv(), load_ok, call())
+    _, kind, _ = await pool.invoke(fv(), load_ok, call())
     assert kind is StartKind.COLD
 
 
@@ -471,7 +480,7 @@ async def test_close_stops_everything(make_pool: MakePool, factory: FakeFactory)
     assert pool.status().booting == 2
     await asyncio.wait_for(pool.close(), 1)
     await pool.close()  # idempotent
-    with pytest.raises(SandboxLost):
+    with pytest.raises(PoolClosed):  # its VM stopped; no retry on a closed pool
         await running
     with pytest.raises(PoolClosed):
         await booting
@@ -549,8 +558,8 @@ async def test_boot_gate_limits_boots_and_calls_claim_generic_boots(
     assert pool.status().boots_waiting == 1
     results = await asyncio.gather(*(pool.invoke(fv(n), load_ok, call()) for n in "ab"))
     # Both calls took the generic VMs already on their way instead of booting their own.
-    assert sorted(r.stdout for r, _ in results) == [b"a@1 vm1", b"b@1 vm2"]
-    assert {kind for _, kind in results} == {StartKind.COLD}
+    assert sorted(r.stdout for r, _, _ in results) == [b"a@1 vm1", b"b@1 vm2"]
+    assert {kind for _, kind, _ in results} == {StartKind.COLD}
     await settle(pool)
     assert most == 1
     assert pool.status().idle == 2 and pool.status().boots_waiting == 0
@@ -574,7 +583,7 @@ async def test_call_claims_a_generic_vm_while_it_boots(
     pool = make_pool(idle_target=1)
     await pool.start()
     await asyncio.sleep(0)  # the generic VM's boot has started
-    _, kind = await pool.invoke(fv("a"), load_ok, call())
+    _, kind, _ = await pool.invoke(fv("a"), load_ok, call())
     assert kind is StartKind.COLD
     # The call ran on the VM whose boot started first: the generic one it claimed.
     served_by = next(s for s in factory.sandboxes if s.loaded == ["a@1"])
@@ -584,17 +593,16 @@ async def test_call_claims_a_generic_vm_while_it_boots(
 
 
 @virtual_time
-async def test_claimed_generic_boot_failing_fails_the_call_only(
+async def test_claimed_generic_boot_failing_costs_the_call_a_retry(
     make_pool: MakePool, factory: FakeFactory
 ) -> None:
     factory.boot_delay_s = 0.05
     factory.fail_boots = 1
     pool = make_pool(idle_target=1)
     await pool.start()
-    with pytest.raises(SandboxLost, match="booting for this call failed"):
-        await pool.invoke(fv("a"), load_ok, call())
-    _, kind = await pool.invoke(fv("a"), load_ok, call())
-    assert kind in (StartKind.COLD, StartKind.PREWARMED)
+    result, kind, retries = await pool.invoke(fv("a"), load_ok, call())
+    assert (result.outcome, retries) == (Outcome.OK, 1)
+    assert kind in (StartKind.COLD, StartKind.PREWARMED)  # whichever boot was ready first
     assert pool.status().boot_failures == 1
 
 
@@ -614,3 +622,41 @@ async def test_boot_gate_boots_each_functions_first_vm_first(
     assert factory.sandboxes[1].loaded == ["b@1"]
     assert [s.loaded for s in factory.sandboxes] == [["a@1"], ["b@1"]]
     await asyncio.gather(*calls_a)
+
+
+@virtual_time
+async def test_a_call_whose_vm_dies_runs_again_on_another(
+    make_pool: MakePool, factory: FakeFactory
+) -> None:
+    pool = make_pool()
+    f = fv(concurrency=2)
+    await pool.invoke(f, load_ok, call())  # vm1, warm from now on
+    second = asyncio.create_task(pool.invoke(f, load_ok, call(b"sleep 1")))  # vm1 too
+    await asyncio.sleep(0.1)
+    result, kind, retries = await pool.invoke(f, load_ok, call(b"die-once"))
+    # vm1 died under both calls: each ran again, on a new VM, and answered.
+    assert (result.outcome, kind, retries) == (Outcome.OK, StartKind.COLD, 1)
+    other = await second
+    assert (other.result.outcome, other.retries) == (Outcome.OK, 1)
+    assert pool.status().retries == 2 and pool.status().deaths == 1
+    assert factory.sandboxes[0].stopped
+
+
+@virtual_time
+async def test_garbage_from_the_agent_is_a_lost_vm(
+    make_pool: MakePool, factory: FakeFactory
+) -> None:
+    pool = make_pool()
+    with pytest.raises(SandboxLost, match="malformed") as info:
+        await pool.invoke(fv(), load_ok, call(b"garbage"))
+    assert info.value.retries == 1
+    await stopped_in_background()
+    assert len(factory.sandboxes) == 2 and factory.live() == []
+
+
+@virtual_time
+async def test_function_failures_are_answers_never_retried(make_pool: MakePool) -> None:
+    pool = make_pool()
+    with pytest.raises(InvalidModule):
+        await pool.invoke(fv(), load_bad, call())
+    assert pool.status().retries == 0

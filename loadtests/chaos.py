@@ -1,0 +1,196 @@
+"""Fault campaign: clients call a well-behaved function while faults are injected on a
+schedule; one report counts what was sent, answered correctly, retried, failed and lost.
+
+Faults so far: ``kill -9`` of serving QEMUs (each a child of the ``up`` process).
+Every client posts a unique body to echo and checks it comes back: anything but
+that body with status 200 is *lost*. ``unifaas bench chaos`` runs a campaign
+against a platform of its own; the tests run short ones.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import signal
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from functions import wat_module
+from loadtests.bench.stats import percentile
+from loadtests.errors import BenchError
+from loadtests.launch import platform_process
+
+Progress = Callable[[str], None]
+FUNCTION = "chaos-echo"
+BODY_BYTES = 32 * 1024  # big enough that a call is in flight most of the time under TCG
+
+
+@dataclasses.dataclass
+class Report:
+    clients: int
+    duration_s: float
+    faults: list[str] = dataclasses.field(default_factory=list)
+    sent: int = 0
+    answered: int = 0  # status 200 and the body echoed
+    retried: int = 0  # answered calls that ran again on another VM (X-Retries > 0)
+    failed: dict[str, int] = dataclasses.field(default_factory=dict)  # by error kind
+    lost: int = 0  # anything but a correct answer
+    p50_ms: float = 0.0
+    p99_ms: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def qemu_children(parent: int) -> list[int]:
+    """Pids of the QEMU processes ``parent`` started."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        # The command name may hold spaces or parentheses: fields follow the last ')'.
+        fields = stat.rsplit(")", 1)[1].split()
+        if int(fields[1]) == parent and fields[0] != "Z" and b"qemu-system" in cmdline:
+            found.append(int(entry.name))
+    return sorted(found)
+
+
+class _Tally:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.sent = self.answered = self.retried = 0
+        self.failed: Counter[str] = Counter()
+        self.latencies: list[float] = []
+
+
+def _client(url: str, token: str, stop: threading.Event, tally: _Tally, n: int) -> None:
+    headers = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=url, headers=headers, timeout=120) as http:
+        i = 0
+        while not stop.is_set():
+            body = f"client {n} call {i} ".encode() + os.urandom(BODY_BYTES)
+            i += 1
+            started = time.perf_counter()
+            try:
+                r = http.post(f"/fn/{FUNCTION}", content=body)
+                kind = "" if r.status_code == 200 and r.content == body else _kind(r)
+                retries = int(r.headers.get("x-retries", "0"))
+            except httpx.HTTPError as err:
+                kind, retries = f"transport: {type(err).__name__}", 0
+            with tally.lock:
+                tally.sent += 1
+                tally.latencies.append((time.perf_counter() - started) * 1000)
+                if kind:
+                    tally.failed[kind] += 1
+                else:
+                    tally.answered += 1
+                    tally.retried += retries > 0
+
+
+def _kind(r: httpx.Response) -> str:
+    try:
+        return str(r.json()["error"]["kind"])
+    except (ValueError, KeyError, TypeError):
+        return f"http {r.status_code}" if r.status_code != 200 else "wrong body"
+
+
+def run_campaign(
+    url: str,
+    token: str,
+    up_pid: int,
+    *,
+    clients: int = 4,
+    duration_s: float = 45.0,
+    kills: int = 3,
+    progress: Progress = print,
+) -> Report:
+    """Drive ``clients`` against the deployed echo for ``duration_s`` while killing
+    ``kills`` serving QEMUs, evenly spaced; the report counts every call."""
+    tally, stop = _Tally(), threading.Event()
+    report = Report(clients, duration_s)
+    threads = [
+        threading.Thread(target=_client, args=(url, token, stop, tally, n), daemon=True)
+        for n in range(clients)
+    ]
+    for t in threads:
+        t.start()
+    try:
+        gap = duration_s / (kills + 1)
+        for k in range(kills):
+            time.sleep(gap)
+            pids = qemu_children(up_pid)
+            if not pids:
+                report.faults.append(f"kill {k + 1}: no QEMU to kill")
+                continue
+            victim = pids[k % len(pids)]
+            os.kill(victim, signal.SIGKILL)
+            report.faults.append(f"kill -9 QEMU {victim} at {gap * (k + 1):.1f}s")
+            progress(report.faults[-1])
+        time.sleep(gap)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(150)
+    report.sent, report.answered, report.retried = tally.sent, tally.answered, tally.retried
+    report.failed = dict(tally.failed)
+    report.lost = tally.sent - tally.answered
+    if tally.latencies:
+        report.p50_ms = round(percentile(tally.latencies, 50), 2)
+        report.p99_ms = round(percentile(tally.latencies, 99), 2)
+    return report
+
+
+def deploy_echo(http: httpx.Client, *, vms: int = 2, concurrency: int = 2) -> None:
+    """Deploy the campaign's echo with ``vms`` warm VMs and wait until they are loaded."""
+    config = f'{{"min_warm": {vms}, "max_vms": {vms + 2}, "concurrency": {concurrency}}}'
+    r = http.post(
+        f"/v1/functions/{FUNCTION}",
+        files={"module": ("echo.wasm", wat_module("echo"))},
+        data={"config": config},
+    )
+    if r.status_code != 201:
+        raise BenchError(f"deploy failed: {r.status_code} {r.text[:200]}")
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        pool = http.get("/v1/status").json()["pool"]
+        if pool["bound"] >= vms and pool["vms"] == pool["bound"]:  # no other VM on the node
+            return
+        time.sleep(0.2)
+    raise BenchError(f"{FUNCTION} did not get {vms} warm VMs")
+
+
+def chaos(
+    clients: int = 4, duration_s: float = 45.0, kills: int = 3, progress: Progress = print
+) -> Report:
+    """A campaign against a platform of its own (``unifaas up`` as a child process)."""
+    with tempfile.TemporaryDirectory(prefix="unifaas-chaos-") as tmp:
+        state = Path(tmp) / "state"
+        extra = {"UNIFAAS_IDLE_TARGET": "0", "UNIFAAS_QUEUE_TIMEOUT_S": "60"}
+        progress("platform: starting")
+        with platform_process(state, max_vms=6, extra_env=extra) as served:
+            token = (state / "token").read_text().strip()
+            headers = {"Authorization": f"Bearer {token}"}
+            with httpx.Client(base_url=served.url, headers=headers, timeout=120) as http:
+                deploy_echo(http)
+            progress(f"{clients} clients for {duration_s:g}s, {kills} kills of serving VMs")
+            return run_campaign(
+                served.url,
+                token,
+                served.proc.pid,
+                clients=clients,
+                duration_s=duration_s,
+                kills=kills,
+                progress=progress,
+            )

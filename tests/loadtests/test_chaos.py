@@ -1,0 +1,51 @@
+"""A short fault campaign in CI: real platform, real microVMs, serving QEMUs killed under load.
+
+Every call must come back answered (lost = 0); calls caught on a killed VM ran
+again on another (X-Retries), and /metrics counted them.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import httpx
+import pytest
+
+from loadtests.chaos import FUNCTION, deploy_echo, qemu_children, run_campaign
+from loadtests.launch import platform_process
+
+pytestmark = pytest.mark.vm
+
+
+def test_killing_serving_vms_under_load_loses_nothing(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    extra = {"UNIFAAS_IDLE_TARGET": "0", "UNIFAAS_QUEUE_TIMEOUT_S": "60"}
+    with platform_process(state, max_vms=6, extra_env=extra) as served:
+        token = (state / "token").read_text().strip()
+        headers = {"Authorization": f"Bearer {token}"}
+        with httpx.Client(base_url=served.url, headers=headers, timeout=120) as http:
+            deploy_echo(http)
+            assert len(qemu_children(served.proc.pid)) == 2
+            report = run_campaign(
+                served.url,
+                token,
+                served.proc.pid,
+                clients=4,
+                duration_s=8,
+                kills=3,
+                progress=lambda _: None,
+            )
+            print(report.to_json())
+            assert report.sent > 20 and len(report.faults) == 3
+            assert report.lost == 0, report.failed
+            assert report.retried >= 1  # three kills under four busy clients hit calls
+            metrics = http.get("/metrics").text
+            counted = re.search(
+                rf'unifaas_invocation_retries_total{{function="{FUNCTION}"}} (\S+)', metrics
+            )
+            assert counted is not None and float(counted.group(1)) >= report.retried
+            status = http.get("/v1/status").json()["pool"]
+            assert status["deaths"] >= 1 and status["retries"] >= report.retried
+            # Afterwards the platform still serves.
+            assert http.post(f"/fn/{FUNCTION}", content=b"after").content == b"after"
