@@ -54,6 +54,7 @@ class _PoolCollector(Collector):
             ("unifaas_vm_evictions", status.evictions, "idle bound VMs evicted to make room"),
             ("unifaas_vm_reclaims", status.reclaims, "idle VMs reclaimed after keep-alive"),
             ("unifaas_vm_deaths", status.deaths, "VMs found dead"),
+            ("unifaas_vm_hung", status.hung, "VMs killed for missing a ping deadline"),
         ):
             yield CounterMetricFamily(name, help_text, value=value)
         bound = GaugeMetricFamily(

@@ -49,6 +49,7 @@ def pool_json(status: PoolStatus) -> dict[str, Any]:
         "reclaims": status.reclaims,
         "deaths": status.deaths,
         "retries": status.retries,
+        "hung": status.hung,
         "starts": {kind.value: n for kind, n in status.starts.items()},
         "rss_kib": status.rss_kib,
         "closed": status.closed,

@@ -1,7 +1,9 @@
 """Fault campaign: clients call a well-behaved function while faults are injected on a
 schedule; one report counts what was sent, answered correctly, retried, failed and lost.
 
-Faults so far: ``kill -9`` of serving QEMUs (each a child of the ``up`` process).
+Faults so far: ``kill -9`` of serving QEMUs (each a child of the ``up`` process),
+and ``SIGSTOP`` of a serving QEMU for longer than the function's timeout (the
+shim gives up on its calls after timeout + ``UNIFAAS_VM_CALL_GRACE_S`` and kills it).
 Every client posts a unique body to echo and checks it comes back: anything but
 that body with status 200 is *lost*. ``unifaas bench chaos`` runs a campaign
 against a platform of its own; the tests run short ones.
@@ -9,7 +11,9 @@ against a platform of its own; the tests run short ones.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import json
 import os
 import signal
 import tempfile
@@ -114,10 +118,13 @@ def run_campaign(
     clients: int = 4,
     duration_s: float = 45.0,
     kills: int = 3,
+    freezes: int = 0,
+    freeze_s: float = 0.0,
     progress: Progress = print,
 ) -> Report:
     """Drive ``clients`` against the deployed echo for ``duration_s`` while killing
-    ``kills`` serving QEMUs, evenly spaced; the report counts every call."""
+    ``kills`` serving QEMUs and freezing ``freezes`` for ``freeze_s`` each, evenly
+    spaced (kills first); the report counts every call."""
     tally, stop = _Tally(), threading.Event()
     report = Report(clients, duration_s)
     threads = [
@@ -127,18 +134,24 @@ def run_campaign(
     for t in threads:
         t.start()
     try:
-        gap = duration_s / (kills + 1)
-        for k in range(kills):
+        faults = ["kill"] * kills + ["freeze"] * freezes
+        gap = duration_s / (len(faults) + 1)
+        for k, fault in enumerate(faults):
             time.sleep(gap)
             pids = qemu_children(up_pid)
             if not pids:
-                report.faults.append(f"kill {k + 1}: no QEMU to kill")
+                report.faults.append(f"{fault} {k + 1}: no QEMU")
                 continue
             victim = pids[k % len(pids)]
-            os.kill(victim, signal.SIGKILL)
-            report.faults.append(f"kill -9 QEMU {victim} at {gap * (k + 1):.1f}s")
+            at = f"at {gap * (k + 1):.1f}s"
+            if fault == "kill":
+                os.kill(victim, signal.SIGKILL)
+                report.faults.append(f"kill -9 QEMU {victim} {at}")
+            else:
+                threading.Thread(target=_freeze, args=(victim, freeze_s), daemon=True).start()
+                report.faults.append(f"SIGSTOP QEMU {victim} for {freeze_s:g}s {at}")
             progress(report.faults[-1])
-        time.sleep(gap)
+        time.sleep(max(gap, freeze_s))
     finally:
         stop.set()
         for t in threads:
@@ -152,9 +165,20 @@ def run_campaign(
     return report
 
 
-def deploy_echo(http: httpx.Client, *, vms: int = 2, concurrency: int = 2) -> None:
+def _freeze(pid: int, seconds: float) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGSTOP)
+        time.sleep(seconds)
+        os.kill(pid, signal.SIGCONT)
+
+
+def deploy_echo(
+    http: httpx.Client, *, vms: int = 2, concurrency: int = 2, timeout_s: float = 2.0
+) -> None:
     """Deploy the campaign's echo with ``vms`` warm VMs and wait until they are loaded."""
-    config = f'{{"min_warm": {vms}, "max_vms": {vms + 2}, "concurrency": {concurrency}}}'
+    config = json.dumps(
+        {"min_warm": vms, "max_vms": vms + 2, "concurrency": concurrency, "timeout_s": timeout_s}
+    )
     r = http.post(
         f"/v1/functions/{FUNCTION}",
         files={"module": ("echo.wasm", wat_module("echo"))},
@@ -171,20 +195,37 @@ def deploy_echo(http: httpx.Client, *, vms: int = 2, concurrency: int = 2) -> No
     raise BenchError(f"{FUNCTION} did not get {vms} warm VMs")
 
 
+# The function's timeout and the host's grace on top of it (UNIFAAS_VM_CALL_GRACE_S):
+# a VM frozen for longer than both is given up on and its calls run elsewhere.
+TIMEOUT_S = 2.0
+GRACE_S = 5.0
+
+
 def chaos(
-    clients: int = 4, duration_s: float = 45.0, kills: int = 3, progress: Progress = print
+    clients: int = 4,
+    duration_s: float = 45.0,
+    kills: int = 3,
+    freezes: int = 1,
+    progress: Progress = print,
 ) -> Report:
     """A campaign against a platform of its own (``unifaas up`` as a child process)."""
     with tempfile.TemporaryDirectory(prefix="unifaas-chaos-") as tmp:
         state = Path(tmp) / "state"
-        extra = {"UNIFAAS_IDLE_TARGET": "0", "UNIFAAS_QUEUE_TIMEOUT_S": "60"}
+        extra = {
+            "UNIFAAS_IDLE_TARGET": "0",
+            "UNIFAAS_QUEUE_TIMEOUT_S": "60",
+            "UNIFAAS_VM_CALL_GRACE_S": str(GRACE_S),
+        }
         progress("platform: starting")
         with platform_process(state, max_vms=6, extra_env=extra) as served:
             token = (state / "token").read_text().strip()
             headers = {"Authorization": f"Bearer {token}"}
             with httpx.Client(base_url=served.url, headers=headers, timeout=120) as http:
-                deploy_echo(http)
-            progress(f"{clients} clients for {duration_s:g}s, {kills} kills of serving VMs")
+                deploy_echo(http, timeout_s=TIMEOUT_S)
+            progress(
+                f"{clients} clients for {duration_s:g}s, {kills} kills and {freezes} "
+                "freezes of serving VMs"
+            )
             return run_campaign(
                 served.url,
                 token,
@@ -192,5 +233,7 @@ def chaos(
                 clients=clients,
                 duration_s=duration_s,
                 kills=kills,
+                freezes=freezes,
+                freeze_s=TIMEOUT_S + GRACE_S + 2,
                 progress=progress,
             )

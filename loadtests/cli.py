@@ -48,7 +48,7 @@ def cmd_bench_platform(args: argparse.Namespace) -> int:
 def cmd_bench_chaos(args: argparse.Namespace) -> int:
     from loadtests.chaos import chaos
 
-    report = chaos(args.clients, args.duration, args.kills, progress)
+    report = chaos(args.clients, args.duration, args.kills, args.freezes, progress)
     print(json.dumps(report.to_json(), indent=None if args.json else 2))
     return 0 if report.lost == 0 else 1
 
@@ -88,7 +88,8 @@ def register(cli: Commands) -> None:
         "fault campaign: clients call echo while serving VMs are killed; counts what is lost",
         "Start `unifaas up` as a child process, deploy echo with two warm VMs, drive "
         "CLIENTS clients posting unique bodies for DURATION seconds while KILLS serving "
-        "QEMUs are killed with SIGKILL, evenly spaced, and print one JSON report (sent, "
+        "QEMUs are killed with SIGKILL and FREEZES frozen with SIGSTOP for longer than the "
+        "function's timeout, evenly spaced, and print one JSON report (sent, "
         "answered, retried, failed by kind, lost, p50/p99). Exits 1 when anything was lost.",
         group="bench",
     )
@@ -98,4 +99,10 @@ def register(cli: Commands) -> None:
         "--duration", type=float, default=45.0, metavar="S", help="seconds (default 45)"
     )
     chaos.add_argument("--kills", type=int, default=3, help="serving VMs killed (default 3)")
+    chaos.add_argument(
+        "--freezes",
+        type=int,
+        default=1,
+        help="serving VMs frozen (SIGSTOP) past the function's timeout (default 1)",
+    )
     chaos.set_defaults(func=cmd_bench_chaos)

@@ -25,6 +25,7 @@ from typing import Any
 from scheduler import placement
 from scheduler.bootgate import BootGate, Priority, speculative
 from scheduler.errors import CapacityExhausted, PoolClosed, SandboxLost
+from scheduler.health import HealthCheck
 from scheduler.model import FunctionRef, FunctionVersion, StartKind
 from scheduler.placement import Decision, Step
 from scheduler.sandbox import Sandbox, SandboxFactory, translated
@@ -80,6 +81,13 @@ class Pool:
         self._topup_after = 0.0  # no generic boots before this (back-off after a failure)
         self._call_estimate_s = INITIAL_CALL_ESTIMATE_S
         self._boot_gate = BootGate(self.settings.boot_concurrency)
+        self._health = HealthCheck(
+            self._vms.values,
+            self._hung,
+            self._spawn,
+            interval_s=self.settings.health_interval_s,
+            timeout_s=self.settings.ping_timeout_s,
+        )
         self.counters: collections.Counter[str] = collections.Counter()
         self.starts: dict[StartKind, int] = dict.fromkeys(StartKind, 0)
 
@@ -226,7 +234,7 @@ class Pool:
                 if vm.gone:
                     raise PoolClosed()
                 task = asyncio.create_task(self.factory.boot(), name=f"pool-boot-{vm.id}")
-                vm.boot_task = task  # from here on, _stop_vm owns whatever this boots
+                vm.boot_task = task  # from here on, stop_sandbox owns whatever this boots
                 await asyncio.wait({task})
                 # Still holding the slot: the gate picks the next boot by booted
                 # VMs per function, so this one must count before it lets go.
@@ -411,24 +419,8 @@ class Pool:
             self.counters["deaths"] += 1
         vm.remove()
         self._vms.pop(vm.id, None)
-        vm.stop_task = self._spawn(self._stop_vm(vm))
+        vm.stop_task = self._spawn(vm.stop_sandbox())
         return vm.stop_task
-
-    async def _stop_vm(self, vm: VMRecord) -> None:
-        sandbox = vm.sandbox
-        task = vm.boot_task
-        if task is not None:
-            if not task.done():
-                task.cancel()
-            await asyncio.wait({task})
-            if not task.cancelled() and task.exception() is None:
-                sandbox = task.result()
-        if sandbox is None:
-            return
-        try:
-            await sandbox.stop()
-        except Exception:
-            log.exception("stopping VM %d failed", vm.id)
 
     def _drop_dead(self) -> None:
         for vm in list(self._vms.values()):
@@ -456,8 +448,14 @@ class Pool:
             await asyncio.sleep(self.settings.reclaim_interval_s)
             try:
                 self.reclaim()
+                self._health.tick(self._clock())
             except Exception:
                 log.exception("pool reclaim failed")
+
+    def _hung(self, vm: VMRecord) -> None:
+        self.counters["hung"] += 1
+        self._discard(vm, died=True)
+        self._dispatch()  # room for a replacement (and queued calls)
 
     def reclaim(self) -> int:
         """Stop bound VMs idle past their keep-alive (keeping min_warm); returns how many."""

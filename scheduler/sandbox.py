@@ -43,6 +43,10 @@ class Sandbox(Protocol):
 
     async def stop(self) -> None: ...
 
+    async def ping(self, timeout_s: float) -> float:
+        """Round trip in seconds; a VM that misses ``timeout_s`` is killed (VMGone)."""
+        ...
+
     async def warm_up(self) -> None:
         """Make the next load and call faster (a generic VM runs this while it waits)."""
 

@@ -55,6 +55,10 @@ class PoolSettings(BaseSettings):
     queue_timeout_s: float = Field(default=30.0, gt=0)
     # Period of the keep-alive reclaim and generic top-up loop.
     reclaim_interval_s: float = Field(default=1.0, gt=0)
+    # Every VM waiting for work is pinged this often; one that does not answer
+    # within ping_timeout_s is killed and replaced (measured: see scheduler/health.py).
+    health_interval_s: float = Field(default=5.0, gt=0)
+    ping_timeout_s: float = Field(default=5.0, gt=0)
     # MicroVMs booting at once (None: no limit); more wait, the boot of the
     # function with the fewest VMs first. Measured under TCG on 2 cores (see
     # scheduler/bootgate.py): a limit of 2 makes a burst's cold starts faster

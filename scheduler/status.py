@@ -50,6 +50,7 @@ class PoolStatus:
     reclaims: int
     deaths: int
     retries: int  # calls run again on another VM after theirs was lost
+    hung: int  # VMs killed for missing a ping deadline
     starts: Mapping[StartKind, int]
     rss_kib: int  # resident memory of every QEMU of the pool
     closed: bool
@@ -102,6 +103,7 @@ def summarize(
         reclaims=counters.get("reclaims", 0),
         deaths=counters.get("deaths", 0),
         retries=counters.get("retries", 0),
+        hung=counters.get("hung", 0),
         starts=dict(starts),
         rss_kib=sum(vm.sandbox.rss_kib() for vm in vms if vm.sandbox is not None),
         closed=closed,

@@ -25,10 +25,13 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import enum
+import logging
 
 from scheduler.errors import InvalidTransition
 from scheduler.model import FunctionVersion
 from scheduler.sandbox import Sandbox
+
+log = logging.getLogger(__name__)
 
 
 class VMState(enum.StrEnum):
@@ -146,3 +149,20 @@ class VMRecord:
     def release(self, now: float) -> None:
         self.in_flight -= 1
         self.last_used = now
+
+    # -- the sandbox behind it ------------------------------------------------
+    async def stop_sandbox(self) -> None:
+        """Stop whatever this record started: its sandbox, or the boot that would give it one."""
+        sandbox, task = self.sandbox, self.boot_task
+        if task is not None:
+            if not task.done():
+                task.cancel()
+            await asyncio.wait({task})
+            if not task.cancelled() and task.exception() is None:
+                sandbox = task.result()
+        if sandbox is None:
+            return
+        try:
+            await sandbox.stop()
+        except Exception:
+            log.exception("stopping VM %d failed", self.id)

@@ -221,10 +221,11 @@ class MicroVM:
             self.kill()
             raise AgentUnresponsive(f"{what} got no answer in {timeout:.1f}s; VM killed") from None
 
-    async def ping(self) -> float:
-        """Round trip of one protocol ping, in seconds."""
+    async def ping(self, timeout_s: float = CONTROL_CALL_TIMEOUT_S) -> float:
+        """Round trip of one protocol ping, in seconds; a VM that misses ``timeout_s``
+        is killed (AgentUnresponsive)."""
         started = time.perf_counter()
-        await self._bounded(self.agent.ping(), CONTROL_CALL_TIMEOUT_S, "ping")
+        await self._bounded(self.agent.ping(), timeout_s, "ping")
         return time.perf_counter() - started
 
     async def load(

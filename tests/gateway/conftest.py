@@ -56,6 +56,9 @@ class InProcessSandbox:
     async def warm_up(self) -> None:
         pass
 
+    async def ping(self, timeout_s: float) -> float:
+        return 0.0
+
     async def stop(self) -> None:
         self.alive = False
         self._runtime.close()

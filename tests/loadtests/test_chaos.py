@@ -1,7 +1,8 @@
-"""A short fault campaign in CI: real platform, real microVMs, serving QEMUs killed under load.
+"""A short fault campaign in CI: real platform, real microVMs, serving QEMUs killed and frozen
+under load.
 
-Every call must come back answered (lost = 0); calls caught on a killed VM ran
-again on another (X-Retries), and /metrics counted them.
+Every call must come back answered (lost = 0); calls caught on a killed or
+frozen VM ran again on another (X-Retries), and /metrics counted them.
 """
 
 from __future__ import annotations
@@ -18,14 +19,20 @@ from loadtests.launch import platform_process
 pytestmark = pytest.mark.vm
 
 
-def test_killing_serving_vms_under_load_loses_nothing(tmp_path: Path) -> None:
+def test_killing_and_freezing_serving_vms_under_load_loses_nothing(tmp_path: Path) -> None:
     state = tmp_path / "state"
-    extra = {"UNIFAAS_IDLE_TARGET": "0", "UNIFAAS_QUEUE_TIMEOUT_S": "60"}
+    # A VM is given up on 1 s (the grace) after its call's 1 s timeout: the
+    # freeze of 4 s outlasts both.
+    extra = {
+        "UNIFAAS_IDLE_TARGET": "0",
+        "UNIFAAS_QUEUE_TIMEOUT_S": "60",
+        "UNIFAAS_VM_CALL_GRACE_S": "1",
+    }
     with platform_process(state, max_vms=6, extra_env=extra) as served:
         token = (state / "token").read_text().strip()
         headers = {"Authorization": f"Bearer {token}"}
         with httpx.Client(base_url=served.url, headers=headers, timeout=120) as http:
-            deploy_echo(http)
+            deploy_echo(http, timeout_s=1.0)
             assert len(qemu_children(served.proc.pid)) == 2
             report = run_campaign(
                 served.url,
@@ -34,10 +41,12 @@ def test_killing_serving_vms_under_load_loses_nothing(tmp_path: Path) -> None:
                 clients=4,
                 duration_s=8,
                 kills=3,
+                freezes=1,
+                freeze_s=4,
                 progress=lambda _: None,
             )
             print(report.to_json())
-            assert report.sent > 20 and len(report.faults) == 3
+            assert report.sent > 20 and len(report.faults) == 4
             assert report.lost == 0, report.failed
             assert report.retried >= 1  # three kills under four busy clients hit calls
             metrics = http.get("/metrics").text
@@ -46,6 +55,7 @@ def test_killing_serving_vms_under_load_loses_nothing(tmp_path: Path) -> None:
             )
             assert counted is not None and float(counted.group(1)) >= report.retried
             status = http.get("/v1/status").json()["pool"]
-            assert status["deaths"] >= 1 and status["retries"] >= report.retried
+            assert status["deaths"] >= 4  # the three killed and the frozen one
+            assert status["retries"] >= report.retried
             # Afterwards the platform still serves.
             assert http.post(f"/fn/{FUNCTION}", content=b"after").content == b"after"

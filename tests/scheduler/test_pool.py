@@ -35,6 +35,8 @@ class FakeSandbox:
         self.max_in_flight = 0
         self.warm_ups = 0
         self.restored = False
+        self.frozen = False  # stops answering (SIGSTOP)
+        self.pings = 0
         self._gone = asyncio.Event()
 
     @property
@@ -78,6 +80,16 @@ class FakeSandbox:
 
     async def warm_up(self) -> None:
         self.warm_ups += 1
+
+    async def ping(self, timeout_s: float) -> float:
+        """A frozen fake never answers: like MicroVM, it is killed at the deadline."""
+        self.pings += 1
+        if self.frozen:
+            await asyncio.sleep(timeout_s)
+            self.dead = True
+            self._gone.set()
+            raise VMGone("ping got no answer; killed")
+        return 0.001
 
     async def stop(self) -> None:
         self.stopped = True
@@ -660,3 +672,29 @@ async def test_function_failures_are_answers_never_retried(make_pool: MakePool) 
     with pytest.raises(InvalidModule):
         await pool.invoke(fv(), load_bad, call())
     assert pool.status().retries == 0
+
+
+@virtual_time
+async def test_a_frozen_idle_vm_is_found_by_its_ping_and_replaced(
+    make_pool: MakePool, factory: FakeFactory
+) -> None:
+    pool = make_pool(reclaim_interval_s=1.0, health_interval_s=5.0, ping_timeout_s=2.0)
+    await pool.start()
+    f = fv(min_warm=1)
+    await pool.invoke(f, load_ok, call())
+    healthy = factory.sandboxes[0]
+    await asyncio.sleep(12)  # two health periods: pinged, answered, kept
+    assert healthy.pings >= 2 and not healthy.stopped and pool.status().hung == 0
+    healthy.frozen = True
+    await asyncio.sleep(8)  # the next ping misses its deadline
+    assert healthy.stopped and pool.status().hung == 1 and pool.status().vms == 0
+    result, kind, _ = await pool.invoke(f, load_ok, call())
+    assert (result.outcome, kind) == (Outcome.OK, StartKind.COLD)
+
+
+@virtual_time
+async def test_busy_vms_are_not_pinged(make_pool: MakePool, factory: FakeFactory) -> None:
+    pool = make_pool(reclaim_interval_s=1.0, health_interval_s=1.0)
+    await pool.start()
+    await pool.invoke(fv(), load_ok, call(b"sleep 10"))  # busy through ten periods
+    assert factory.sandboxes[0].pings == 0
