@@ -2,8 +2,9 @@
 schedule; one report counts what was sent, answered correctly, retried, failed and lost.
 
 Faults so far: ``kill -9`` of serving QEMUs (each a child of the ``up`` process),
-and ``SIGSTOP`` of a serving QEMU for longer than the function's timeout (the
-shim gives up on its calls after timeout + ``UNIFAAS_VM_CALL_GRACE_S`` and kills it).
+``SIGSTOP`` of a serving QEMU for longer than the function's timeout (the shim
+gives up on its calls after timeout + ``UNIFAAS_VM_CALL_GRACE_S`` and kills it),
+and ``kill -9`` of the embedded redis-server.
 Every client posts a unique body to echo and checks it comes back: anything but
 that body with status 200 is *lost*. ``unifaas bench chaos`` runs a campaign
 against a platform of its own; the tests run short ones.
@@ -55,6 +56,11 @@ class Report:
 
 def qemu_children(parent: int) -> list[int]:
     """Pids of the QEMU processes ``parent`` started."""
+    return children(parent, b"qemu-system")
+
+
+def children(parent: int, program: bytes) -> list[int]:
+    """Pids of the live processes ``parent`` started whose command line holds ``program``."""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -66,7 +72,7 @@ def qemu_children(parent: int) -> list[int]:
             continue
         # The command name may hold spaces or parentheses: fields follow the last ')'.
         fields = stat.rsplit(")", 1)[1].split()
-        if int(fields[1]) == parent and fields[0] != "Z" and b"qemu-system" in cmdline:
+        if int(fields[1]) == parent and fields[0] != "Z" and program in cmdline:
             found.append(int(entry.name))
     return sorted(found)
 
@@ -120,6 +126,7 @@ def run_campaign(
     kills: int = 3,
     freezes: int = 0,
     freeze_s: float = 0.0,
+    redis_kills: int = 0,
     progress: Progress = print,
 ) -> Report:
     """Drive ``clients`` against the deployed echo for ``duration_s`` while killing
@@ -134,11 +141,11 @@ def run_campaign(
     for t in threads:
         t.start()
     try:
-        faults = ["kill"] * kills + ["freeze"] * freezes
+        faults = ["kill"] * kills + ["freeze"] * freezes + ["redis"] * redis_kills
         gap = duration_s / (len(faults) + 1)
         for k, fault in enumerate(faults):
             time.sleep(gap)
-            pids = qemu_children(up_pid)
+            pids = children(up_pid, b"redis-server" if fault == "redis" else b"qemu-system")
             if not pids:
                 report.faults.append(f"{fault} {k + 1}: no QEMU")
                 continue
@@ -147,6 +154,9 @@ def run_campaign(
             if fault == "kill":
                 os.kill(victim, signal.SIGKILL)
                 report.faults.append(f"kill -9 QEMU {victim} {at}")
+            elif fault == "redis":
+                os.kill(victim, signal.SIGKILL)
+                report.faults.append(f"kill -9 redis-server {victim} {at}")
             else:
                 threading.Thread(target=_freeze, args=(victim, freeze_s), daemon=True).start()
                 report.faults.append(f"SIGSTOP QEMU {victim} for {freeze_s:g}s {at}")
@@ -206,6 +216,7 @@ def chaos(
     duration_s: float = 45.0,
     kills: int = 3,
     freezes: int = 1,
+    redis_kills: int = 1,
     progress: Progress = print,
 ) -> Report:
     """A campaign against a platform of its own (``unifaas up`` as a child process)."""
@@ -223,8 +234,8 @@ def chaos(
             with httpx.Client(base_url=served.url, headers=headers, timeout=120) as http:
                 deploy_echo(http, timeout_s=TIMEOUT_S)
             progress(
-                f"{clients} clients for {duration_s:g}s, {kills} kills and {freezes} "
-                "freezes of serving VMs"
+                f"{clients} clients for {duration_s:g}s: {kills} kills and {freezes} "
+                f"freezes of serving VMs, {redis_kills} kills of redis-server"
             )
             return run_campaign(
                 served.url,
@@ -235,5 +246,6 @@ def chaos(
                 kills=kills,
                 freezes=freezes,
                 freeze_s=TIMEOUT_S + GRACE_S + 2,
+                redis_kills=redis_kills,
                 progress=progress,
             )

@@ -48,7 +48,9 @@ def cmd_bench_platform(args: argparse.Namespace) -> int:
 def cmd_bench_chaos(args: argparse.Namespace) -> int:
     from loadtests.chaos import chaos
 
-    report = chaos(args.clients, args.duration, args.kills, args.freezes, progress)
+    report = chaos(
+        args.clients, args.duration, args.kills, args.freezes, args.redis_kills, progress
+    )
     print(json.dumps(report.to_json(), indent=None if args.json else 2))
     return 0 if report.lost == 0 else 1
 
@@ -89,7 +91,8 @@ def register(cli: Commands) -> None:
         "Start `unifaas up` as a child process, deploy echo with two warm VMs, drive "
         "CLIENTS clients posting unique bodies for DURATION seconds while KILLS serving "
         "QEMUs are killed with SIGKILL and FREEZES frozen with SIGSTOP for longer than the "
-        "function's timeout, evenly spaced, and print one JSON report (sent, "
+        "function's timeout, and REDIS_KILLS kill the embedded redis-server, evenly "
+        "spaced, and print one JSON report (sent, "
         "answered, retried, failed by kind, lost, p50/p99). Exits 1 when anything was lost.",
         group="bench",
     )
@@ -104,5 +107,8 @@ def register(cli: Commands) -> None:
         type=int,
         default=1,
         help="serving VMs frozen (SIGSTOP) past the function's timeout (default 1)",
+    )
+    chaos.add_argument(
+        "--redis-kills", type=int, default=1, help="kills of the embedded redis-server (default 1)"
     )
     chaos.set_defaults(func=cmd_bench_chaos)

@@ -19,6 +19,7 @@ from types import TracebackType
 
 import redis.asyncio as aioredis
 
+from scheduler.errors import StateStoreError
 from scheduler.model import NodeRecord
 from scheduler.pool import Pool
 from scheduler.redis_server import EmbeddedRedis, connect
@@ -107,6 +108,7 @@ class Node:
         self._platform = platform = Platform(Registry(redis), pool, self.id)
         stack.push_async_callback(platform.close)
         await pool.start()
+        await platform.start()
         await platform.warm_up()
         beat = asyncio.create_task(self._heartbeat(), name="node-heartbeat")
         stack.callback(beat.cancel)
@@ -127,6 +129,16 @@ class Node:
         )
 
     async def _heartbeat(self) -> None:
+        """Beat until cancelled; an unreachable state store costs beats, not the heartbeat."""
+        reachable = True
         while True:
-            await self.platform.registry.register_node(self.record())
+            try:
+                await self.platform.registry.register_node(self.record())
+                if not reachable:
+                    log.warning("heartbeat: state store reachable again")
+                reachable = True
+            except StateStoreError as err:
+                if reachable:
+                    log.warning("heartbeat: state store unreachable (%s); still beating", err)
+                reachable = False
             await asyncio.sleep(self.settings.heartbeat_s)

@@ -6,12 +6,18 @@ starts ``redis-server`` with its data (append-only file) under
 SIGTERM (so it flushes its AOF), escalating to SIGKILL after a deadline. It
 cleans up on every path, a failed start included. TCP is disabled; only the
 owner can use the socket (mode 700).
+
+While it runs, it is supervised: a redis-server that dies is started again from
+its append-only file, after 0.1 s the first time and longer when it keeps dying
+(see RESTART_BACKOFF_S), with a log line each time. Clients made by
+:func:`connect` retry their commands across such a restart.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import shutil
 import signal
 import tempfile
@@ -20,11 +26,15 @@ from types import TracebackType
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
+from redis.backoff import ExponentialBackoff, NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from scheduler.errors import RedisNotInstalled, RedisStartError, StateStoreError
 from unikernel.children import die_with_parent, read_tail
+
+log = logging.getLogger(__name__)
 
 REDIS_BINARY = "redis-server"
 # Loading a large AOF can take a while; an empty one answers within ~50 ms.
@@ -33,6 +43,15 @@ START_POLL_S = 0.02
 # After SIGTERM redis fsyncs its AOF and exits; then we SIGKILL.
 STOP_TIMEOUT_S = 10.0
 CONNECT_TIMEOUT_S = 5.0
+# Waits before restarting a redis-server that died: the first soon, then longer
+# while it keeps dying within STABLE_S of its start.
+RESTART_BACKOFF_S = (0.1, 0.5, 1.0, 2.0, 5.0)
+STABLE_S = 10.0
+# A client's command that finds the connection broken is retried with backoff
+# for about two seconds in all: long enough to ride out a supervised restart.
+COMMAND_RETRIES = 7
+COMMAND_BACKOFF_BASE_S = 0.05
+COMMAND_BACKOFF_CAP_S = 0.5
 # sun_path is 108 bytes; longer socket paths go to a short private temp dir.
 UNIX_PATH_MAX = 100
 
@@ -58,7 +77,15 @@ def redis_argv(binary: str, data_dir: Path, socket_path: Path) -> list[str]:
 async def connect(url: str) -> aioredis.Redis:
     """A client for ``url`` (``redis://``, ``rediss://``, ``unix://``) that answered PING."""
     try:
-        client = aioredis.Redis.from_url(url, socket_connect_timeout=CONNECT_TIMEOUT_S)
+        client = aioredis.Redis.from_url(
+            url,
+            socket_connect_timeout=CONNECT_TIMEOUT_S,
+            retry=Retry(
+                ExponentialBackoff(cap=COMMAND_BACKOFF_CAP_S, base=COMMAND_BACKOFF_BASE_S),
+                COMMAND_RETRIES,
+            ),
+            retry_on_error=[RedisConnectionError, RedisTimeoutError, ConnectionError, OSError],
+        )
     except (ValueError, RedisError) as err:
         raise StateStoreError(f"bad Redis URL {url!r}: {err}") from err
     try:
@@ -81,6 +108,10 @@ class EmbeddedRedis:
         self.log_path = self.data_dir / "redis.log"
         self.pid_path = self.data_dir / "redis.pid"
         self._proc: asyncio.subprocess.Process | None = None
+        self._binary_path = ""
+        self._supervisor: asyncio.Task[None] | None = None
+        self._stopping = False
+        self.restarts = 0
         self._tmp_dir: Path | None = None
         self.socket_path = self.data_dir / "redis.sock"
 
@@ -131,6 +162,12 @@ class EmbeddedRedis:
         if len(str(self.socket_path)) > UNIX_PATH_MAX:
             self._tmp_dir = Path(tempfile.mkdtemp(prefix="unifaas-redis-"))
             self.socket_path = self._tmp_dir / "redis.sock"
+        self._binary_path = path
+        await self._spawn()
+        self._supervisor = asyncio.create_task(self._supervise(), name="redis-supervisor")
+
+    async def _spawn(self) -> None:
+        path = self._binary_path
         with self.log_path.open("ab") as log:
             # Errors before redis opens its logfile (bad arguments) go to stdout/stderr.
             try:
@@ -173,8 +210,43 @@ class EmbeddedRedis:
         finally:
             await client.aclose()
 
+    async def _supervise(self) -> None:
+        """Start redis-server again whenever it dies, until stop()."""
+        failures = 0
+        while not self._stopping:
+            proc = self._proc
+            assert proc is not None
+            started = asyncio.get_running_loop().time()
+            code = await proc.wait()
+            if self._stopping:
+                return
+            lived_s = asyncio.get_running_loop().time() - started
+            # Only a restart that dies again soon backs off further.
+            failures = failures + 1 if self.restarts and lived_s < STABLE_S else 0
+            delay = RESTART_BACKOFF_S[min(failures, len(RESTART_BACKOFF_S) - 1)]
+            log.warning(
+                "redis-server (pid %d) exited with code %s; restarting it from its "
+                "append-only file in %.1f s",
+                proc.pid,
+                code,
+                delay,
+            )
+            await asyncio.sleep(delay)
+            try:
+                await self._spawn()
+            except RedisStartError as err:
+                log.error("restarting redis-server failed: %s", err)
+                continue
+            self.restarts += 1
+            log.warning("redis-server restarted (pid %s, restart %d)", self.pid, self.restarts)
+
     async def stop(self) -> None:
         """SIGTERM (redis flushes its AOF), SIGKILL after STOP_TIMEOUT_S; idempotent."""
+        self._stopping = True
+        if self._supervisor is not None:
+            self._supervisor.cancel()
+            await asyncio.gather(self._supervisor, return_exceptions=True)
+            self._supervisor = None
         proc, self._proc = self._proc, None
         try:
             if proc is not None and proc.returncode is None:

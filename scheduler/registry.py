@@ -248,9 +248,16 @@ class Registry:
     # invocations
 
     async def record_invocation(self, rec: InvocationRecord) -> None:
-        data = dataclasses.asdict(rec)
-        data["start"] = rec.start.value
-        await self.state.put_invocation(rec.id, rec.function, data)
+        await self.record_invocations([rec])
+
+    async def record_invocations(self, recs: builtins.list[InvocationRecord]) -> None:
+        """Store a batch of records in one round trip."""
+        batch = []
+        for rec in recs:
+            data = dataclasses.asdict(rec)
+            data["start"] = rec.start.value
+            batch.append((rec.id, rec.function, data))
+        await self.state.put_invocations(batch)
 
     async def invocation(self, invocation_id: str) -> InvocationRecord:
         data = await self.state.get_invocation(invocation_id)

@@ -23,7 +23,9 @@ from scheduler.model import (
     InvocationRecord,
     StartKind,
 )
+from scheduler.nodecache import NodeCache
 from scheduler.pool import ArtifactLoader, Pool
+from scheduler.records import RecordWriter
 from scheduler.registry import Registry
 from scheduler.status import FunctionVMs
 from wasm_runtime import abi
@@ -84,7 +86,13 @@ class Platform:
         self.registry = registry
         self.pool = pool
         self.node_id = node_id
+        self.cache = NodeCache(registry)
+        self.records = RecordWriter(registry)
         self._background: set[asyncio.Task[Any]] = set()
+
+    async def start(self) -> None:
+        """Follow the registry's change notifications (so versions can be cached here)."""
+        self._spawn(self.cache.follow_changes())
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
@@ -94,7 +102,7 @@ class Platform:
 
     def _loader(self, fv: FunctionVersion) -> ArtifactLoader:
         async def load() -> tuple[bytes, bytes | None]:
-            return await self.registry.artifacts(fv)
+            return await self.cache.artifacts(fv)
 
         return load
 
@@ -103,6 +111,7 @@ class Platform:
         self, name: str, module: bytes, config: FunctionConfig, files_tar: bytes | None = None
     ) -> FunctionVersion:
         fv = await self.registry.deploy(name, module, config, files_tar)
+        self.cache.forget(name)
         await self.pool.drain(name, keep=fv.ref)
         if fv.config.min_warm:
             self._spawn(self.pool.ensure_min_warm(fv, self._loader(fv)))
@@ -110,11 +119,13 @@ class Platform:
 
     async def rollback(self, name: str, to: int | None = None) -> FunctionVersion:
         fv = await self.registry.rollback(name, to)
+        self.cache.forget(name)
         await self.pool.drain(name, keep=fv.ref)
         return fv
 
     async def delete(self, name: str) -> None:
         await self.registry.delete(name)
+        self.cache.forget(name)
         await self.pool.drain(name)
 
     async def describe(self, name: str) -> FunctionDescription:
@@ -137,7 +148,7 @@ class Platform:
         started = time.perf_counter()
         outcome = InvokeOutcome(invocation_id=uuid.uuid4().hex[:16], function=name)
         try:
-            fv = await self.registry.current(name)
+            fv = await self.cache.current(name)
             outcome.version = fv.version
             if not fv.config.public and not request.authorized:
                 raise AccessDenied(name)
@@ -165,9 +176,10 @@ class Platform:
         return outcome
 
     def record(self, outcome: InvokeOutcome, status: int) -> None:
-        """Store the invocation record (in the background) once the HTTP status is known."""
+        """Queue the invocation record once the HTTP status is known (written in batches,
+        kept while Redis is away)."""
         if outcome.version is not None:
-            self._spawn(self._record(outcome, status))
+            self.records.add(self._record(outcome, status))
 
     def _abi_request(self, name: str, fv: FunctionVersion, req: InvokeRequest) -> abi.AbiRequest:
         env = tuple(fv.config.env.items())
@@ -187,9 +199,9 @@ class Platform:
             )
         return abi.raw_invocation(req.body, base_env=env, base_args=fv.config.args)
 
-    async def _record(self, outcome: InvokeOutcome, status: int) -> None:
+    def _record(self, outcome: InvokeOutcome, status: int) -> InvocationRecord:
         result = outcome.result
-        record = InvocationRecord(
+        return InvocationRecord(
             id=outcome.invocation_id,
             function=outcome.function,
             version=outcome.version or 0,
@@ -203,9 +215,9 @@ class Platform:
             retries=outcome.retries,
             created_at=time.time(),
         )
-        await self.registry.record_invocation(record)
 
     async def close(self) -> None:
+        await self.records.close()
         for task in list(self._background):
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)

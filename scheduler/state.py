@@ -18,6 +18,9 @@ in the project builds a key or runs a command. Keys (all under ``unifaas:``)::
     unifaas:nodes                       SET     ids of nodes that registered (pruned lazily)
     unifaas:node:{id}                   STRING  JSON node info, expires after NODE_TTL_S
                                                 unless the node heartbeats again
+    unifaas:changes                     CHANNEL pub/sub: the name of a function whose
+                                                current version changed (deploy, rollback,
+                                                delete), for the nodes' caches
 
 Function names are ``[a-z0-9-]`` (checked by the registry), so they never contain
 the ``:`` separator. Every redis-py error is translated into
@@ -29,7 +32,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -71,6 +74,10 @@ def versions_key(name: str) -> str:
 
 def recent_key(name: str) -> str:
     return f"{PREFIX}fn:{name}:recent"
+
+
+def changes_channel() -> str:
+    return f"{PREFIX}changes"
 
 
 def invocation_key(invocation_id: str) -> str:
@@ -206,7 +213,32 @@ class StateStore:
             version = await self._create_version(
                 keys=keys, args=[name, json.dumps(record), repr(now)]
             )
+        await self._changed(name)
         return int(version)
+
+    async def _changed(self, name: str) -> None:
+        """Tell the nodes' caches (best effort: a node also re-reads on reconnect)."""
+        with _translated("publish change"):
+            await self._r.publish(changes_channel(), name)
+
+    async def changes(self) -> AsyncIterator[str]:
+        """Names of functions as their current version changes, until the connection ends
+        (then StateStoreError; subscribe again and treat everything as changed).
+
+        ``""`` comes whenever the subscription is (again) in place: first, and
+        after redis-py reconnected by itself (Redis restarted: a change may have
+        been missed, or lost with the last second of its append-only file).
+        """
+        with _translated("subscribe to changes"):
+            async with self._r.pubsub() as pubsub:
+                await pubsub.subscribe(changes_channel())
+                while True:
+                    message = await pubsub.get_message(timeout=None)
+                    kind = None if message is None else message.get("type")
+                    if kind == "subscribe":
+                        yield ""
+                    elif kind == "message" and message is not None:
+                        yield _str(message["data"])
 
     async def rollback(self, name: str, to: int | None, now: float) -> int:
         """Make version ``to`` (None: the one before the current) current; returns it."""
@@ -216,6 +248,8 @@ class StateStore:
                 keys=keys, args=["" if to is None else str(to), repr(now)]
             )
         status, version = int(status), int(version)
+        if status == 0:
+            await self._changed(name)
         if status == 1:
             raise FunctionNotFound(name)
         if status == 2:
@@ -236,6 +270,7 @@ class StateStore:
         keys = [function_key(name), versions_key(name), recent_key(name), functions_key()]
         with _translated("delete function"):
             existed = await self._delete(keys=keys, args=[name])
+        await self._changed(name)
         return bool(existed)
 
     async def get_function(self, name: str) -> tuple[dict[str, str], list[int]] | None:
@@ -266,11 +301,17 @@ class StateStore:
         self, invocation_id: str, function: str, record: dict[str, Any]
     ) -> None:
         """Store a record (expiring) and push its id on the function's capped recent list."""
-        with _translated("record invocation"):
+        await self.put_invocations([(invocation_id, function, record)])
+
+    async def put_invocations(self, records: list[tuple[str, str, dict[str, Any]]]) -> None:
+        """Store a batch of (id, function, record) in one round trip, oldest first."""
+        with _translated("record invocations"):
             async with self._r.pipeline(transaction=True) as pipe:
-                pipe.set(invocation_key(invocation_id), json.dumps(record), ex=INVOCATION_TTL_S)
-                pipe.lpush(recent_key(function), invocation_id)
-                pipe.ltrim(recent_key(function), 0, RECENT_INVOCATIONS - 1)
+                for invocation_id, function, record in records:
+                    key = invocation_key(invocation_id)
+                    pipe.set(key, json.dumps(record), ex=INVOCATION_TTL_S)
+                    pipe.lpush(recent_key(function), invocation_id)
+                    pipe.ltrim(recent_key(function), 0, RECENT_INVOCATIONS - 1)
                 await pipe.execute()
 
     async def get_invocation(self, invocation_id: str) -> dict[str, Any] | None:

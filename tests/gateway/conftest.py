@@ -93,6 +93,7 @@ async def client(
 ) -> AsyncIterator[httpx.AsyncClient]:
     pool = Pool(factory, PoolSettings(max_vms=2, idle_target=0, queue_timeout_s=5))
     platform = Platform(Registry(redis), pool, "test-node")
+    await platform.start()
     await pool.start()
     settings = GatewaySettings(max_body_bytes=1024)
     app = create_app(platform, TOKEN, settings)

@@ -1,5 +1,5 @@
 """A short fault campaign in CI: real platform, real microVMs, serving QEMUs killed and frozen
-under load.
+under load, the embedded redis-server killed.
 
 Every call must come back answered (lost = 0); calls caught on a killed or
 frozen VM ran again on another (X-Retries), and /metrics counted them.
@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from functions import wat_module
 from loadtests.chaos import FUNCTION, deploy_echo, qemu_children, run_campaign
 from loadtests.launch import platform_process
 
@@ -43,10 +44,11 @@ def test_killing_and_freezing_serving_vms_under_load_loses_nothing(tmp_path: Pat
                 kills=3,
                 freezes=1,
                 freeze_s=4,
+                redis_kills=1,
                 progress=lambda _: None,
             )
             print(report.to_json())
-            assert report.sent > 20 and len(report.faults) == 4
+            assert report.sent > 20 and len(report.faults) == 5
             assert report.lost == 0, report.failed
             assert report.retried >= 1  # three kills under four busy clients hit calls
             metrics = http.get("/metrics").text
@@ -57,5 +59,12 @@ def test_killing_and_freezing_serving_vms_under_load_loses_nothing(tmp_path: Pat
             status = http.get("/v1/status").json()["pool"]
             assert status["deaths"] >= 4  # the three killed and the frozen one
             assert status["retries"] >= report.retried
-            # Afterwards the platform still serves.
+            # Afterwards the platform still serves, deploys and records.
             assert http.post(f"/fn/{FUNCTION}", content=b"after").content == b"after"
+            deploy = http.post(
+                "/v1/functions/after-chaos", files={"module": ("e.wasm", wat_module("echo"))}
+            )
+            assert deploy.status_code == 201, deploy.text
+            assert http.post("/fn/after-chaos", content=b"new").content == b"new"
+            logs = http.get(f"/v1/functions/{FUNCTION}/invocations", params={"limit": 5})
+            assert len(logs.json()) == 5

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import signal
 import stat
+import time
 from pathlib import Path
 
 import pytest
@@ -111,3 +114,26 @@ async def test_connect_errors_are_state_store_errors(tmp_path: Path) -> None:
         await connect("http://nope")
     with pytest.raises(StateStoreError, match="cannot reach"):
         await connect(f"unix://{tmp_path}/missing.sock")
+
+
+async def test_a_killed_server_is_restarted_from_its_aof_and_clients_ride_it_out(
+    tmp_path: Path,
+) -> None:
+    async with EmbeddedRedis(tmp_path) as server:
+        client = await connect(server.url)
+        try:
+            await client.set("kept", b"yes")
+            await asyncio.sleep(1.2)  # appendfsync everysec: on disk by now
+            first = server.pid
+            assert first is not None
+            os.kill(first, signal.SIGKILL)
+            started = time.monotonic()
+            # The client's retries span the restart: no error reaches the caller.
+            assert await client.get("kept") == b"yes"
+            assert time.monotonic() - started < 3.0
+            assert server.restarts == 1 and server.pid not in (None, first)
+            assert not alive(first)
+        finally:
+            await client.aclose()
+        second = server.pid
+    assert second is not None and not alive(second)

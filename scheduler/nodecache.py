@@ -1,0 +1,98 @@
+"""What a node keeps of the registry so that a warm call needs no Redis at all.
+
+- The current version of each function, until a change notification
+  (``unifaas:changes``) or this node's own deploy, rollback or delete says
+  otherwise; everything is forgotten when the notifications stop (Redis went
+  away: a change may have been missed) and again when they resume.
+- Artifacts and files bundles, by content hash: never stale, bounded in bytes
+  (least recently used out first).
+
+So while Redis is down, functions whose version and artifacts are here keep
+serving; the others get StateStoreError (503) until it is back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+
+from scheduler.errors import StateStoreError
+from scheduler.model import FunctionVersion
+from scheduler.registry import Registry
+
+log = logging.getLogger(__name__)
+
+# Blobs kept on the node (precompiled artifacts are a few MiB each).
+BLOB_BUDGET_BYTES = 256 * 1024 * 1024
+# Waits between attempts to resubscribe to changes while Redis is away.
+RESUBSCRIBE_BACKOFF_S = (0.1, 0.2, 0.5, 1.0, 2.0)
+
+
+class NodeCache:
+    def __init__(self, registry: Registry, blob_budget_bytes: int = BLOB_BUDGET_BYTES) -> None:
+        self.registry = registry
+        self._versions: dict[str, FunctionVersion] = {}
+        self._blobs: collections.OrderedDict[str, bytes] = collections.OrderedDict()
+        self._blob_bytes = 0
+        self._blob_budget = blob_budget_bytes
+        self.following = False  # notifications arrive: cached versions can be trusted
+
+    async def current(self, name: str) -> FunctionVersion:
+        fv = self._versions.get(name) if self.following else None
+        if fv is None:
+            fv = await self.registry.current(name)
+            if self.following:
+                self._versions[name] = fv
+        return fv
+
+    def forget(self, name: str | None = None) -> None:
+        """Forget one function's current version, or every one."""
+        if name is None:
+            self._versions.clear()
+        else:
+            self._versions.pop(name, None)
+
+    async def blob(self, sha: str) -> bytes:
+        data = self._blobs.get(sha)
+        if data is not None:
+            self._blobs.move_to_end(sha)
+            return data
+        data = await self.registry.blob(sha)
+        if len(data) <= self._blob_budget:
+            self._blobs[sha] = data
+            self._blob_bytes += len(data)
+            while self._blob_bytes > self._blob_budget:
+                _, old = self._blobs.popitem(last=False)
+                self._blob_bytes -= len(old)
+        return data
+
+    async def artifacts(self, fv: FunctionVersion) -> tuple[bytes, bytes | None]:
+        """The precompiled artifact and files bundle of a version (None: it has none)."""
+        artifact = await self.blob(fv.artifact_sha256)
+        files = await self.blob(fv.files_sha256) if fv.files_sha256 is not None else None
+        return artifact, files
+
+    async def follow_changes(self) -> None:
+        """Apply change notifications until cancelled, resubscribing after an outage."""
+        failures = 0
+        while True:
+            try:
+                async for name in self.registry.state.changes():
+                    if name:
+                        self.forget(name)
+                        continue
+                    # Subscribed: what was cached before may have missed a change.
+                    self.forget()
+                    self.following = True
+                    if failures:
+                        log.warning("state store back: following function changes again")
+                    failures = 0
+                raise StateStoreError("the change notifications ended")
+            except StateStoreError as err:
+                if self.following or failures == 0:
+                    log.warning("state store unreachable (%s): cached versions not trusted", err)
+                self.following = False
+                self.forget()
+                await asyncio.sleep(RESUBSCRIBE_BACKOFF_S[min(failures, 4)])
+                failures += 1
