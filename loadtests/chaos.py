@@ -4,7 +4,8 @@ schedule; one report counts what was sent, answered correctly, retried, failed a
 Faults so far: ``kill -9`` of serving QEMUs (each a child of the ``up`` process),
 ``SIGSTOP`` of a serving QEMU for longer than the function's timeout (the shim
 gives up on its calls after timeout + ``UNIFAAS_VM_CALL_GRACE_S`` and kills it),
-and ``kill -9`` of the embedded redis-server.
+``kill -9`` of the embedded redis-server, and deletion of the snapshot template's
+RAM file (new VMs are booted while the template is rebuilt).
 Every client posts a unique body to echo and checks it comes back: anything but
 that body with status 200 is *lost*. ``unifaas bench chaos`` runs a campaign
 against a platform of its own; the tests run short ones.
@@ -34,6 +35,7 @@ from loadtests.launch import platform_process
 
 Progress = Callable[[str], None]
 FUNCTION = "chaos-echo"
+SNAPSHOT_DIR = "/dev/shm"  # where the platform keeps template RAM (UNIFAAS_VM_SNAPSHOT_DIR unset)
 BODY_BYTES = 32 * 1024  # big enough that a call is in flight most of the time under TCG
 
 
@@ -49,6 +51,8 @@ class Report:
     lost: int = 0  # anything but a correct answer
     p50_ms: float = 0.0
     p99_ms: float = 0.0
+    # After the campaign, a new function was deployed and answered (bench chaos only).
+    deployed_after: bool | None = None
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -127,6 +131,7 @@ def run_campaign(
     freezes: int = 0,
     freeze_s: float = 0.0,
     redis_kills: int = 0,
+    template_deletions: int = 0,
     progress: Progress = print,
 ) -> Report:
     """Drive ``clients`` against the deployed echo for ``duration_s`` while killing
@@ -141,16 +146,28 @@ def run_campaign(
     for t in threads:
         t.start()
     try:
-        faults = ["kill"] * kills + ["freeze"] * freezes + ["redis"] * redis_kills
+        faults = (
+            ["kill"] * kills
+            + ["freeze"] * freezes
+            + ["redis"] * redis_kills
+            + ["template"] * template_deletions
+        )
         gap = duration_s / (len(faults) + 1)
         for k, fault in enumerate(faults):
             time.sleep(gap)
+            at = f"at {gap * (k + 1):.1f}s"
+            if fault == "template":
+                rams = sorted(Path(SNAPSHOT_DIR).glob(f"unifaas-tpl-{up_pid}-*/ram"))
+                for ram in rams:
+                    ram.unlink(missing_ok=True)
+                report.faults.append(f"deleted the template RAM file ({len(rams)}) {at}")
+                progress(report.faults[-1])
+                continue
             pids = children(up_pid, b"redis-server" if fault == "redis" else b"qemu-system")
             if not pids:
-                report.faults.append(f"{fault} {k + 1}: no QEMU")
+                report.faults.append(f"{fault} {k + 1}: no process")
                 continue
             victim = pids[k % len(pids)]
-            at = f"at {gap * (k + 1):.1f}s"
             if fault == "kill":
                 os.kill(victim, signal.SIGKILL)
                 report.faults.append(f"kill -9 QEMU {victim} {at}")
@@ -217,6 +234,7 @@ def chaos(
     kills: int = 3,
     freezes: int = 1,
     redis_kills: int = 1,
+    template_deletions: int = 1,
     progress: Progress = print,
 ) -> Report:
     """A campaign against a platform of its own (``unifaas up`` as a child process)."""
@@ -235,9 +253,10 @@ def chaos(
                 deploy_echo(http, timeout_s=TIMEOUT_S)
             progress(
                 f"{clients} clients for {duration_s:g}s: {kills} kills and {freezes} "
-                f"freezes of serving VMs, {redis_kills} kills of redis-server"
+                f"freezes of serving VMs, {redis_kills} kills of redis-server, "
+                f"{template_deletions} deletions of the template"
             )
-            return run_campaign(
+            report = run_campaign(
                 served.url,
                 token,
                 served.proc.pid,
@@ -247,5 +266,17 @@ def chaos(
                 freezes=freezes,
                 freeze_s=TIMEOUT_S + GRACE_S + 2,
                 redis_kills=redis_kills,
+                template_deletions=template_deletions,
                 progress=progress,
             )
+            with httpx.Client(base_url=served.url, headers=headers, timeout=120) as http:
+                report.deployed_after = _deploys_and_serves(http)
+            return report
+
+
+def _deploys_and_serves(http: httpx.Client) -> bool:
+    module = {"module": ("echo.wasm", wat_module("echo"))}
+    if http.post("/v1/functions/chaos-after", files=module).status_code != 201:
+        return False
+    r = http.post("/fn/chaos-after", content=b"after the faults")
+    return r.status_code == 200 and r.content == b"after the faults"

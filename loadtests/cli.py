@@ -49,10 +49,16 @@ def cmd_bench_chaos(args: argparse.Namespace) -> int:
     from loadtests.chaos import chaos
 
     report = chaos(
-        args.clients, args.duration, args.kills, args.freezes, args.redis_kills, progress
+        args.clients,
+        args.duration,
+        args.kills,
+        args.freezes,
+        args.redis_kills,
+        args.template_deletions,
+        progress=progress,
     )
     print(json.dumps(report.to_json(), indent=None if args.json else 2))
-    return 0 if report.lost == 0 else 1
+    return 0 if report.lost == 0 and report.deployed_after else 1
 
 
 def register(cli: Commands) -> None:
@@ -110,5 +116,11 @@ def register(cli: Commands) -> None:
     )
     chaos.add_argument(
         "--redis-kills", type=int, default=1, help="kills of the embedded redis-server (default 1)"
+    )
+    chaos.add_argument(
+        "--template-deletions",
+        type=int,
+        default=1,
+        help="deletions of the snapshot template's RAM file (default 1)",
     )
     chaos.set_defaults(func=cmd_bench_chaos)

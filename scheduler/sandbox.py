@@ -89,7 +89,9 @@ class MicroVMFactory:
 
     Each is a clone of a snapshot template when snapshots are on (the first
     start boots and saves the template; the others wait for it, then take
-    ~0.1 s instead of a boot); a clone that fails to start is booted instead.
+    ~0.1 s instead of a boot). A template that fails a clone (its RAM file
+    deleted, its state corrupted, ...) is dropped and rebuilt in the
+    background; meanwhile, and for the clone that failed, VMs are booted.
     """
 
     def __init__(self, image: GuestImage, vm_settings: VMSettings, accel: Accel) -> None:
@@ -100,7 +102,10 @@ class MicroVMFactory:
         self._template: Template | None = None
         self._template_lock = asyncio.Lock()
         self._snapshots = vm_settings.snapshots
+        self._made_once = False  # the first template is waited for; later ones are not
+        self._rebuild: asyncio.Task[Template | None] | None = None
         self.restore_failures = 0
+        self.template_rebuilds = 0
 
     def host_limits(self) -> HostLimits:
         return HostLimits(
@@ -109,14 +114,34 @@ class MicroVMFactory:
 
     async def boot(self) -> Sandbox:
         name = f"pool-{next(self._numbers)}"
-        template = await self._ensure_template()
+        template = await self._ensure_template() if not self._made_once else self._template
+        if template is not None and not template.intact():
+            self._drop_template(template, "its files are gone")
+            template = None
         if template is not None:
             try:
                 return await MicroVM.restore(template, self.vm_settings, name=name)
             except UnikernelError as err:
                 self.restore_failures += 1
-                log.warning("starting %s from the snapshot failed, booting it: %s", name, err)
+                self._drop_template(template, f"starting {name} from it failed: {err}")
         return await MicroVM.boot(self.image, self.vm_settings, self.accel, name=name)
+
+    def _drop_template(self, template: Template, why: str) -> None:
+        """Boot VMs until a new template is made in the background."""
+        if self._template is not template:
+            return  # another boot dropped it already
+        log.warning("snapshot template dropped (%s): booting VMs while it is rebuilt", why)
+        template.remove()
+        self._template = None
+        if self._snapshots and (self._rebuild is None or self._rebuild.done()):
+            self.template_rebuilds += 1
+            self._rebuild = asyncio.create_task(self._ensure_template(), name="template-rebuild")
+
+    async def wait_template(self) -> Template | None:
+        """The template once any rebuild under way is over (None: VMs are booted)."""
+        if self._rebuild is not None:
+            await asyncio.wait({self._rebuild})
+        return self._template
 
     async def _ensure_template(self) -> Template | None:
         if not self._snapshots:
@@ -132,9 +157,13 @@ class MicroVMFactory:
                 except UnikernelError as err:
                     log.warning("making the snapshot template failed, booting every VM: %s", err)
                     self._snapshots = False
+                self._made_once = True
         return self._template
 
     async def close(self) -> None:
+        if self._rebuild is not None:
+            self._rebuild.cancel()
+            await asyncio.gather(self._rebuild, return_exceptions=True)
         if self._template is not None:
             self._template.remove()
             self._template = None

@@ -41,6 +41,10 @@ class Template:
     state_file: Path
     hello: Hello
 
+    def intact(self) -> bool:
+        """Its RAM and state files are still there (a clone of it can start)."""
+        return self.memory_file.is_file() and self.state_file.is_file()
+
     def remove(self) -> None:
         """Delete its files; running clones keep their mapping of the RAM file."""
         shutil.rmtree(self.directory, ignore_errors=True)

@@ -45,10 +45,11 @@ def test_killing_and_freezing_serving_vms_under_load_loses_nothing(tmp_path: Pat
                 freezes=1,
                 freeze_s=4,
                 redis_kills=1,
+                template_deletions=1,
                 progress=lambda _: None,
             )
             print(report.to_json())
-            assert report.sent > 20 and len(report.faults) == 5
+            assert report.sent > 20 and len(report.faults) == 6
             assert report.lost == 0, report.failed
             assert report.retried >= 1  # three kills under four busy clients hit calls
             metrics = http.get("/metrics").text

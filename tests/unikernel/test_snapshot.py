@@ -62,29 +62,38 @@ async def test_template_files_are_removed_and_stale_ones_swept(
     assert not dead.exists() and mine.exists()
 
 
-async def test_factory_boots_when_a_clone_fails_and_cleans_up(
+async def test_a_broken_template_is_dropped_rebuilt_and_cleaned_up(
     guest_image: GuestImage, vm_settings: VMSettings, accel: Accel, vms: VMTracker
 ) -> None:
     factory = MicroVMFactory(guest_image, vm_settings, accel)
+
+    async def boot() -> MicroVM:
+        vm = await factory.boot()
+        assert isinstance(vm, MicroVM)
+        vms.track(vm)
+        await vm.load("echo", artifact("echo"))
+        assert (await vm.invoke("echo", Invocation(stdin=b"x"))).stdout == b"x"
+        return vm
+
     try:
-        first = await factory.boot()
-        assert isinstance(first, MicroVM)
-        vms.track(first)
-        assert first.restored
-        template = factory._template
-        assert template is not None
-        template.state_file.write_bytes(b"not a snapshot")
-        second = await factory.boot()
-        assert isinstance(second, MicroVM)
-        vms.track(second)
-        assert not second.restored
-        assert factory.restore_failures == 1
-        await second.load("echo", artifact("echo"))
-        assert (await second.invoke("echo", Invocation(stdin=b"x"))).stdout == b"x"
+        assert (await boot()).restored
+        first = factory._template
+        assert first is not None
+        first.state_file.write_bytes(b"not a snapshot")  # corrupted while the node runs
+        assert not (await boot()).restored  # the clone failed: booted instead
+        assert factory.restore_failures == 1 and not first.directory.exists()
+        second = await factory.wait_template()  # rebuilt in the background
+        assert second is not None and second is not first
+        assert (await boot()).restored
+        second.memory_file.unlink()  # its RAM file deleted
+        assert not (await boot()).restored  # seen missing: no clone tried
+        assert factory.restore_failures == 1 and factory.template_rebuilds == 2
+        third = await factory.wait_template()
+        assert third is not None and (await boot()).restored
     finally:
         await vms.stop_all()
         await factory.close()
-    assert not template.directory.exists()
+    assert not third.directory.exists()
 
 
 async def test_warm_up_leaves_nothing_loaded(template: Template, vms: VMTracker) -> None:
