@@ -8,6 +8,7 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from scheduler.registry import TIMEOUT_MAX_S
 from scheduler.settings import default_state_dir
 
 
@@ -20,6 +21,10 @@ class GatewaySettings(BaseSettings):
     max_body_bytes: int = 6 * 1024 * 1024
     # Largest module/files upload a deploy accepts.
     max_deploy_bytes: int = 64 * 1024 * 1024
+    # On SIGTERM: no new connections; calls in flight get this long to finish
+    # (default: the longest timeout a function may have, plus room to queue)
+    # before the VMs are stopped under them.
+    drain_timeout_s: float = TIMEOUT_MAX_S + 30
 
 
 class ClientSettings(BaseSettings):

@@ -40,7 +40,12 @@ async def serve(settings: GatewaySettings, node_settings: NodeSettings, pool: Po
         app = create_app(node.platform, token, settings)
         server = _Server(
             uvicorn.Config(
-                app, host=settings.host, port=settings.port, log_level="warning", lifespan="off"
+                app,
+                host=settings.host,
+                port=settings.port,
+                log_level="warning",
+                lifespan="off",
+                timeout_graceful_shutdown=int(settings.drain_timeout_s),
             )
         )
         loop = asyncio.get_running_loop()

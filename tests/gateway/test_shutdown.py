@@ -1,0 +1,84 @@
+"""Stopping without half answers: SIGTERM under load lets every call in flight finish,
+refuses new ones at connect, then stops every VM."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import httpx
+import pytest
+
+from loadtests.chaos import qemu_children
+from loadtests.launch import platform_process
+from tests.conftest import wasm
+from tests.vms import running
+
+pytestmark = pytest.mark.vm
+
+
+def test_sigterm_finishes_calls_in_flight_and_refuses_new_ones(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    with platform_process(state, max_vms=4, extra_env={"UNIFAAS_IDLE_TARGET": "0"}) as served:
+        token = (state / "token").read_text().strip()
+        auth = {"Authorization": f"Bearer {token}"}
+        with httpx.Client(base_url=served.url, headers=auth, timeout=60) as http:
+            for name, module, config in (
+                ("echo", "echo", '{"min_warm": 1, "concurrency": 4}'),
+                ("slow", "misbehave", '{"min_warm": 1, "timeout_s": 3, "args": ["loop"]}'),
+            ):
+                r = http.post(
+                    f"/v1/functions/{name}",
+                    files={"module": (f"{module}.wasm", wasm(module))},
+                    data={"config": config},
+                )
+                assert r.status_code == 201, r.text
+            for _ in range(300):  # both warm
+                if http.get("/v1/status").json()["pool"]["bound"] >= 2:
+                    break
+                time.sleep(0.1)
+        outcomes: Counter[str] = Counter()
+        lock, stop = threading.Lock(), threading.Event()
+
+        def client() -> None:
+            while not stop.is_set():
+                try:
+                    # A new connection per call: a refusal can only come at connect.
+                    r = httpx.post(f"{served.url}/fn/echo", content=b"x" * 1000, timeout=60)
+                    what = "answered" if r.content == b"x" * 1000 else f"wrong {r.status_code}"
+                except httpx.ConnectError:
+                    what = "refused"
+                except httpx.HTTPError as err:
+                    what = f"cut: {type(err).__name__}"
+                with lock:
+                    outcomes[what] += 1
+                if what == "refused":
+                    return
+
+        slow: dict[str, object] = {}
+
+        def slow_call() -> None:
+            try:
+                r = httpx.post(f"{served.url}/fn/slow", timeout=60)
+                slow["status"] = r.status_code
+            except httpx.HTTPError as err:
+                slow["error"] = repr(err)
+
+        threads = [threading.Thread(target=client) for _ in range(4)]
+        threads.append(threading.Thread(target=slow_call))
+        for t in threads:
+            t.start()
+        time.sleep(1.5)  # the slow call runs for 3 s: it is in flight at SIGTERM
+        qemus = qemu_children(served.proc.pid)
+        served.proc.send_signal(signal.SIGTERM)
+        assert served.proc.wait(60) == 0
+        stop.set()
+        for t in threads:
+            t.join(60)
+    assert slow == {"status": 504}, slow  # answered (its own timeout), not cut
+    assert {k for k in outcomes if k not in ("answered", "refused")} == set(), outcomes
+    assert outcomes["answered"] > 10 and outcomes["refused"] >= 1, outcomes
+    assert qemus and [pid for pid in qemus if running(pid)] == []
