@@ -37,6 +37,7 @@ Progress = Callable[[str], None]
 FUNCTION = "chaos-echo"
 SNAPSHOT_DIR = "/dev/shm"  # where the platform keeps template RAM (UNIFAAS_VM_SNAPSHOT_DIR unset)
 BODY_BYTES = 32 * 1024  # big enough that a call is in flight most of the time under TCG
+FAULT_WINDOW_S = 3.0  # how long after a fault a call counts as "during" it
 
 
 @dataclasses.dataclass
@@ -51,6 +52,11 @@ class Report:
     lost: int = 0  # anything but a correct answer
     p50_ms: float = 0.0
     p99_ms: float = 0.0
+    # Calls that started within FAULT_WINDOW_S after a fault (or during a freeze), and the rest.
+    during_faults_p50_ms: float = 0.0
+    during_faults_p99_ms: float = 0.0
+    outside_faults_p50_ms: float = 0.0
+    outside_faults_p99_ms: float = 0.0
     # After the campaign, a new function was deployed and answered (bench chaos only).
     deployed_after: bool | None = None
 
@@ -86,7 +92,8 @@ class _Tally:
         self.lock = threading.Lock()
         self.sent = self.answered = self.retried = 0
         self.failed: Counter[str] = Counter()
-        self.latencies: list[float] = []
+        self.latencies: list[tuple[float, float]] = []  # (start, ms)
+        self.fault_windows: list[tuple[float, float]] = []
 
 
 def _client(url: str, token: str, stop: threading.Event, tally: _Tally, n: int) -> None:
@@ -105,7 +112,7 @@ def _client(url: str, token: str, stop: threading.Event, tally: _Tally, n: int) 
                 kind, retries = f"transport: {type(err).__name__}", 0
             with tally.lock:
                 tally.sent += 1
-                tally.latencies.append((time.perf_counter() - started) * 1000)
+                tally.latencies.append((started, (time.perf_counter() - started) * 1000))
                 if kind:
                     tally.failed[kind] += 1
                 else:
@@ -156,6 +163,9 @@ def run_campaign(
         for k, fault in enumerate(faults):
             time.sleep(gap)
             at = f"at {gap * (k + 1):.1f}s"
+            now = time.perf_counter()
+            window = FAULT_WINDOW_S + (freeze_s if fault == "freeze" else 0.0)
+            tally.fault_windows.append((now, now + window))
             if fault == "template":
                 rams = sorted(Path(SNAPSHOT_DIR).glob(f"unifaas-tpl-{up_pid}-*/ram"))
                 for ram in rams:
@@ -186,9 +196,19 @@ def run_campaign(
     report.sent, report.answered, report.retried = tally.sent, tally.answered, tally.retried
     report.failed = dict(tally.failed)
     report.lost = tally.sent - tally.answered
-    if tally.latencies:
-        report.p50_ms = round(percentile(tally.latencies, 50), 2)
-        report.p99_ms = round(percentile(tally.latencies, 99), 2)
+
+    def during(start: float) -> bool:
+        return any(a <= start <= b for a, b in tally.fault_windows)
+
+    groups = {
+        "": [ms for _, ms in tally.latencies],
+        "during_faults_": [ms for t, ms in tally.latencies if during(t)],
+        "outside_faults_": [ms for t, ms in tally.latencies if not during(t)],
+    }
+    for prefix, samples in groups.items():
+        if samples:
+            setattr(report, f"{prefix}p50_ms", round(percentile(samples, 50), 2))
+            setattr(report, f"{prefix}p99_ms", round(percentile(samples, 99), 2))
     return report
 
 
