@@ -57,6 +57,17 @@ class _PoolCollector(Collector):
             ("unifaas_vm_hung", status.hung, "VMs killed for missing a ping deadline"),
         ):
             yield CounterMetricFamily(name, help_text, value=value)
+        records = self._platform.records
+        yield GaugeMetricFamily(
+            "unifaas_records_pending",
+            "invocation records waiting to be written (kept while Redis is away)",
+            value=records.pending,
+        )
+        yield CounterMetricFamily(
+            "unifaas_records_dropped",
+            "invocation records dropped because the buffer was full while Redis was away",
+            value=records.dropped,
+        )
         bound = GaugeMetricFamily(
             "unifaas_function_vms", "bound VMs per function version", labels=["function"]
         )

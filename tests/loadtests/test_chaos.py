@@ -57,6 +57,7 @@ def test_killing_and_freezing_serving_vms_under_load_loses_nothing(tmp_path: Pat
                 rf'unifaas_invocation_retries_total{{function="{FUNCTION}"}} (\S+)', metrics
             )
             assert counted is not None and float(counted.group(1)) >= report.retried
+            assert "unifaas_records_dropped_total 0.0" in metrics
             status = http.get("/v1/status").json()["pool"]
             assert status["deaths"] >= 4  # the three killed and the frozen one
             assert status["retries"] >= report.retried
