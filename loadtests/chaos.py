@@ -127,23 +127,39 @@ def _kind(r: httpx.Response) -> str:
         return f"http {r.status_code}" if r.status_code != 200 else "wrong body"
 
 
+@dataclasses.dataclass(frozen=True)
+class Faults:
+    """What a campaign injects, in this order: kills of serving QEMUs, freezes of one for
+    ``freeze_s``, kills of the embedded redis-server, deletions of the template's RAM."""
+
+    kills: int = 3
+    freezes: int = 1
+    freeze_s: float = 0.0
+    redis_kills: int = 1
+    template_deletions: int = 1
+
+    def schedule(self) -> list[str]:
+        return (
+            ["kill"] * self.kills
+            + ["freeze"] * self.freezes
+            + ["redis"] * self.redis_kills
+            + ["template"] * self.template_deletions
+        )
+
+
 def run_campaign(
     url: str,
     token: str,
     up_pid: int,
+    faults: Faults,
     *,
     clients: int = 4,
     duration_s: float = 45.0,
-    kills: int = 3,
-    freezes: int = 0,
-    freeze_s: float = 0.0,
-    redis_kills: int = 0,
-    template_deletions: int = 0,
     progress: Progress = print,
 ) -> Report:
-    """Drive ``clients`` against the deployed echo for ``duration_s`` while killing
-    ``kills`` serving QEMUs and freezing ``freezes`` for ``freeze_s`` each, evenly
-    spaced (kills first); the report counts every call."""
+    """Drive ``clients`` against the deployed echo for ``duration_s`` while injecting
+    ``faults``, evenly spaced in their order; the report counts every call."""
+    freeze_s = faults.freeze_s
     tally, stop = _Tally(), threading.Event()
     report = Report(clients, duration_s)
     threads = [
@@ -153,14 +169,9 @@ def run_campaign(
     for t in threads:
         t.start()
     try:
-        faults = (
-            ["kill"] * kills
-            + ["freeze"] * freezes
-            + ["redis"] * redis_kills
-            + ["template"] * template_deletions
-        )
-        gap = duration_s / (len(faults) + 1)
-        for k, fault in enumerate(faults):
+        schedule = faults.schedule()
+        gap = duration_s / (len(schedule) + 1)
+        for k, fault in enumerate(schedule):
             time.sleep(gap)
             at = f"at {gap * (k + 1):.1f}s"
             now = time.perf_counter()
@@ -249,13 +260,7 @@ GRACE_S = 5.0
 
 
 def chaos(
-    clients: int = 4,
-    duration_s: float = 45.0,
-    kills: int = 3,
-    freezes: int = 1,
-    redis_kills: int = 1,
-    template_deletions: int = 1,
-    progress: Progress = print,
+    faults: Faults, clients: int = 4, duration_s: float = 45.0, progress: Progress = print
 ) -> Report:
     """A campaign against a platform of its own (``unifaas up`` as a child process)."""
     with tempfile.TemporaryDirectory(prefix="unifaas-chaos-") as tmp:
@@ -271,22 +276,18 @@ def chaos(
             headers = {"Authorization": f"Bearer {token}"}
             with httpx.Client(base_url=served.url, headers=headers, timeout=120) as http:
                 deploy_echo(http, timeout_s=TIMEOUT_S)
+            # A VM frozen past the function's timeout and the grace is given up on.
+            faults = dataclasses.replace(faults, freeze_s=TIMEOUT_S + GRACE_S + 2)
             progress(
-                f"{clients} clients for {duration_s:g}s: {kills} kills and {freezes} "
-                f"freezes of serving VMs, {redis_kills} kills of redis-server, "
-                f"{template_deletions} deletions of the template"
+                f"{clients} clients for {duration_s:g}s, faults: {', '.join(faults.schedule())}"
             )
             report = run_campaign(
                 served.url,
                 token,
                 served.proc.pid,
+                faults,
                 clients=clients,
                 duration_s=duration_s,
-                kills=kills,
-                freezes=freezes,
-                freeze_s=TIMEOUT_S + GRACE_S + 2,
-                redis_kills=redis_kills,
-                template_deletions=template_deletions,
                 progress=progress,
             )
             with httpx.Client(base_url=served.url, headers=headers, timeout=120) as http:

@@ -46,17 +46,15 @@ def cmd_bench_platform(args: argparse.Namespace) -> int:
 
 
 def cmd_bench_chaos(args: argparse.Namespace) -> int:
-    from loadtests.chaos import chaos
+    from loadtests.chaos import Faults, chaos
 
-    report = chaos(
-        args.clients,
-        args.duration,
-        args.kills,
-        args.freezes,
-        args.redis_kills,
-        args.template_deletions,
-        progress=progress,
+    faults = Faults(
+        kills=args.kills,
+        freezes=args.freezes,
+        redis_kills=args.redis_kills,
+        template_deletions=args.template_deletions,
     )
+    report = chaos(faults, args.clients, args.duration, progress)
     print(json.dumps(report.to_json(), indent=None if args.json else 2))
     return 0 if report.lost == 0 and report.deployed_after else 1
 

@@ -20,13 +20,12 @@ import logging
 from scheduler.errors import StateStoreError
 from scheduler.model import FunctionVersion
 from scheduler.registry import Registry
+from scheduler.state import outage_backoff_s
 
 log = logging.getLogger(__name__)
 
 # Blobs kept on the node (precompiled artifacts are a few MiB each).
 BLOB_BUDGET_BYTES = 256 * 1024 * 1024
-# Waits between attempts to resubscribe to changes while Redis is away.
-RESUBSCRIBE_BACKOFF_S = (0.1, 0.2, 0.5, 1.0, 2.0)
 
 
 class NodeCache:
@@ -94,5 +93,5 @@ class NodeCache:
                     log.warning("state store unreachable (%s): cached versions not trusted", err)
                 self.following = False
                 self.forget()
-                await asyncio.sleep(RESUBSCRIBE_BACKOFF_S[min(failures, 4)])
+                await asyncio.sleep(outage_backoff_s(failures))
                 failures += 1

@@ -16,12 +16,12 @@ import logging
 from scheduler.errors import StateStoreError
 from scheduler.model import InvocationRecord
 from scheduler.registry import Registry
+from scheduler.state import outage_backoff_s
 
 log = logging.getLogger(__name__)
 
 BUFFER_MAX = 10_000  # records kept while Redis is away (~0.5 KiB each)
 BATCH_MAX = 500
-RETRY_BACKOFF_S = (0.1, 0.2, 0.5, 1.0, 2.0)
 
 
 class RecordWriter:
@@ -62,7 +62,7 @@ class RecordWriter:
                 except StateStoreError as err:
                     if failures == 0:
                         log.warning("invocation records kept on the node (%s)", err)
-                    await asyncio.sleep(RETRY_BACKOFF_S[min(failures, 4)])
+                    await asyncio.sleep(outage_backoff_s(failures))
                     failures += 1
                     continue
                 if failures:

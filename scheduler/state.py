@@ -47,6 +47,13 @@ INVOCATION_TTL_S = 24 * 3600
 RECENT_INVOCATIONS = 200
 # A node that has not heartbeated for this long is gone (nodes beat every ~5 s).
 NODE_TTL_S = 30
+# Waits between attempts while Redis is unreachable: soon at first, then every
+# 2 s (resubscribing to changes, writing kept records).
+OUTAGE_BACKOFF_S = (0.1, 0.2, 0.5, 1.0, 2.0)
+
+
+def outage_backoff_s(failures: int) -> float:
+    return OUTAGE_BACKOFF_S[min(failures, len(OUTAGE_BACKOFF_S) - 1)]
 
 
 # --- key patterns -------------------------------------------------------------------

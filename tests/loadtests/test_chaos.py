@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from functions import wat_module
-from loadtests.chaos import FUNCTION, deploy_echo, qemu_children, run_campaign
+from loadtests.chaos import FUNCTION, Faults, deploy_echo, qemu_children, run_campaign
 from loadtests.launch import platform_process
 
 pytestmark = pytest.mark.vm
@@ -39,13 +39,9 @@ def test_killing_and_freezing_serving_vms_under_load_loses_nothing(tmp_path: Pat
                 served.url,
                 token,
                 served.proc.pid,
+                Faults(kills=3, freezes=1, freeze_s=4, redis_kills=1, template_deletions=1),
                 clients=4,
                 duration_s=8,
-                kills=3,
-                freezes=1,
-                freeze_s=4,
-                redis_kills=1,
-                template_deletions=1,
                 progress=lambda _: None,
             )
             print(report.to_json())
