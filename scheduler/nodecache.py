@@ -36,17 +36,21 @@ class NodeCache:
         self._blob_bytes = 0
         self._blob_budget = blob_budget_bytes
         self.following = False  # notifications arrive: cached versions can be trusted
+        self._forgets = 0  # bumped by every forget: a read it overlapped is not cached
 
     async def current(self, name: str) -> FunctionVersion:
         fv = self._versions.get(name) if self.following else None
         if fv is None:
+            forgets = self._forgets
             fv = await self.registry.current(name)
-            if self.following:
+            # A change notified while we read may be newer than what we read.
+            if self.following and forgets == self._forgets:
                 self._versions[name] = fv
         return fv
 
     def forget(self, name: str | None = None) -> None:
         """Forget one function's current version, or every one."""
+        self._forgets += 1
         if name is None:
             self._versions.clear()
         else:

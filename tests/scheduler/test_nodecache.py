@@ -8,7 +8,7 @@ import asyncio
 import redis.asyncio as aioredis
 
 from scheduler.errors import FunctionNotFound
-from scheduler.model import FunctionConfig
+from scheduler.model import FunctionConfig, FunctionVersion
 from scheduler.nodecache import NodeCache
 from scheduler.registry import Registry
 from tests.conftest import wasm
@@ -27,7 +27,9 @@ async def test_versions_follow_changes_made_elsewhere(redis: aioredis.Redis) -> 
     follower = asyncio.create_task(cache.follow_changes())
     try:
         await until(lambda: cache.following)
+        seen = cache._forgets
         await other.deploy("f", wasm("echo"), FunctionConfig())
+        await until(lambda: cache._forgets > seen)  # its notification arrived
         assert (await cache.current("f")).version == 1
         # Changed behind its back, with no notification: the node keeps what it has.
         await redis.hset("unifaas:fn:f", "current", "99")
@@ -70,3 +72,23 @@ async def test_artifacts_are_kept_within_their_budget(redis: aioredis.Redis) -> 
     other = await registry.deploy("i", wasm("hello"), FunctionConfig())
     await small.artifacts(other)
     assert small._blob_bytes == 0  # too big to keep
+
+
+async def test_a_read_overlapping_a_change_is_not_cached() -> None:
+    fv = FunctionVersion("f", 1, "m", "a", None, FunctionConfig(), 0.0)
+    release = asyncio.Event()
+
+    class SlowRegistry:
+        async def current(self, name: str) -> FunctionVersion:
+            await release.wait()
+            return fv
+
+    cache = NodeCache(SlowRegistry())  # type: ignore[arg-type]
+    cache.following = True
+    read = asyncio.create_task(cache.current("f"))
+    await asyncio.sleep(0)
+    cache.forget("f")  # a change notified while the read was under way
+    release.set()
+    assert await read == fv
+    assert "f" not in cache._versions  # the next call reads again
+    assert await cache.current("f") == fv and "f" in cache._versions
