@@ -77,7 +77,16 @@ class NodeCache:
         return artifact, files
 
     async def follow_changes(self) -> None:
-        """Apply change notifications until cancelled, resubscribing after an outage."""
+        """Apply change notifications until cancelled, resubscribing after an outage.
+
+        Whatever ends it, nothing stays cached on trust afterwards."""
+        try:
+            await self._follow()
+        finally:
+            self.following = False
+            self.forget()
+
+    async def _follow(self) -> None:
         failures = 0
         while True:
             try:
