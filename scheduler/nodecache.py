@@ -72,9 +72,7 @@ class NodeCache:
 
     async def artifacts(self, fv: FunctionVersion) -> tuple[bytes, bytes | None]:
         """The precompiled artifact and files bundle of a version (None: it has none)."""
-        artifact = await self.blob(fv.artifact_sha256)
-        files = await self.blob(fv.files_sha256) if fv.files_sha256 is not None else None
-        return artifact, files
+        return await self.registry.artifacts(fv, self.blob)
 
     async def follow_changes(self) -> None:
         """Apply change notifications until cancelled, resubscribing after an outage.

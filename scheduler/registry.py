@@ -14,6 +14,7 @@ import io
 import re
 import tarfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -227,10 +228,14 @@ class Registry:
             raise StateStoreError(f"blob {sha} is missing from the state store")
         return data
 
-    async def artifacts(self, fv: FunctionVersion) -> tuple[bytes, bytes | None]:
-        """The precompiled artifact and the files tar (None when it has none) of a version."""
-        artifact = await self.blob(fv.artifact_sha256)
-        files = await self.blob(fv.files_sha256) if fv.files_sha256 is not None else None
+    async def artifacts(
+        self, fv: FunctionVersion, blob: Callable[[str], Awaitable[bytes]] | None = None
+    ) -> tuple[bytes, bytes | None]:
+        """The precompiled artifact and the files tar (None when it has none) of a version,
+        read with ``blob`` (default: from the state store)."""
+        get = blob or self.blob
+        artifact = await get(fv.artifact_sha256)
+        files = await get(fv.files_sha256) if fv.files_sha256 is not None else None
         return artifact, files
 
     # changes
