@@ -17,8 +17,6 @@ import uuid
 from collections.abc import Callable
 from types import TracebackType
 
-import redis.asyncio as aioredis
-
 from scheduler.errors import StateStoreError
 from scheduler.model import NodeRecord
 from scheduler.pool import Pool
@@ -57,11 +55,11 @@ class Node:
         self.vm_settings = vm_settings or VMSettings()
         self.url = url  # where this node's gateway is reached (advertised in its heartbeat)
         self.progress = progress
-        self.id = f"{socket.gethostname()}-{uuid.uuid4().hex[:6]}"
+        self.host = socket.gethostname()
+        self.id = f"{self.host}-{uuid.uuid4().hex[:6]}"
         self.started_at = time.time()
         self._stack = contextlib.AsyncExitStack()
         self._platform: Platform | None = None
-        self.redis: aioredis.Redis | None = None
         self.embedded_redis: EmbeddedRedis | None = None  # when no Redis URL was given
 
     @property
@@ -94,7 +92,7 @@ class Node:
             embedded = await stack.enter_async_context(EmbeddedRedis(settings.state_dir))
             self.embedded_redis, url = embedded, embedded.url
             self.progress(f"redis: private redis-server, data in {settings.state_dir}")
-        self.redis = redis = await connect(url)
+        redis = await connect(url)
         stack.push_async_callback(redis.aclose)
         image = await asyncio.to_thread(ensure_image, self.vm_settings.cache_dir, self.progress)
         accel = await resolve_accel(self.vm_settings, image)
@@ -117,7 +115,7 @@ class Node:
         status = self.platform.pool.status()
         return NodeRecord(
             id=self.id,
-            host=socket.gethostname(),
+            host=self.host,
             pid=os.getpid(),
             url=self.url,
             started_at=self.started_at,
