@@ -10,13 +10,12 @@ from pathlib import Path
 from typing import Any
 
 from gateway.client import Client, raise_for_error
-from gateway.settings import ClientSettings
+from gateway.settings import ClientSettings, given
 from wasm_runtime.cliargs import files_bundle, read_data, read_file
 
 
 def _client(args: argparse.Namespace) -> Client:
-    given = {"url": args.url, "state_dir": args.state_dir}
-    return Client.from_settings(ClientSettings(**{k: v for k, v in given.items() if v}))
+    return Client.from_settings(ClientSettings(**given(url=args.url, state_dir=args.state_dir)))
 
 
 # deploy flag -> FunctionConfig field. Only flags the user gave are sent, so the

@@ -4,12 +4,18 @@ CLI's way to the platform. The node's own settings are ``scheduler.settings``.""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from scheduler.registry import TIMEOUT_MAX_S
 from scheduler.settings import default_state_dir
+
+
+def given(**values: Any) -> dict[str, Any]:
+    """The options a user gave (not None), to build settings whose defaults fill the rest."""
+    return {k: v for k, v in values.items() if v is not None}
 
 
 class GatewaySettings(BaseSettings):

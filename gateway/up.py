@@ -12,13 +12,12 @@ import asyncio
 import contextlib
 import signal
 from collections.abc import Iterator
-from typing import Any
 
 import uvicorn
 
 from gateway.app import create_app
 from gateway.auth import load_or_create_token, token_path
-from gateway.settings import GatewaySettings
+from gateway.settings import GatewaySettings, given
 from scheduler.node import Node
 from scheduler.settings import NodeSettings, PoolSettings
 from wasm_runtime.cliargs import progress
@@ -59,9 +58,6 @@ async def serve(settings: GatewaySettings, node_settings: NodeSettings, pool: Po
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    def given(**values: Any) -> dict[str, Any]:
-        return {k: v for k, v in values.items() if v is not None}
-
     asyncio.run(
         serve(
             GatewaySettings(**given(host=args.host, port=args.port)),
