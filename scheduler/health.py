@@ -15,7 +15,6 @@ import logging
 from collections.abc import Callable, Coroutine, Iterable
 from typing import Any
 
-from scheduler.errors import SchedulerError
 from scheduler.sandbox import translated
 from scheduler.vmrecord import VMRecord, VMState
 from wasm_runtime.errors import UnifaasError
@@ -65,7 +64,7 @@ class HealthCheck:
         try:
             with translated():
                 await sandbox.ping(self.timeout_s)
-        except (SchedulerError, UnifaasError) as err:
+        except UnifaasError as err:  # SandboxLost, or the sandbox's own (timeout, ...)
             if not vm.gone:
                 log.warning("VM %d missed its ping (%s): replacing it", vm.id, err)
                 self._hung(vm)
