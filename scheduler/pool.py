@@ -251,9 +251,11 @@ class Pool:
             self._discard(vm)
             raise
         if vm.gone or vm.sandbox is None:
-            raise (
-                PoolClosed() if self._closed else SandboxLost("the VM booting for this call failed")
-            )
+            raise self._removed("the VM booting for this call failed")
+
+    def _removed(self, what: str) -> PoolClosed | SandboxLost:
+        """Why a VM a call was waiting on left the pool: the pool closing, or the VM lost."""
+        return PoolClosed() if self._closed else SandboxLost(what)
 
     def _booted(self, vm: VMRecord, task: asyncio.Task[Sandbox]) -> None:
         if task.cancelled():
@@ -266,7 +268,7 @@ class Pool:
         # A clone of a snapshot is counted apart from a boot (restores metric).
         self.counters["restores" if sandbox.restored else "boots"] += 1
         if vm.gone:
-            raise PoolClosed() if self._closed else SandboxLost("VM removed while booting")
+            raise self._removed("VM removed while booting")
         vm.booted(sandbox, self._clock())
 
     async def _load(
@@ -277,7 +279,7 @@ class Pool:
             artifact, files = await load_artifacts()
             await vm.sandbox.load(fv.key, artifact, files=files)
             if vm.gone:
-                raise PoolClosed() if self._closed else SandboxLost("VM removed while loading")
+                raise self._removed("VM removed while loading")
             vm.loaded(self._clock())
         except BaseException:
             self._discard(vm)
