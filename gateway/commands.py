@@ -202,6 +202,13 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"  {key}: {pool[key]}")
     for key, info in sorted(pool.get("functions", {}).items()):
         print(f"  {key}: {info}")
+    confinement = status.get("confinement", {})
+    print("VM confinement:")
+    for key, value in confinement.items():
+        if key != "not_applied":
+            print(f"  {key}: {value}")
+    for why in confinement.get("not_applied", []):
+        print(f"  NOT APPLIED {why}")
     print(f"nodes: {len(status['nodes'])}")
     for node in status["nodes"]:
         print(f"  {node}")

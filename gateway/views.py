@@ -6,6 +6,7 @@ import dataclasses
 from typing import Any
 
 from scheduler.model import FunctionInfo, FunctionVersion, InvocationRecord, NodeRecord
+from scheduler.sandbox import HostConfinement
 from scheduler.status import FunctionVMs, PoolStatus
 
 
@@ -20,6 +21,12 @@ def info_json(info: FunctionInfo) -> dict[str, Any]:
 def record_json(rec: InvocationRecord) -> dict[str, Any]:
     d = dataclasses.asdict(rec)
     d["start"] = rec.start.value
+    return d
+
+
+def confinement_json(c: HostConfinement) -> dict[str, Any]:
+    d = dataclasses.asdict(c)
+    d["not_applied"] = list(c.not_applied)
     return d
 
 

@@ -22,10 +22,11 @@ from scheduler.model import NodeRecord
 from scheduler.pool import Pool
 from scheduler.redis_server import EmbeddedRedis, connect
 from scheduler.registry import Registry
-from scheduler.sandbox import MicroVMFactory
+from scheduler.sandbox import HostConfinement, MicroVMFactory
 from scheduler.service import Platform
 from scheduler.settings import NodeSettings, PoolSettings
 from unikernel.accel import resolve_accel
+from unikernel.confine import probe as probe_confinement
 from unikernel.image import ensure_image
 from unikernel.settings import VMSettings
 
@@ -36,6 +37,22 @@ Progress = Callable[[str], None]
 
 def _quiet(message: str) -> None:
     log.info("%s", message)
+
+
+def describe(c: HostConfinement) -> str:
+    """One line for the start-up log: what is on, and what the host could not do."""
+    on = [
+        f"seccomp ({c.seccomp})" if c.seccomp else "",
+        f"user {c.user}" if c.user else "",
+        "chroot" if c.chroot else "",
+        f"cgroup {c.cgroup} (memory {c.memory_limit_mib} MiB, pids {c.pids_max})"
+        if c.cgroup
+        else "",
+    ]
+    text = ", ".join(part for part in on if part) or "none"
+    if c.not_applied:
+        text += "; not applied: " + "; ".join(c.not_applied)
+    return text
 
 
 class Node:
@@ -96,13 +113,15 @@ class Node:
         stack.push_async_callback(redis.aclose)
         image = await asyncio.to_thread(ensure_image, self.vm_settings.cache_dir, self.progress)
         accel = await resolve_accel(self.vm_settings, image)
-        factory = MicroVMFactory(image, self.vm_settings, accel)
+        confinement = await probe_confinement(self.vm_settings)
+        factory = MicroVMFactory(image, self.vm_settings, accel, confinement)
         pool = Pool(factory, self.pool_settings)
         host = factory.host_limits()
         self.progress(
             f"microVMs: {accel}, up to {pool.max_vms} on this node "
             f"(setting {self.pool_settings.max_vms}, memory allows {host.max_vms})"
         )
+        self.progress(f"confinement: {describe(host.confinement)}")
         self._platform = platform = Platform(Registry(redis), pool, self.id)
         stack.push_async_callback(platform.close)
         await pool.start()

@@ -134,6 +134,13 @@ def slots(fv: FunctionVersion, memory_budget_mib: int | None) -> int:
     return max(1, min(fv.config.concurrency, memory_budget_mib // fv.config.memory_mib))
 
 
+def host_memory_mib(fv: FunctionVersion, memory_budget_mib: int, vm_memory_mib: int) -> int:
+    """The host memory a VM bound to ``fv`` may hold: its worst case as a generic VM less
+    the part of its guest's call budget that ``fv``'s slots can never use."""
+    unused = max(0, memory_budget_mib - slots(fv, memory_budget_mib) * fv.config.memory_mib)
+    return vm_memory_mib - unused
+
+
 def pick_warm(
     vms: Iterable[VMRecord], fv: FunctionVersion, memory_budget_mib: int | None = None
 ) -> VMRecord | None:

@@ -27,7 +27,7 @@ from scheduler.bootgate import BootGate, Priority, speculative
 from scheduler.errors import CapacityExhausted, PoolClosed, SandboxLost
 from scheduler.health import HealthCheck
 from scheduler.model import FunctionRef, FunctionVersion, StartKind
-from scheduler.placement import Decision, Step
+from scheduler.placement import Decision, Step, host_memory_mib
 from scheduler.sandbox import Sandbox, SandboxFactory, translated
 from scheduler.settings import PoolSettings
 from scheduler.status import PoolStatus, Ran, summarize
@@ -63,7 +63,7 @@ class Pool:
     ) -> None:
         self.factory = factory
         self.settings = settings or PoolSettings()
-        host = factory.host_limits()
+        self.host = host = factory.host_limits()
         # The node's capacity: its setting, or less when the host's memory holds less.
         self.max_vms = min(self.settings.max_vms, host.max_vms or self.settings.max_vms)
         self.memory_budget_mib = host.memory_budget_mib
@@ -277,6 +277,9 @@ class Pool:
         try:
             assert vm.sandbox is not None
             artifact, files = await load_artifacts()
+            budget, ceiling = self.memory_budget_mib, self.host.vm_memory_mib
+            if budget is not None and ceiling is not None:
+                vm.sandbox.limit_memory(host_memory_mib(fv, budget, ceiling) * 1024 * 1024)
             await vm.sandbox.load(fv.key, artifact, files=files)
             if vm.gone:
                 raise self._removed("VM removed while loading")

@@ -12,6 +12,7 @@ from typing import Protocol
 
 from scheduler.errors import SandboxLost, SandboxUnavailable
 from unikernel.accel import Accel
+from unikernel.confine import Confinement, vm_memory_ceiling_mib
 from unikernel.errors import VMGone
 from unikernel.image import GuestImage
 from unikernel.settings import VMSettings
@@ -52,6 +53,23 @@ class Sandbox(Protocol):
 
     def rss_kib(self) -> int: ...
 
+    def limit_memory(self, memory_bytes: int) -> None:
+        """Bound the host memory the VM may hold from now on (its cgroup; no-op without)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class HostConfinement:
+    """What confines each VM on the host side (all off: not confined)."""
+
+    seccomp: str | None = None  # QEMU's -sandbox setting
+    user: str | None = None  # the unprivileged user QEMU runs as
+    chroot: bool = False
+    cgroup: str | None = None  # "v1" or "v2"
+    memory_limit_mib: int | None = None  # a new VM's cgroup memory limit
+    cpu_weight: int | None = None
+    pids_max: int | None = None
+    not_applied: tuple[str, ...] = ()  # what the host could not do, and why
+
 
 @dataclasses.dataclass(frozen=True)
 class HostLimits:
@@ -60,6 +78,23 @@ class HostLimits:
     max_vms: int | None = None  # VMs the host's memory holds (None: no limit known)
     # Guest RAM one VM has for its calls' linear memory (None: not limited).
     memory_budget_mib: int | None = None
+    # The most host memory one VM may hold (its cgroup limit; None: not limited).
+    vm_memory_mib: int | None = None
+    confinement: HostConfinement = HostConfinement()
+
+
+def host_confinement(confinement: Confinement) -> HostConfinement:
+    limits = confinement.limits if confinement.cgroups is not None else None
+    return HostConfinement(
+        seccomp=confinement.seccomp,
+        user=confinement.user.name if confinement.user is not None else None,
+        chroot=confinement.chroot,
+        cgroup=confinement.cgroups.version if confinement.cgroups is not None else None,
+        memory_limit_mib=limits.memory_bytes // (1024 * 1024) if limits else None,
+        cpu_weight=limits.cpu_weight if limits else None,
+        pids_max=limits.pids_max if limits else None,
+        not_applied=confinement.not_applied,
+    )
 
 
 class SandboxFactory(Protocol):
@@ -94,10 +129,17 @@ class MicroVMFactory:
     background; meanwhile, and for the clone that failed, VMs are booted.
     """
 
-    def __init__(self, image: GuestImage, vm_settings: VMSettings, accel: Accel) -> None:
+    def __init__(
+        self,
+        image: GuestImage,
+        vm_settings: VMSettings,
+        accel: Accel,
+        confinement: Confinement | None = None,
+    ) -> None:
         self.image = image
         self.vm_settings = vm_settings
         self.accel = accel
+        self.confinement = confinement or Confinement.none()
         self._numbers = itertools.count(1)
         self._template: Template | None = None
         self._template_lock = asyncio.Lock()
@@ -109,7 +151,10 @@ class MicroVMFactory:
 
     def host_limits(self) -> HostLimits:
         return HostLimits(
-            memory_capacity(self.vm_settings), function_memory_budget(self.vm_settings)
+            memory_capacity(self.vm_settings),
+            function_memory_budget(self.vm_settings),
+            vm_memory_ceiling_mib(self.vm_settings) if self.confinement.cgroups else None,
+            host_confinement(self.confinement),
         )
 
     async def boot(self) -> Sandbox:
@@ -120,11 +165,15 @@ class MicroVMFactory:
             template = None
         if template is not None:
             try:
-                return await MicroVM.restore(template, self.vm_settings, name=name)
+                return await MicroVM.restore(
+                    template, self.vm_settings, name=name, confinement=self.confinement
+                )
             except UnikernelError as err:
                 self.restore_failures += 1
                 self._drop_template(template, f"starting {name} from it failed: {err}")
-        return await MicroVM.boot(self.image, self.vm_settings, self.accel, name=name)
+        return await MicroVM.boot(
+            self.image, self.vm_settings, self.accel, name=name, confinement=self.confinement
+        )
 
     def _drop_template(self, template: Template, why: str) -> None:
         """Boot VMs until a new template is made in the background."""
@@ -153,7 +202,9 @@ class MicroVMFactory:
                     self._snapshots = False
                     return None
                 try:
-                    self._template = await make_template(self.image, self.vm_settings, self.accel)
+                    self._template = await make_template(
+                        self.image, self.vm_settings, self.accel, self.confinement
+                    )
                 except UnikernelError as err:
                     log.warning("making the snapshot template failed, booting every VM: %s", err)
                     self._snapshots = False
@@ -179,9 +230,6 @@ def function_memory_budget(vm_settings: VMSettings) -> int:
     return max(16, vm_settings.guest_memory_mib - GUEST_SYSTEM_MIB)
 
 
-# What one VM may cost the host at most, beyond its guest RAM: the TCG
-# translation cache plus QEMU itself (measured ~15 MiB) with room to spare.
-VM_OVERHEAD_MIB = 48
 # Left to the host: gateway, Redis, page cache for the image.
 HOST_RESERVE_MIB = 1024
 
@@ -194,5 +242,5 @@ def memory_capacity(vm_settings: VMSettings, meminfo: str | None = None) -> int:
     available_kib = next(
         int(line.split()[1]) for line in meminfo.splitlines() if line.startswith("MemAvailable:")
     )
-    per_vm = vm_settings.guest_memory_mib + vm_settings.tcg_tb_size_mib + VM_OVERHEAD_MIB
+    per_vm = vm_memory_ceiling_mib(vm_settings)
     return max(1, (available_kib // 1024 - HOST_RESERVE_MIB) // per_vm)

@@ -23,6 +23,15 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# The unprivileged user every QEMU drops to (unikernel/confine.py): no home,
+# no shell, no password; it owns no file.
+VM_USER=${UNIFAAS_VM_VM_USER:-unifaas-vm}
+if [ "$(id -u)" = 0 ] && [ -n "$VM_USER" ] && ! id -u "$VM_USER" >/dev/null 2>&1; then
+  echo "bootstrap: creating user $VM_USER"
+  useradd --system --user-group --no-create-home --home-dir /nonexistent \
+          --shell /usr/sbin/nologin "$VM_USER"
+fi
+
 PYTHON=${PYTHON:-python3.11}
 if [ ! -x .venv/bin/python ]; then
   echo "bootstrap: creating .venv"

@@ -55,6 +55,8 @@ class VMSpec:
     memory_shared: bool = False
     # Start paused, waiting for the snapshot's device state (QMP migrate-incoming).
     incoming: bool = False
+    # -sandbox / -runas / -chroot, from unikernel.confine.Confinement.qemu_args.
+    confinement_args: tuple[str, ...] = ()
 
 
 # Under TCG the CPU has no TSC-deadline timer and the kernel spends ~0.25 s
@@ -138,4 +140,5 @@ def build_argv(spec: VMSpec) -> list[str]:
         "-device",
         f"{balloon},free-page-reporting=on",
         *(["-incoming", "defer"] if spec.incoming else []),
+        *spec.confinement_args,
     ]

@@ -28,3 +28,14 @@ def read_tail(path: Path, limit: int = LOG_TAIL_BYTES) -> str:
             return f.read().decode(errors="replace")
     except OSError:
         return ""
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process of that pid exists (ours or another user's)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -56,3 +56,7 @@ class QMPCommandError(UnikernelError):
     def __init__(self, command: str, message: str) -> None:
         super().__init__(f"QMP {command} failed: {message}")
         self.command = command
+
+
+class ConfinementError(UnikernelError):
+    """The host cannot apply a confinement measure (a cgroup, the VM user, ...)."""

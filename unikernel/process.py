@@ -18,12 +18,15 @@ import contextlib
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
 from unikernel.argv import VMSpec, build_argv
+from unikernel.cgroups import VMCgroup
 from unikernel.children import die_with_parent, read_tail
+from unikernel.confine import Confinement, prepare_run_dir
 from unikernel.errors import VMLaunchError
 
 # How long QEMU gets to connect its chardevs after exec (it does so before
@@ -43,14 +46,19 @@ class VMProcess:
         spec_overrides: dict[str, object],
         run_parent: Path | None = None,
         name: str = "vm",
+        confinement: Confinement | None = None,
     ) -> None:
         self.run_dir = Path(tempfile.mkdtemp(prefix=f"unifaas-{name}-", dir=run_parent))
+        self.confinement = confinement or Confinement.none()
+        prepare_run_dir(self.run_dir, self.confinement)
+        self.cgroup: VMCgroup | None = None
         self.spec = VMSpec(
             kernel=kernel,
             initrd=initrd,
             agent_socket=self.run_dir / "agent.sock",
             qmp_socket=self.run_dir / "qmp.sock",
             console_log=self.run_dir / "console.log",
+            confinement_args=tuple(self.confinement.qemu_args(self.run_dir)),
             **spec_overrides,  # type: ignore[arg-type]
         )
         self.argv = build_argv(self.spec)
@@ -88,16 +96,34 @@ class VMProcess:
 
         self._server = await asyncio.start_unix_server(on_connect, path=str(self.spec.agent_socket))
 
+    def _preexec(self) -> Callable[[], None]:
+        cgroup = self.cgroup
+        if cgroup is None:
+            return die_with_parent
+        procs = cgroup.procs_files()
+
+        def in_child() -> None:
+            die_with_parent()
+            cgroup.join(procs)
+
+        return in_child
+
     async def spawn(self) -> None:
+        tree, limits = self.confinement.cgroups, self.confinement.limits
+        if tree is not None and limits is not None:
+            self.cgroup = tree.create(self.run_dir.name, limits)
         stderr = (self.run_dir / "qemu.stderr").open("wb")
         try:
             self.started_at = time.perf_counter()
+            # close_fds (the default) and stdin from /dev/null: QEMU inherits
+            # no descriptor of the host but its log.
             self.proc = await asyncio.create_subprocess_exec(
                 *self.argv,
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=stderr,
                 stderr=stderr,
-                preexec_fn=die_with_parent,
+                preexec_fn=self._preexec(),
+                close_fds=True,
             )
         except OSError as err:
             message = f"cannot execute {self.argv[0]}: {err}"
@@ -157,6 +183,8 @@ class VMProcess:
             if self._conn is not None and self._conn.done() and not self._conn.cancelled():
                 self._conn.result()[1].close()
             shutil.rmtree(self.run_dir, ignore_errors=True)
+            if self.cgroup is not None and (self.proc is None or self.proc.returncode is not None):
+                self.cgroup.remove()
 
     async def __aenter__(self) -> VMProcess:
         return self

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import shlex
+import os
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,8 @@ CMD_MIGRATE = "migrate"
 CMD_MIGRATE_INCOMING = "migrate-incoming"
 CMD_MIGRATE_SET_CAPABILITIES = "migrate-set-capabilities"
 CMD_QUERY_MIGRATE = "query-migrate"
+CMD_GETFD = "getfd"
+SNAPSHOT_FD = "snapshot"
 # Saving or loading a snapshot's ~50 KB of device state takes ~10-20 ms.
 MIGRATE_POLL_S = 0.005
 
@@ -78,16 +80,32 @@ class QmpControl:
         """Pause, then write the device state (not RAM: it lives in a shared file) to a file."""
         await self._execute(CMD_STOP)
         await self._ignore_shared_ram()
-        await self._execute(CMD_MIGRATE, {"uri": f"exec:cat > {shlex.quote(str(state_file))}"})
-        await self._until_migrated()
+        fd = os.open(state_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            await self._execute(CMD_MIGRATE, {"uri": await self._pass_fd(fd)})
+            await self._until_migrated()
+        finally:
+            os.close(fd)
 
     async def load_snapshot(self, state_file: Path) -> None:
         """Into a QEMU started with ``-incoming defer``; leaves the VM paused."""
         await self._ignore_shared_ram()
-        await self._execute(
-            CMD_MIGRATE_INCOMING, {"uri": f"exec:cat {shlex.quote(str(state_file))}"}
-        )
-        await self._until_migrated()
+        fd = os.open(state_file, os.O_RDONLY)
+        try:
+            await self._execute(CMD_MIGRATE_INCOMING, {"uri": await self._pass_fd(fd)})
+            await self._until_migrated()
+        finally:
+            os.close(fd)
+
+    async def _pass_fd(self, fd: int) -> str:
+        """Hand QEMU an open file (SCM_RIGHTS): a confined QEMU can neither open
+        files nor spawn ``cat``. Returns the migration URI naming it."""
+        try:
+            self._client.send_fd_scm(fd)
+        except (QMPError, OSError) as err:
+            raise QMPCommandError(CMD_GETFD, str(err)) from err
+        await self._execute(CMD_GETFD, {"fdname": SNAPSHOT_FD})
+        return f"fd:{SNAPSHOT_FD}"
 
     async def _ignore_shared_ram(self) -> None:
         caps = [{"capability": "x-ignore-shared", "state": True}]

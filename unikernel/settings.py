@@ -64,3 +64,17 @@ class VMSettings(BaseSettings):
     snapshots: bool = True
     # Where template RAM files live; None = /dev/shm (tmpfs), else the temp dir.
     snapshot_dir: Path | None = None
+
+    # Confinement of each QEMU (unikernel/confine.py). Each is on unless the
+    # host cannot do it; the node then says why and /v1/status shows it.
+    seccomp: bool = True
+    # The unprivileged user QEMU drops to (scripts/bootstrap.sh creates it);
+    # "" = stay the host's user.
+    vm_user: str = "unifaas-vm"
+    chroot: bool = True
+    cgroups: bool = True
+    # cgroup v2 cpu.weight of each VM (100 = an equal share; v1 shares scaled).
+    vm_cpu_weight: int = Field(default=100, ge=1, le=10000)
+    # QEMU under TCG runs ~6 threads (main, vCPU, RCU, I/O workers); spawn
+    # is denied by seccomp, so this bounds threads alone.
+    vm_pids_max: int = Field(default=64, ge=8)

@@ -23,6 +23,8 @@ import tempfile
 from pathlib import Path
 
 from unikernel.accel import Accel
+from unikernel.children import pid_alive
+from unikernel.confine import Confinement
 from unikernel.image import GuestImage
 from unikernel.settings import VMSettings
 from unikernel.vm import MicroVM
@@ -69,31 +71,30 @@ def sweep_stale(parent: Path) -> int:
     with contextlib.suppress(OSError):
         for entry in parent.iterdir():
             match = _OWNED.match(entry.name)
-            if match is None or _alive(int(match.group(1))):
+            if match is None or pid_alive(int(match.group(1))):
                 continue
             shutil.rmtree(entry, ignore_errors=True)
             removed += 1
     return removed
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-async def make_template(image: GuestImage, settings: VMSettings, accel: Accel) -> Template:
+async def make_template(
+    image: GuestImage, settings: VMSettings, accel: Accel, confinement: Confinement | None = None
+) -> Template:
     """Boot a guest with its RAM in a shared file, snapshot it, stop it."""
     parent = snapshot_dir(settings)
     sweep_stale(parent)
     directory = Path(tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-", dir=parent))
     memory_file, state_file = directory / "ram", directory / "state"
     try:
-        vm = await MicroVM.boot(image, settings, accel, name="template", memory_file=memory_file)
+        vm = await MicroVM.boot(
+            image,
+            settings,
+            accel,
+            name="template",
+            memory_file=memory_file,
+            confinement=confinement,
+        )
         try:
             await vm.qmp.save_snapshot(state_file)
             hello = vm.agent.hello

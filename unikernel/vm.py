@@ -19,7 +19,8 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 
 from unikernel import warmup
-from unikernel.errors import AgentUnresponsive, QMPCommandError, VMGone
+from unikernel.confine import Confinement
+from unikernel.errors import AgentUnresponsive, ConfinementError, QMPCommandError, VMGone
 from unikernel.image import GuestImage
 from unikernel.process import VMProcess
 from unikernel.qmp import QmpControl
@@ -80,6 +81,7 @@ class MicroVM:
         name: str = "vm",
         *,
         memory_file: Path | None = None,
+        confinement: Confinement | None = None,
     ) -> MicroVM:
         """Boot the guest and wait for the agent's hello.
 
@@ -89,7 +91,9 @@ class MicroVM:
         overrides = _overrides(settings, accel)
         if memory_file is not None:
             overrides.update(memory_file=memory_file, memory_shared=True)
-        process = VMProcess(image.kernel, image.initrd, overrides, settings.run_dir, name)
+        process = VMProcess(
+            image.kernel, image.initrd, overrides, settings.run_dir, name, confinement
+        )
 
         async def hello(qmp: QmpControl, agent: AgentClient) -> None:
             ready = asyncio.ensure_future(agent.wait_ready())
@@ -98,7 +102,14 @@ class MicroVM:
         return await cls._launch(process, settings, accel, name, hello, restored=False)
 
     @classmethod
-    async def restore(cls, template: Template, settings: VMSettings, name: str = "vm") -> MicroVM:
+    async def restore(
+        cls,
+        template: Template,
+        settings: VMSettings,
+        name: str = "vm",
+        *,
+        confinement: Confinement | None = None,
+    ) -> MicroVM:
         """A clone of ``template``: its RAM mapped copy-on-write, its device state loaded.
 
         Ready when the agent has taken the real time and fresh entropy (its
@@ -107,7 +118,9 @@ class MicroVM:
         overrides = _overrides(settings, template.accel)
         overrides.update(memory_file=template.memory_file, memory_shared=False, incoming=True)
         image = template.image
-        process = VMProcess(image.kernel, image.initrd, overrides, settings.run_dir, name)
+        process = VMProcess(
+            image.kernel, image.initrd, overrides, settings.run_dir, name, confinement
+        )
 
         info: list[ResumeReply] = []
 
@@ -258,6 +271,14 @@ class MicroVM:
     async def stats(self) -> AgentStats:
         stats: AgentStats = await self._bounded(self.agent.stats(), CONTROL_CALL_TIMEOUT_S, "stats")
         return stats
+
+    def limit_memory(self, memory_bytes: int) -> None:
+        """Lower (or raise) the host memory this VM may hold; no-op when it has no cgroup."""
+        if self.process.cgroup is not None:
+            try:
+                self.process.cgroup.set_memory(memory_bytes)
+            except OSError as err:  # v1 refuses a limit below what the VM already holds
+                raise ConfinementError(f"cannot set the VM's memory limit: {err}") from err
 
     def rss_kib(self, field: str = "VmRSS") -> int:
         """Resident memory of the QEMU process (0 when it is gone).

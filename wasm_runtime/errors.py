@@ -24,6 +24,7 @@ guest agent) imports it. Each package defines its own sub-root in its
     |   +-- VMGone(reason, exitcode)      QEMU or the agent went away; pending calls fail with it
     |   |   +-- AgentUnresponsive         a call outlived its deadline; the VM was killed
     |   +-- QMPCommandError(command)      QEMU refused a QMP command
+    |   +-- ConfinementError              the host cannot confine a VM as its settings ask
     +-- SchedulerError                    scheduler.errors: registry, pool, node
     |   +-- FunctionNotFound(name, version)
     |   +-- InvocationNotFound(invocation_id)

@@ -11,7 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from gateway import deps
 from gateway.errors import NotFound
-from gateway.views import node_json, pool_json
+from gateway.views import confinement_json, node_json, pool_json
 
 router = APIRouter(tags=["system"])
 STATIC = Path(__file__).resolve().parent.parent / "static"
@@ -29,6 +29,7 @@ async def status(request: Request) -> dict[str, Any]:
     return {
         "node": platform.node_id,
         "pool": pool_json(platform.pool.status()),
+        "confinement": confinement_json(platform.pool.host.confinement),
         "nodes": [node_json(n) for n in await platform.registry.list_nodes()],
     }
 

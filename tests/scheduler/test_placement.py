@@ -187,6 +187,20 @@ def test_memory_budget_limits_warm_slots() -> None:
     assert unlimited is not None and unlimited.step is Step.WARM
 
 
+@pytest.mark.parametrize(
+    ("concurrency", "memory_mib", "want"),
+    [
+        (4, 64, 624 - (416 - 4 * 64)),  # 4 slots of 64 MiB leave 160 of the budget unused
+        (8, 200, 624 - (416 - 2 * 200)),  # the budget holds 2 slots of 200
+        (1, 416, 624),  # one call may use the whole budget
+        (1, 1024, 624),  # one slot even when the cap exceeds the budget: never above the ceiling
+    ],
+)
+def test_host_memory_follows_the_function(concurrency: int, memory_mib: int, want: int) -> None:
+    f = fv("a", concurrency=concurrency, memory_mib=memory_mib)
+    assert placement.host_memory_mib(f, 416, 624) == want
+
+
 def test_expired_keeps_min_warm_and_retires() -> None:
     keep1 = fv("a", min_warm=1, keep_alive_s=10)
     recs = records([V(S.BOUND, keep1, idle_s=30), V(S.BOUND, keep1, idle_s=20), V(S.BOUND, B)])

@@ -37,6 +37,7 @@ class FakeSandbox:
         self.restored = False
         self.frozen = False  # stops answering (SIGSTOP)
         self.pings = 0
+        self.memory_limit: int | None = None
         self._gone = asyncio.Event()
 
     @property
@@ -98,6 +99,9 @@ class FakeSandbox:
     def rss_kib(self) -> int:
         return 0 if self.stopped else 1000
 
+    def limit_memory(self, memory_bytes: int) -> None:
+        self.memory_limit = memory_bytes
+
 
 class FakeFactory:
     def __init__(self, boot_delay_s: float = 0.01) -> None:
@@ -108,10 +112,13 @@ class FakeFactory:
         self.sandboxes: list[FakeSandbox] = []
         self.max_live = 0
         self.memory_budget_mib: int | None = None
+        self.vm_memory_mib: int | None = None
         self.die_once_left = 1  # VMs a b"die-once" call kills before it succeeds
 
     def host_limits(self) -> HostLimits:
-        return HostLimits(memory_budget_mib=self.memory_budget_mib)
+        return HostLimits(
+            memory_budget_mib=self.memory_budget_mib, vm_memory_mib=self.vm_memory_mib
+        )
 
     def live(self) -> list[FakeSandbox]:
         return [s for s in self.sandboxes if not s.stopped]
@@ -243,6 +250,16 @@ async def test_concurrency_slots(make_pool: MakePool, factory: FakeFactory) -> N
     want = [StartKind.WARM, StartKind.WARM, StartKind.COLD]
     assert sorted(r.start for r in kinds) == sorted(want)
     assert [s.max_in_flight for s in factory.sandboxes] == [2, 1]
+
+
+@virtual_time
+async def test_bound_vm_gets_its_functions_memory_limit(
+    make_pool: MakePool, factory: FakeFactory
+) -> None:
+    factory.memory_budget_mib, factory.vm_memory_mib = 416, 624
+    pool = make_pool()
+    await pool.invoke(fv("a", concurrency=2, memory_mib=64), load_ok, call())
+    assert factory.sandboxes[0].memory_limit == (624 - (416 - 2 * 64)) * 1024 * 1024
 
 
 @virtual_time

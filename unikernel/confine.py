@@ -1,0 +1,196 @@
+"""The host side of the VM wall: what confines each QEMU, probed once per host.
+
+Each measure is on by default and dropped only when this host cannot do it
+(the node then says why, once, and ``/v1/status`` shows it):
+
+- **seccomp** (``-sandbox on,...``): QEMU's own syscall filter. With
+  ``-runas`` the ``elevateprivileges=deny`` part is left out: QEMU 7.2
+  installs the filter before it drops root, so that part kills it (SIGSYS,
+  measured). Nothing is lost by leaving it out once root is dropped: a
+  non-root process cannot raise its ids again, ``spawn=deny`` forbids the
+  exec of a setuid binary, and seccomp sets ``no_new_privs`` anyway.
+- **user**: QEMU drops to an unprivileged user (``-runas``; the bootstrap
+  creates ``unifaas-vm``) once its files are open, and owns no file: what it
+  needs (kernel, initrd, RAM file, sockets, console log) is opened as root
+  before the drop; snapshot state goes in and out as passed descriptors.
+- **chroot**: QEMU then changes root to its (empty of anything it may use)
+  run directory: nothing of the host's file tree is visible to it.
+- **cgroup**: a group per VM with a memory limit (its worst case: guest RAM,
+  translation cache, QEMU itself), a CPU weight and a pids limit
+  (``unikernel.cgroups``).
+- no network device and no inherited descriptors (``close_fds``, stdin
+  from /dev/null) are not settings: they are always so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import os
+import pwd
+import tempfile
+from pathlib import Path
+
+from unikernel.cgroups import CgroupTree, Limits
+from unikernel.children import read_tail
+from unikernel.errors import ConfinementError
+from unikernel.settings import VMSettings
+
+log = logging.getLogger(__name__)
+
+SECCOMP_BASE = "on,obsolete=deny,spawn=deny,resourcecontrol=deny"
+SECCOMP_FULL = SECCOMP_BASE + ",elevateprivileges=deny"
+PROBE_TIMEOUT_S = 10.0
+
+# What one VM may cost the host at most beyond its guest RAM and translation
+# cache: QEMU itself (measured ~15 MiB) with room to spare.
+VM_OVERHEAD_MIB = 48
+
+
+def vm_memory_ceiling_mib(settings: VMSettings) -> int:
+    """The most host memory one VM can hold: its cgroup limit, and the capacity rule's unit."""
+    return settings.guest_memory_mib + settings.tcg_tb_size_mib + VM_OVERHEAD_MIB
+
+
+@dataclasses.dataclass(frozen=True)
+class VMUser:
+    name: str
+    uid: int
+    gid: int
+
+    @property
+    def runas(self) -> str:
+        return f"{self.uid}:{self.gid}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Confinement:
+    """What confines every VM of this host (``none()``: nothing, for tests and tools)."""
+
+    seccomp: str | None = None  # QEMU's -sandbox argument
+    user: VMUser | None = None
+    chroot: bool = False
+    cgroups: CgroupTree | None = None
+    limits: Limits | None = None  # a new VM's cgroup limits
+    # What the settings asked for and the host could not do, each with its reason.
+    not_applied: tuple[str, ...] = ()
+
+    @classmethod
+    def none(cls) -> Confinement:
+        return cls()
+
+    def qemu_args(self, run_dir: Path) -> list[str]:
+        args: list[str] = []
+        if self.seccomp:
+            args += ["-sandbox", self.seccomp]
+        if self.user is not None:
+            args += ["-runas", self.user.runas]
+        if self.chroot:
+            args += ["-chroot", str(run_dir)]
+        return args
+
+
+def _vm_user(name: str) -> VMUser:
+    if os.geteuid() != 0:
+        raise ConfinementError("the host does not run as root, so QEMU cannot drop to a user")
+    try:
+        entry = pwd.getpwnam(name)
+    except KeyError:
+        raise ConfinementError(
+            f"user {name!r} does not exist (scripts/bootstrap.sh creates it)"
+        ) from None
+    if entry.pw_uid == 0:
+        raise ConfinementError(f"user {name!r} is root")
+    return VMUser(name, entry.pw_uid, entry.pw_gid)
+
+
+async def _qemu_accepts(qemu_binary: str, args: list[str]) -> str | None:
+    """None when a machine-less QEMU starts and quits with ``args``, else why not."""
+    script = b'{"execute":"qmp_capabilities"}\n{"execute":"quit"}\n'
+    with tempfile.TemporaryDirectory(prefix="unifaas-probe-") as tmp:
+        err_path = Path(tmp) / "stderr"
+        argv = [qemu_binary, "-M", "none", "-nodefaults", "-no-user-config", "-display", "none"]
+        argv += [a.replace("{dir}", tmp) for a in args] + ["-qmp", "stdio"]
+        with err_path.open("wb") as err:
+            try:
+                proc = await asyncio.create_subprocess_exec(
+                    *argv,
+                    stdin=asyncio.subprocess.PIPE,
+                    stdout=asyncio.subprocess.DEVNULL,
+                    stderr=err,
+                )
+            except OSError as exc:
+                return f"cannot execute {qemu_binary}: {exc}"
+            try:
+                await asyncio.wait_for(proc.communicate(script), PROBE_TIMEOUT_S)
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
+                return "QEMU did not quit"
+        if proc.returncode == 0:
+            return None
+        tail = read_tail(err_path).strip()
+        return f"QEMU exited with {proc.returncode}" + (f": {tail}" if tail else "")
+
+
+async def probe(settings: VMSettings) -> Confinement:
+    """Find out which of the measures the settings ask for this host can apply."""
+    skipped: list[str] = []
+    user: VMUser | None = None
+    if settings.vm_user:
+        try:
+            user = _vm_user(settings.vm_user)
+        except ConfinementError as err:
+            skipped.append(f"user: {err.message}")
+    chroot = settings.chroot
+    if chroot and os.geteuid() != 0:
+        skipped.append("chroot: the host does not run as root")
+        chroot = False
+    seccomp: str | None = None
+    if settings.seccomp:
+        seccomp = SECCOMP_BASE if user is not None else SECCOMP_FULL
+        why = await _qemu_accepts(settings.qemu_binary, ["-sandbox", seccomp])
+        if why is not None:
+            skipped.append(f"seccomp: {why}")
+            seccomp = None
+    if user is not None:
+        why = await _qemu_accepts(settings.qemu_binary, ["-runas", user.runas])
+        if why is not None:
+            skipped.append(f"user: {why}")
+            user = None
+    if chroot:
+        why = await _qemu_accepts(settings.qemu_binary, ["-chroot", "{dir}"])
+        if why is not None:
+            skipped.append(f"chroot: {why}")
+            chroot = False
+    candidate = Confinement(seccomp, user, chroot)
+    # The measures one by one can pass while their combination fails (as
+    # elevateprivileges=deny with -runas does): check the whole set too.
+    combined = candidate.qemu_args(Path("{dir}"))
+    if combined and (why := await _qemu_accepts(settings.qemu_binary, combined)) is not None:
+        raise ConfinementError(f"QEMU refuses its confinement {' '.join(combined)}: {why}")
+    cgroups: CgroupTree | None = None
+    limits: Limits | None = None
+    if settings.cgroups:
+        try:
+            cgroups = CgroupTree.detect()
+            cgroups.sweep_stale()
+            limits = Limits(
+                vm_memory_ceiling_mib(settings) * 1024 * 1024,
+                settings.vm_cpu_weight,
+                settings.vm_pids_max,
+            )
+        except (ConfinementError, OSError) as err:
+            skipped.append(f"cgroup: {err}")
+            cgroups = None
+    confinement = Confinement(seccomp, user, chroot, cgroups, limits, tuple(skipped))
+    for line in skipped:
+        log.warning("VM confinement: %s; VMs run without it", line)
+    return confinement
+
+
+def prepare_run_dir(run_dir: Path, confinement: Confinement) -> None:
+    """A confined QEMU may read nothing of its run dir, or write to it: it opens all before."""
+    if confinement.user is not None:
+        os.chmod(run_dir, 0o711)
