@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -24,6 +25,7 @@ from scheduler.sandbox import HostLimits
 from scheduler.service import Platform
 from scheduler.settings import PoolSettings
 from tests.conftest import wasm
+from tests.platforms import LivePlatform, running_platform
 from unikernel.errors import VMGone
 from wasm_runtime.replies import LoadReply
 from wasm_runtime.runner import FunctionRuntime, LoadedFunction
@@ -114,3 +116,23 @@ async def deploy(client: httpx.AsyncClient, name: str, module: str, **config: An
     )
     assert r.status_code == 201, r.text
     return r.json()
+
+
+# -- One real platform (``unifaas up`` in a subprocess) for every end-to-end test.
+
+
+@pytest.fixture(scope="session")
+def modules(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("modules")
+    paths = {}
+    for name in ("hello", "echo", "cgi", "files", "misbehave"):
+        paths[name] = d / f"{name}.wasm"
+        paths[name].write_bytes(wasm(name))
+    return paths
+
+
+@pytest.fixture(scope="session")
+def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LivePlatform]:
+    state = tmp_path_factory.mktemp("state")
+    with running_platform(state) as p:
+        yield p

@@ -7,81 +7,22 @@ is shared by most tests; the restart test runs its own.
 from __future__ import annotations
 
 import concurrent.futures
-import contextlib
 import json
-import subprocess
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
 import redis.asyncio as aioredis
 
-from loadtests.launch import Served, platform_process
+from loadtests.launch import platform_process
 from scheduler.redis_server import EmbeddedRedis
-from tests.conftest import wasm
+from tests.platforms import LivePlatform, children_of, running_platform
 
 pytestmark = pytest.mark.vm
 
 
-@dataclass
-class Platform:
-    served: Served
-    state_dir: Path
-
-    @property
-    def url(self) -> str:
-        return self.served.url
-
-    @property
-    def proc(self) -> subprocess.Popen[bytes]:
-        return self.served.proc
-
-    @property
-    def token(self) -> str:
-        return (self.state_dir / "token").read_text().strip()
-
-    def cli(self, *args: str, stdin: bytes = b"") -> subprocess.CompletedProcess[bytes]:
-        return self.served.cli(*args, stdin=stdin)
-
-    def http(self) -> httpx.Client:
-        return httpx.Client(
-            base_url=self.url, timeout=60, headers={"Authorization": f"Bearer {self.token}"}
-        )
-
-
-@contextlib.contextmanager
-def running_platform(state_dir: Path, max_vms: int = 3) -> Iterator[Platform]:
-    extra = {"UNIFAAS_IDLE_TARGET": "1", "UNIFAAS_QUEUE_TIMEOUT_S": "60"}
-    with platform_process(state_dir, max_vms=max_vms, extra_env=extra) as served:
-        yield Platform(served, state_dir)
-
-
-def children_of(pid: int) -> list[int]:
-    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True, check=False)
-    return [int(p) for p in out.stdout.split()]
-
-
-@pytest.fixture(scope="module")
-def modules(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    d = tmp_path_factory.mktemp("modules")
-    paths = {}
-    for name in ("hello", "echo", "cgi", "files", "misbehave"):
-        paths[name] = d / f"{name}.wasm"
-        paths[name].write_bytes(wasm(name))
-    return paths
-
-
-@pytest.fixture(scope="module")
-def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
-    state = tmp_path_factory.mktemp("state")
-    with running_platform(state) as p:
-        yield p
-
-
 def test_deploy_invoke_redeploy_rollback_delete(
-    platform: Platform, modules: dict[str, Path]
+    platform: LivePlatform, modules: dict[str, Path]
 ) -> None:
     out = platform.cli("deploy", "greeter", str(modules["hello"]))
     assert out.returncode == 0, out.stderr
@@ -115,7 +56,7 @@ def test_deploy_invoke_redeploy_rollback_delete(
 
 
 def test_wagi_routing_headers_query_and_status(
-    platform: Platform, modules: dict[str, Path]
+    platform: LivePlatform, modules: dict[str, Path]
 ) -> None:
     assert platform.cli("deploy", "cgi", str(modules["cgi"]), "--abi", "wagi").returncode == 0
     with platform.http() as http:
@@ -131,7 +72,7 @@ def test_wagi_routing_headers_query_and_status(
 
 
 def test_files_bundle_read_and_write_isolation(
-    platform: Platform, modules: dict[str, Path], tmp_path: Path
+    platform: LivePlatform, modules: dict[str, Path], tmp_path: Path
 ) -> None:
     site = tmp_path / "site"
     site.mkdir()
@@ -143,7 +84,7 @@ def test_files_bundle_read_and_write_isolation(
         assert call.stdout == b"from the bundle\nscratch.txt existed: no\n"
 
 
-def test_error_statuses(platform: Platform, modules: dict[str, Path], tmp_path: Path) -> None:
+def test_error_statuses(platform: LivePlatform, modules: dict[str, Path], tmp_path: Path) -> None:
     bad = tmp_path / "bad.wasm"
     bad.write_bytes(b"not wasm at all")
     assert (
@@ -196,7 +137,7 @@ def test_error_statuses(platform: Platform, modules: dict[str, Path], tmp_path: 
 
 
 def test_concurrency_beyond_capacity_all_complete(
-    platform: Platform, modules: dict[str, Path]
+    platform: LivePlatform, modules: dict[str, Path]
 ) -> None:
     names = ["c1", "c2", "c3", "c4"]
     for name in names:
