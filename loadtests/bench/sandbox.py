@@ -12,13 +12,16 @@ import statistics
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 from loadtests.bench.stats import percentile
-from unikernel.accel import floor_boot, resolve_accel
-from unikernel.image import ensure_image
+from unikernel.accel import Accel, floor_boot, resolve_accel
+from unikernel.confine import Confinement
+from unikernel.confine import probe as probe_confinement
+from unikernel.image import GuestImage, ensure_image
 from unikernel.settings import VMSettings
-from unikernel.snapshot import make_template
+from unikernel.snapshot import Template, make_template
 from unikernel.vm import MicroVM
 from wasm_runtime.types import Invocation
 
@@ -54,6 +57,78 @@ def _native_invoke_ms(artifact: bytes, n: int) -> list[float]:
         return out
     finally:
         runtime.close()
+
+
+async def _clone_sample(
+    template: Template, settings: VMSettings, confinement: Confinement, artifact: bytes, calls: int
+) -> tuple[float, float, list[float]]:
+    """One clone: restore seconds, settled-ish RSS (MiB) after a warm echo, echo latencies."""
+    clone = await MicroVM.restore(template, settings, name="bench-jail", confinement=confinement)
+    try:
+        await clone.load("echo", artifact)
+        inv = Invocation(stdin=ECHO_PAYLOAD)
+
+        async def echo() -> None:
+            (await clone.invoke("echo", inv)).raise_for_outcome()
+
+        latencies = await _timed(echo, calls)
+        return clone.boot_s, clone.rss_kib() / 1024, latencies
+    finally:
+        await clone.stop()
+
+
+async def confinement_cost(
+    image: GuestImage,
+    settings: VMSettings,
+    accel: Accel,
+    artifact: bytes,
+    *,
+    samples: int = 3,
+    calls: int = 50,
+) -> dict[str, Any]:
+    """Boot, clone, RSS and echo latency with the host's confinement next to none, in
+    alternation so that the machine's drift falls on both."""
+    confined = await probe_confinement(settings)
+    arms = {"unconfined": Confinement.none(), "confined": confined}
+    boots: dict[str, list[float]] = {arm: [] for arm in arms}
+    restores: dict[str, list[float]] = {arm: [] for arm in arms}
+    rss: dict[str, list[float]] = {arm: [] for arm in arms}
+    echo: dict[str, list[float]] = {arm: [] for arm in arms}
+    templates = {arm: await make_template(image, settings, accel, c) for arm, c in arms.items()}
+    try:
+        for _ in range(samples):
+            for arm, c in arms.items():
+                vm = await MicroVM.boot(image, settings, accel, name="bench-jail", confinement=c)
+                boots[arm].append(vm.boot_s)
+                await vm.stop()
+                restore_s, rss_mib, latencies = await _clone_sample(
+                    templates[arm], settings, c, artifact, calls
+                )
+                restores[arm].append(restore_s)
+                rss[arm].append(rss_mib)
+                echo[arm].extend(latencies)
+    finally:
+        for template in templates.values():
+            template.remove()
+
+    def median(d: dict[str, list[float]], arm: str) -> float:
+        return statistics.median(d[arm])
+
+    out: dict[str, Any] = {"confinement": confined.qemu_args(Path("RUN_DIR"))}
+    out["confinement_not_applied"] = list(confined.not_applied)
+    for arm in arms:
+        out[f"{arm}_boot_to_ready_s"] = round(median(boots, arm), 3)
+        out[f"{arm}_restore_to_ready_s"] = round(median(restores, arm), 3)
+        out[f"{arm}_clone_rss_mib"] = round(median(rss, arm), 1)
+        out[f"{arm}_invoke_ms_p50"] = round(percentile(echo[arm], 50), 3)
+    for name, d in (("boot", boots), ("restore", restores), ("clone_rss", rss)):
+        out[f"ratio_confined_over_unconfined_{name}"] = round(
+            median(d, "confined") / max(median(d, "unconfined"), 1e-9), 2
+        )
+    out["ratio_confined_over_unconfined_invoke"] = round(
+        percentile(echo["confined"], 50) / max(percentile(echo["unconfined"], 50), 1e-9), 2
+    )
+    return out
 
 
 async def bench_sandbox(
@@ -126,7 +201,10 @@ async def bench_sandbox(
         template.remove()
     progress(f"{calls} echo invocations in-process")
     native = _native_invoke_ms(artifact, calls)
+    progress("confinement: boots, clones and calls confined and not, alternating")
+    jail = await confinement_cost(image, settings, accel, artifact)
     return {
+        **jail,
         "accel": accel,
         "machine": settings.machine,
         "guest_memory_mib": settings.guest_memory_mib,
