@@ -105,4 +105,6 @@ def error_message(err: BaseException) -> str:
 
 
 def error_body(err: BaseException, kind: str, **extra: Any) -> dict[str, Any]:
+    if isinstance(err, InvalidModule):
+        extra["reason"] = err.reason  # stable, for programs: memory_above_cap, not_wasm, ...
     return {"error": {"kind": kind, "message": error_message(err), **extra}}

@@ -32,7 +32,8 @@ from scheduler.model import (
 )
 from scheduler.state import StateStore, sha256_hex
 from wasm_runtime.bundle import FILES_MAX_BYTES
-from wasm_runtime.engine import default_engine, precompile
+from wasm_runtime.engine import default_engine, inspect, precompile
+from wasm_runtime.shape import check_memory_cap
 from wasm_runtime.types import known_fields
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
@@ -161,6 +162,10 @@ class Registry:
         validate_config(config)
         if files_tar is not None:
             await asyncio.to_thread(validate_files_tar, files_tar)
+        # What the module declares is checked on every deploy, before any compiling
+        # and also when its artifact is cached: the cap is the deploy's.
+        shape = inspect(module)
+        check_memory_cap(shape, config.limits().memory_bytes)
         module_sha = sha256_hex(module)
         artifact_sha = await self._artifact_for(module, module_sha)
         await self.state.put_blob(module)

@@ -13,11 +13,17 @@ import threading
 import wasmtime
 
 from wasm_runtime.errors import InvalidModule
+from wasm_runtime.shape import (
+    WASM_PAGE_BYTES,
+    ModuleBounds,
+    ModuleShape,
+    check_shape,
+    read_shape,
+)
 
 WASI_MODULE = "wasi_snapshot_preview1"
 ENTRY_POINT = "_start"
 MEMORY_EXPORT = "memory"
-WASM_PAGE_BYTES = 64 * 1024
 
 WASM_MAGIC = b"\0asm"
 _CORE_VERSION = b"\x01\x00\x00\x00"
@@ -183,12 +189,35 @@ def check_links(engine: wasmtime.Engine, module: wasmtime.Module) -> wasmtime.In
         raise InvalidModule("link_failed", f"WASI imports do not link: {_one_line(err)}") from err
 
 
+DEPLOY_BOUNDS = ModuleBounds()
+
+
+def inspect(wasm: bytes, bounds: ModuleBounds = DEPLOY_BOUNDS) -> ModuleShape:
+    """What ``wasm`` declares, refused (InvalidModule) when it is no core module or
+    exceeds ``bounds``: cheap, and before anything compiles it."""
+    check_header(wasm)
+    try:
+        shape = read_shape(wasm)
+    except InvalidModule:
+        # wasmtime's validator says precisely what is wrong; should it find nothing,
+        # the module still cannot be bounded, so it is refused all the same.
+        try:
+            wasmtime.Module.validate(default_engine(), wasm)
+        except wasmtime.WasmtimeError as err:
+            raise InvalidModule(
+                "compile_failed", f"the module does not compile: {_one_line(err)}"
+            ) from err
+        raise
+    check_shape(shape, bounds)
+    return shape
+
+
 def compile_module(
     wasm: bytes, engine: wasmtime.Engine | None = None
 ) -> tuple[wasmtime.Module, ModuleInfo]:
     """Compile and fully validate ``wasm``; the compiled module is returned for reuse."""
     engine = engine or default_engine()
-    check_header(wasm)
+    inspect(wasm)
     try:
         module = wasmtime.Module(engine, wasm)
     except wasmtime.WasmtimeError as err:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import httpx
+import wasmtime
 
 from tests.conftest import wasm
 from tests.gateway.conftest import AUTH, InProcessFactory, deploy
@@ -73,6 +74,35 @@ async def test_error_table(client: httpx.AsyncClient) -> None:
     r = await client.post("/fn/echo", content=b"x" * 2048)
     assert r.status_code == 413
     assert (await client.post("/fn/echo", content=b"fine")).status_code == 200
+
+
+async def test_hostile_modules_refused_at_deploy_and_echo_keeps_serving(
+    client: httpx.AsyncClient,
+) -> None:
+    await deploy(client, "echo", "echo")
+    start = '(func (export "_start"))'
+    hostile = {
+        "memory_above_cap": f'(memory (export "memory") 65536) {start}',  # 4 GiB minimum
+        "table_too_large": f'(memory (export "memory") 1) (table 50000000 funcref) {start}',
+    }
+    for reason, body in hostile.items():
+        r = await client.post(
+            "/v1/functions/hostile",
+            headers=AUTH,
+            files={"module": ("m.wasm", bytes(wasmtime.wat2wasm(f"(module {body})")))},
+        )
+        assert r.status_code == 400, r.text
+        assert r.json().get("error", {}).get("reason") == reason, r.text
+        assert (await client.post("/fn/echo", content=b"still")).content == b"still"
+    # A cap the module's minimum fits is accepted.
+    roomy = f'(module (memory (export "memory") 512) {start})'  # 32 MiB
+    r = await client.post(
+        "/v1/functions/roomy",
+        headers=AUTH,
+        files={"module": ("m.wasm", bytes(wasmtime.wat2wasm(roomy)))},
+        data={"config": '{"memory_mib": 32}'},
+    )
+    assert r.status_code == 201, r.text
 
 
 async def test_auth_and_private_functions(client: httpx.AsyncClient) -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 import redis.asyncio as aioredis
+import wasmtime
 
 from loadtests.launch import platform_process
 from scheduler.redis_server import EmbeddedRedis
@@ -190,3 +191,19 @@ async def test_external_redis_url(
         assert served.cli("invoke", "ext", "--data", "via external").stdout == b"via external"
     assert await redis.sismember("unifaas:functions", "ext")
     assert not (state / "redis").exists()
+
+
+def test_a_memory_minimum_above_the_cap_is_refused_at_deploy(
+    platform: LivePlatform, modules: dict[str, Path], tmp_path: Path
+) -> None:
+    big = tmp_path / "big.wasm"
+    big.write_bytes(
+        bytes(
+            wasmtime.wat2wasm('(module (memory (export "memory") 65536) (func (export "_start")))')
+        )
+    )
+    out = platform.cli("deploy", "big", str(big), "--memory", "64")
+    assert out.returncode != 0
+    assert b"400" in out.stderr and b"4096 MiB" in out.stderr, out.stderr
+    assert platform.cli("deploy", "small", str(modules["echo"])).returncode == 0
+    assert platform.cli("invoke", "small", "--data", "ok").stdout == b"ok"
