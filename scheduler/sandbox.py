@@ -84,12 +84,13 @@ class HostLimits:
 
 
 def host_confinement(confinement: Confinement) -> HostConfinement:
-    limits = confinement.limits if confinement.cgroups is not None else None
+    tree = confinement.cgroups
+    limits = tree.limits if tree is not None else None
     return HostConfinement(
         seccomp=confinement.seccomp,
         user=confinement.user.name if confinement.user is not None else None,
         chroot=confinement.chroot,
-        cgroup=confinement.cgroups.version if confinement.cgroups is not None else None,
+        cgroup=tree.version if tree is not None else None,
         memory_limit_mib=limits.memory_bytes // (1024 * 1024) if limits else None,
         cpu_weight=limits.cpu_weight if limits else None,
         pids_max=limits.pids_max if limits else None,

@@ -56,19 +56,22 @@ def v1_shares(weight: int) -> int:
 class CgroupTree:
     """Where the VMs' groups live, found once at start."""
 
-    def __init__(self, version: Version, parents: dict[str, Path]) -> None:
+    def __init__(self, version: Version, parents: dict[str, Path], limits: Limits) -> None:
         self.version = version
         # Controller -> the directory holding this host's VM groups
         # (on v2 every controller maps to the same directory).
         self.parents = parents
+        self.limits = limits  # every new VM's group starts with these
 
     @classmethod
-    def detect(cls, root: Path = CGROUP_ROOT, proc_cgroup: str | None = None) -> CgroupTree:
+    def detect(
+        cls, limits: Limits, root: Path = CGROUP_ROOT, proc_cgroup: str | None = None
+    ) -> CgroupTree:
         """The tree the host can use, or ConfinementError saying why none."""
         if proc_cgroup is None:
             proc_cgroup = Path("/proc/self/cgroup").read_text()
         if (root / "cgroup.controllers").is_file():
-            return cls._v2(root, proc_cgroup)
+            return cls._v2(root, proc_cgroup, limits)
         missing = [c for c in V1_CONTROLLERS if not (root / c / "cgroup.procs").is_file()]
         if missing:
             raise ConfinementError(f"no cgroup v2 at {root} and no v1 {', '.join(missing)}")
@@ -76,10 +79,10 @@ class CgroupTree:
         for controller in V1_CONTROLLERS:
             own = root / controller / _own_path(controller, proc_cgroup).lstrip("/")
             parents[controller] = _make_dir(own / GROUP_PARENT)
-        return cls("v1", parents)
+        return cls("v1", parents, limits)
 
     @classmethod
-    def _v2(cls, root: Path, proc_cgroup: str) -> CgroupTree:
+    def _v2(cls, root: Path, proc_cgroup: str, limits: Limits) -> CgroupTree:
         own = root / _own_path("", proc_cgroup).lstrip("/")
         available = (own / "cgroup.controllers").read_text().split()
         missing = [c for c in V2_CONTROLLERS if c not in available]
@@ -98,14 +101,14 @@ class CgroupTree:
                     f"cannot enable {enable} in {group} ({err.strerror}); run the node in a "
                     "cgroup of its own with delegation (e.g. systemd-run -p Delegate=yes)"
                 ) from err
-        return cls("v2", {c: parent for c in V2_CONTROLLERS})
+        return cls("v2", {c: parent for c in V2_CONTROLLERS}, limits)
 
-    def create(self, name: str, limits: Limits) -> VMCgroup:
+    def create(self, name: str) -> VMCgroup:
         group = VMCgroup(self, f"{os.getpid()}-{name}")
         try:
             for directory in group.directories():
                 directory.mkdir(exist_ok=True)
-            group.set(limits)
+            group.set(self.limits)
         except OSError as err:
             group.remove()
             raise ConfinementError(f"cannot create cgroup {group.name}: {err}") from err

@@ -71,8 +71,7 @@ class Confinement:
     seccomp: str | None = None  # QEMU's -sandbox argument
     user: VMUser | None = None
     chroot: bool = False
-    cgroups: CgroupTree | None = None
-    limits: Limits | None = None  # a new VM's cgroup limits
+    cgroups: CgroupTree | None = None  # with a new VM's limits
     # What the settings asked for and the host could not do, each with its reason.
     not_applied: tuple[str, ...] = ()
 
@@ -171,20 +170,19 @@ async def probe(settings: VMSettings) -> Confinement:
     if combined and (why := await _qemu_accepts(settings.qemu_binary, combined)) is not None:
         raise ConfinementError(f"QEMU refuses its confinement {' '.join(combined)}: {why}")
     cgroups: CgroupTree | None = None
-    limits: Limits | None = None
     if settings.cgroups:
+        limits = Limits(
+            vm_memory_ceiling_mib(settings) * 1024 * 1024,
+            settings.vm_cpu_weight,
+            settings.vm_pids_max,
+        )
         try:
-            cgroups = CgroupTree.detect()
+            cgroups = CgroupTree.detect(limits)
             cgroups.sweep_stale()
-            limits = Limits(
-                vm_memory_ceiling_mib(settings) * 1024 * 1024,
-                settings.vm_cpu_weight,
-                settings.vm_pids_max,
-            )
         except (ConfinementError, OSError) as err:
             skipped.append(f"cgroup: {err}")
             cgroups = None
-    confinement = Confinement(seccomp, user, chroot, cgroups, limits, tuple(skipped))
+    confinement = Confinement(seccomp, user, chroot, cgroups, tuple(skipped))
     for line in skipped:
         log.warning("VM confinement: %s; VMs run without it", line)
     return confinement

@@ -109,9 +109,8 @@ class VMProcess:
         return in_child
 
     async def spawn(self) -> None:
-        tree, limits = self.confinement.cgroups, self.confinement.limits
-        if tree is not None and limits is not None:
-            self.cgroup = tree.create(self.run_dir.name, limits)
+        if self.confinement.cgroups is not None:
+            self.cgroup = self.confinement.cgroups.create(self.run_dir.name)
         stderr = (self.run_dir / "qemu.stderr").open("wb")
         try:
             self.started_at = time.perf_counter()

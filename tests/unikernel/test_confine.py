@@ -32,9 +32,9 @@ def fake_v2(root: Path, controllers: str = "cpuset cpu io memory pids") -> None:
 
 def test_v1_groups_nest_under_the_hosts_own_per_controller(tmp_path: Path) -> None:
     fake_v1(tmp_path)
-    tree = CgroupTree.detect(tmp_path, PROC_V1)
+    tree = CgroupTree.detect(LIMITS, tmp_path, PROC_V1)
     assert tree.version == "v1"
-    group = tree.create("vm-1", LIMITS)
+    group = tree.create("vm-1")
     memory = tmp_path / "memory/outer/job/unifaas" / group.name
     assert (memory / "memory.limit_in_bytes").read_text() == str(624 * 1024 * 1024)
     assert (tmp_path / "cpu/unifaas" / group.name / "cpu.shares").read_text() == "1024"
@@ -54,10 +54,10 @@ def test_v1_groups_nest_under_the_hosts_own_per_controller(tmp_path: Path) -> No
 
 def test_v2_one_group_with_controllers_handed_down(tmp_path: Path) -> None:
     fake_v2(tmp_path)
-    tree = CgroupTree.detect(tmp_path, "0::/svc\n")
+    tree = CgroupTree.detect(Limits(1 << 30, 50, 32), tmp_path, "0::/svc\n")
     assert tree.version == "v2"
     assert (tmp_path / "svc" / "cgroup.subtree_control").read_text() == "+memory +cpu +pids"
-    group = tree.create("vm-2", Limits(1 << 30, 50, 32))
+    group = tree.create("vm-2")
     d = tmp_path / "svc/unifaas" / group.name
     assert group.directories() == [d]
     assert (d / "memory.max").read_text() == str(1 << 30)
@@ -68,18 +68,18 @@ def test_v2_one_group_with_controllers_handed_down(tmp_path: Path) -> None:
 def test_v2_without_the_memory_controller_says_so(tmp_path: Path) -> None:
     fake_v2(tmp_path, controllers="cpu pids")
     with pytest.raises(ConfinementError, match="lacks memory"):
-        CgroupTree.detect(tmp_path, "0::/svc\n")
+        CgroupTree.detect(LIMITS, tmp_path, "0::/svc\n")
 
 
 def test_no_cgroups_at_all_says_so(tmp_path: Path) -> None:
     with pytest.raises(ConfinementError, match="no cgroup v2"):
-        CgroupTree.detect(tmp_path, "0::/\n")
+        CgroupTree.detect(LIMITS, tmp_path, "0::/\n")
 
 
 def test_stale_groups_of_dead_hosts_are_swept(tmp_path: Path) -> None:
     fake_v1(tmp_path)
-    tree = CgroupTree.detect(tmp_path, PROC_V1)
-    mine = tree.create("vm", LIMITS)
+    tree = CgroupTree.detect(LIMITS, tmp_path, PROC_V1)
+    mine = tree.create("vm")
     dead = tmp_path / "pids/unifaas/999999999-vm"
     dead.mkdir()
     assert tree.sweep_stale() == 1
