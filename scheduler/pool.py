@@ -277,7 +277,7 @@ class Pool:
         try:
             assert vm.sandbox is not None
             artifact, files = await load_artifacts()
-            budget, ceiling = self.memory_budget_mib, self.host.vm_memory_mib
+            budget, ceiling = self.memory_budget_mib, self.host.confinement.memory_limit_mib
             if budget is not None and ceiling is not None:
                 vm.sandbox.limit_memory(host_memory_mib(fv, budget, ceiling) * 1024 * 1024)
             await vm.sandbox.load(fv.key, artifact, files=files)

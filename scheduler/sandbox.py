@@ -78,8 +78,6 @@ class HostLimits:
     max_vms: int | None = None  # VMs the host's memory holds (None: no limit known)
     # Guest RAM one VM has for its calls' linear memory (None: not limited).
     memory_budget_mib: int | None = None
-    # The most host memory one VM may hold (its cgroup limit; None: not limited).
-    vm_memory_mib: int | None = None
     confinement: HostConfinement = HostConfinement()
 
 
@@ -154,7 +152,6 @@ class MicroVMFactory:
         return HostLimits(
             memory_capacity(self.vm_settings),
             function_memory_budget(self.vm_settings),
-            vm_memory_ceiling_mib(self.vm_settings) if self.confinement.cgroups else None,
             host_confinement(self.confinement),
         )
 

@@ -11,7 +11,7 @@ import pytest
 from scheduler.errors import CapacityExhausted, PoolClosed, SandboxLost, SandboxUnavailable
 from scheduler.model import FunctionConfig, FunctionVersion, StartKind
 from scheduler.pool import Pool
-from scheduler.sandbox import HostLimits
+from scheduler.sandbox import HostConfinement, HostLimits
 from scheduler.settings import PoolSettings
 from tests.virtual_time import virtual_time
 from unikernel.errors import VMGone, VMLaunchError
@@ -117,7 +117,8 @@ class FakeFactory:
 
     def host_limits(self) -> HostLimits:
         return HostLimits(
-            memory_budget_mib=self.memory_budget_mib, vm_memory_mib=self.vm_memory_mib
+            memory_budget_mib=self.memory_budget_mib,
+            confinement=HostConfinement(memory_limit_mib=self.vm_memory_mib),
         )
 
     def live(self) -> list[FakeSandbox]:
