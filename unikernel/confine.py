@@ -133,6 +133,23 @@ async def _qemu_accepts(qemu_binary: str, args: list[str]) -> str | None:
         return f"QEMU exited with {proc.returncode}" + (f": {tail}" if tail else "")
 
 
+async def _refused(qemu_binary: str, measures: dict[str, list[str]]) -> dict[str, str]:
+    """The measures QEMU refuses, each with why. One start of QEMU when it takes them all;
+    else each alone, then the rest together again: measures that pass one by one can
+    fail combined (as elevateprivileges=deny with -runas does)."""
+    combined = [arg for args in measures.values() for arg in args]
+    if not combined or await _qemu_accepts(qemu_binary, combined) is None:
+        return {}
+    refused = {}
+    for name, args in measures.items():
+        if args and (why := await _qemu_accepts(qemu_binary, args)) is not None:
+            refused[name] = why
+    rest = [arg for name, args in measures.items() if name not in refused for arg in args]
+    if rest and (why := await _qemu_accepts(qemu_binary, rest)) is not None:
+        raise ConfinementError(f"QEMU refuses its confinement {' '.join(rest)}: {why}")
+    return refused
+
+
 async def probe(settings: VMSettings) -> Confinement:
     """Find out which of the measures the settings ask for this host can apply."""
     skipped: list[str] = []
@@ -149,26 +166,16 @@ async def probe(settings: VMSettings) -> Confinement:
     seccomp: str | None = None
     if settings.seccomp:
         seccomp = SECCOMP_BASE if user is not None else SECCOMP_FULL
-        why = await _qemu_accepts(settings.qemu_binary, ["-sandbox", seccomp])
-        if why is not None:
-            skipped.append(f"seccomp: {why}")
-            seccomp = None
-    if user is not None:
-        why = await _qemu_accepts(settings.qemu_binary, ["-runas", user.runas])
-        if why is not None:
-            skipped.append(f"user: {why}")
-            user = None
-    if chroot:
-        why = await _qemu_accepts(settings.qemu_binary, ["-chroot", "{dir}"])
-        if why is not None:
-            skipped.append(f"chroot: {why}")
-            chroot = False
-    candidate = Confinement(seccomp, user, chroot)
-    # The measures one by one can pass while their combination fails (as
-    # elevateprivileges=deny with -runas does): check the whole set too.
-    combined = candidate.qemu_args(Path("{dir}"))
-    if combined and (why := await _qemu_accepts(settings.qemu_binary, combined)) is not None:
-        raise ConfinementError(f"QEMU refuses its confinement {' '.join(combined)}: {why}")
+    measures = {
+        "seccomp": ["-sandbox", seccomp] if seccomp else [],
+        "user": ["-runas", user.runas] if user is not None else [],
+        "chroot": ["-chroot", "{dir}"] if chroot else [],
+    }
+    refused = await _refused(settings.qemu_binary, measures)
+    skipped += [f"{name}: {why}" for name, why in refused.items()]
+    seccomp = None if "seccomp" in refused else seccomp
+    user = None if "user" in refused else user
+    chroot = chroot and "chroot" not in refused
     cgroups: CgroupTree | None = None
     if settings.cgroups:
         limits = Limits(
