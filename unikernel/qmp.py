@@ -81,31 +81,26 @@ class QmpControl:
         await self._execute(CMD_STOP)
         await self._ignore_shared_ram()
         fd = os.open(state_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            await self._execute(CMD_MIGRATE, {"uri": await self._pass_fd(fd)})
-            await self._until_migrated()
-        finally:
-            os.close(fd)
+        await self._migrate_through(CMD_MIGRATE, fd)
 
     async def load_snapshot(self, state_file: Path) -> None:
         """Into a QEMU started with ``-incoming defer``; leaves the VM paused."""
         await self._ignore_shared_ram()
-        fd = os.open(state_file, os.O_RDONLY)
+        await self._migrate_through(CMD_MIGRATE_INCOMING, os.open(state_file, os.O_RDONLY))
+
+    async def _migrate_through(self, command: str, fd: int) -> None:
+        """Run a migration (out or in) through an open file handed to QEMU (SCM_RIGHTS):
+        a confined QEMU can neither open files nor spawn ``cat``. Closes ``fd``."""
         try:
-            await self._execute(CMD_MIGRATE_INCOMING, {"uri": await self._pass_fd(fd)})
+            try:
+                self._client.send_fd_scm(fd)
+            except (QMPError, OSError) as err:
+                raise QMPCommandError(CMD_GETFD, str(err)) from err
+            await self._execute(CMD_GETFD, {"fdname": SNAPSHOT_FD})
+            await self._execute(command, {"uri": f"fd:{SNAPSHOT_FD}"})
             await self._until_migrated()
         finally:
             os.close(fd)
-
-    async def _pass_fd(self, fd: int) -> str:
-        """Hand QEMU an open file (SCM_RIGHTS): a confined QEMU can neither open
-        files nor spawn ``cat``. Returns the migration URI naming it."""
-        try:
-            self._client.send_fd_scm(fd)
-        except (QMPError, OSError) as err:
-            raise QMPCommandError(CMD_GETFD, str(err)) from err
-        await self._execute(CMD_GETFD, {"fdname": SNAPSHOT_FD})
-        return f"fd:{SNAPSHOT_FD}"
 
     async def _ignore_shared_ram(self) -> None:
         caps = [{"capability": "x-ignore-shared", "state": True}]
