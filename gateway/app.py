@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from typing import Any
 
-from gateway.errors import classify, error_body, error_headers
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+from starlette.routing import Match
+
+from gateway.errors import (
+    BadRequest,
+    MethodNotAllowed,
+    NotFound,
+    RequestInvalid,
+    error_response,
+)
+from gateway.limits import HeaderLimit
 from gateway.routers import functions, invoke, system
 from gateway.settings import GatewaySettings
 from gateway.telemetry import Telemetry
@@ -27,10 +39,48 @@ def create_app(platform: Platform, token: str, settings: GatewaySettings) -> Fas
 
     @app.exception_handler(UnifaasError)
     async def unifaas_error(request: Request, err: UnifaasError) -> JSONResponse:
-        status, kind = classify(err)
-        return JSONResponse(error_body(err, kind), status_code=status, headers=error_headers(err))
+        return error_response(err)
 
+    # FastAPI's and Starlette's own refusals answer in the same body as ours.
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, err: RequestValidationError) -> JSONResponse:
+        return error_response(RequestInvalid([_problem(e) for e in err.errors()]))
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, err: HTTPException) -> JSONResponse:
+        return error_response(_translated(request, err))
+
+    app.add_middleware(HeaderLimit, limit=settings.max_header_bytes)
     app.include_router(system.router)
     app.include_router(functions.router)
     app.include_router(invoke.router)
     return app
+
+
+HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def _problem(error: Any) -> tuple[str, str]:
+    # Only where and what: the rejected input itself may be large or secret.
+    loc = error.get("loc", ())
+    return ".".join(str(part) for part in loc) or "request", str(error.get("msg", "invalid"))
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at this path. Starlette's own Allow names only the
+    first route that matched the path, and several serve each path here; asking the
+    routes per method does not depend on how FastAPI nests included routers."""
+    routes = request.app.router.routes
+    return [
+        method
+        for method in HTTP_METHODS
+        if any(r.matches({**request.scope, "method": method})[0] is Match.FULL for r in routes)
+    ]
+
+
+def _translated(request: Request, err: HTTPException) -> UnifaasError:
+    if err.status_code == 405:
+        return MethodNotAllowed(request.method, _allowed_methods(request))
+    if err.status_code == 404:
+        return NotFound(f"no route {request.url.path}")
+    return BadRequest(str(err.detail))

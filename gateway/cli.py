@@ -145,6 +145,19 @@ def _add_deploy(cli: Registrar) -> None:
         metavar="S",
         help=f"idle seconds before an extra VM is reclaimed (default {d.keep_alive_s:g})",
     )
+    deploy.add_argument(
+        "--max-in-flight",
+        type=int,
+        metavar="N",
+        help="calls running or waiting per node before more get 429 "
+        "(default: twice max-vms x concurrency)",
+    )
+    deploy.add_argument(
+        "--rate-limit",
+        type=float,
+        metavar="PER_S",
+        help="calls per second per node before more get 429 with Retry-After (default: none)",
+    )
     deploy.add_argument("--private", action="store_true", help="invoking needs the bearer token")
     deploy.add_argument("--json", action="store_true", help="print the new version as JSON")
     deploy.set_defaults(func=commands.cmd_deploy)

@@ -28,6 +28,8 @@ _DEPLOY_FIELDS = {
     "max_vms": "max_vms",
     "concurrency": "concurrency",
     "keep_alive": "keep_alive_s",
+    "max_in_flight": "max_in_flight",
+    "rate_limit": "rate_limit",
 }
 
 

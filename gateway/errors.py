@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from starlette.responses import JSONResponse
+
 from scheduler.errors import (
     AccessDenied,
     CapacityExhausted,
@@ -15,6 +17,7 @@ from scheduler.errors import (
     SandboxLost,
     SandboxUnavailable,
     StateStoreError,
+    Throttled,
 )
 from wasm_runtime.errors import (
     BadCgiResponse,
@@ -37,8 +40,33 @@ class BodyTooLarge(GatewayError):
         self.limit = limit
 
 
+class HeadersTooLarge(GatewayError):
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"request headers exceed the limit of {limit} bytes")
+        self.limit = limit
+
+
 class NotFound(GatewayError):
     """A gateway resource (not a function) that does not exist."""
+
+
+class BadRequest(GatewayError):
+    """The request cannot be read: broken multipart framing, a part too large, too many parts."""
+
+
+class RequestInvalid(GatewayError):
+    """The request is readable but does not match the schema (a missing part, a path or query
+    parameter of the wrong type); ``errors`` names each problem as (where, what)."""
+
+    def __init__(self, errors: list[tuple[str, str]]) -> None:
+        super().__init__("; ".join(f"{where}: {what}" for where, what in errors))
+        self.errors = errors
+
+
+class MethodNotAllowed(GatewayError):
+    def __init__(self, method: str, allowed: list[str]) -> None:
+        super().__init__(f"method {method} is not allowed here; allowed: {', '.join(allowed)}")
+        self.allowed = allowed
 
 
 class Unauthorized(GatewayError):
@@ -63,7 +91,12 @@ ERROR_TABLE: dict[type[UnifaasError], tuple[int, str]] = {
     NotFound: (404, "not_found"),
     InvalidModule: (400, "invalid_module"),
     InvalidConfig: (400, "invalid_config"),
+    BadRequest: (400, "bad_request"),
+    RequestInvalid: (422, "invalid_request"),
+    MethodNotAllowed: (405, "method_not_allowed"),
+    Throttled: (429, "throttled"),
     BodyTooLarge: (413, "body_too_large"),
+    HeadersTooLarge: (431, "headers_too_large"),
     Unauthorized: (401, "unauthorized"),
     AccessDenied: (401, "unauthorized"),
     FunctionTimeout: (504, "timeout"),
@@ -91,12 +124,14 @@ def classify(err: BaseException) -> tuple[int, str]:
 
 
 def error_headers(err: BaseException) -> dict[str, str]:
-    if isinstance(err, CapacityExhausted):
+    if isinstance(err, CapacityExhausted | Throttled):
         return {"Retry-After": str(err.retry_after_s)}
     if isinstance(err, SandboxLost | StateStoreError):
         return {"Retry-After": "1"}
     if isinstance(err, Unauthorized | AccessDenied):
         return {"WWW-Authenticate": "Bearer"}
+    if isinstance(err, MethodNotAllowed):
+        return {"Allow": ", ".join(err.allowed)}
     return {}
 
 
@@ -107,4 +142,13 @@ def error_message(err: BaseException) -> str:
 def error_body(err: BaseException, kind: str, **extra: Any) -> dict[str, Any]:
     if isinstance(err, InvalidModule):
         extra["reason"] = err.reason  # stable, for programs: memory_above_cap, not_wasm, ...
+    if isinstance(err, RequestInvalid):
+        extra["errors"] = [{"where": where, "what": what} for where, what in err.errors]
     return {"error": {"kind": kind, "message": error_message(err), **extra}}
+
+
+def error_response(err: BaseException, **extra: Any) -> JSONResponse:
+    """The error's status, body and headers, as every route answers it."""
+    status, kind = classify(err)
+    body = error_body(err, kind, **extra)
+    return JSONResponse(body, status_code=status, headers=error_headers(err))

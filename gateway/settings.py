@@ -25,6 +25,8 @@ class GatewaySettings(BaseSettings):
     port: int = 8080
     # Largest request body an invocation accepts; larger gets 413.
     max_body_bytes: int = 6 * 1024 * 1024
+    # Largest request head (header names and values) any route accepts; larger gets 431.
+    max_header_bytes: int = 32 * 1024
     # Largest module/files upload a deploy accepts.
     max_deploy_bytes: int = 64 * 1024 * 1024
     # On SIGTERM: no new connections; calls in flight get this long to finish

@@ -33,6 +33,15 @@ class CapacityExhausted(SchedulerError):
         self.retry_after_s = retry_after_s
 
 
+class Throttled(SchedulerError):
+    """A function is at its own limit (calls in flight or calls per second); the caller may
+    retry after ``retry_after_s``. Other functions on the node are not affected."""
+
+    def __init__(self, message: str, retry_after_s: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
 class PoolClosed(SchedulerError):
     """The pool was closed; it takes no more invocations."""
 

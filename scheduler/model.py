@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
+import json
+import math
 from typing import Any, Literal
 
+import pydantic
+
 from scheduler.errors import InvalidConfig
+from scheduler.throttle import Admission
 from wasm_runtime.types import MIB, Limits, known_fields
 
 # How much of a call's stderr the platform keeps: in its record, its error
@@ -35,12 +41,24 @@ class FunctionConfig:
     concurrency: int = 4  # calls in flight per VM
     keep_alive_s: float = 120.0  # idle bound VMs above min_warm are reclaimed after this
     public: bool = True  # private functions need the bearer token to invoke
+    # Calls of this function running or waiting for a slot on a node at once; more get 429.
+    # None: twice its slots (max_vms x concurrency), so a flood waits in a bounded line.
+    max_in_flight: int | None = None
+    rate_limit: float | None = None  # calls per second per node (bursts of one second's worth)
 
     def limits(self) -> Limits:
         return Limits(
             timeout_ms=int(self.timeout_s * 1000),
             memory_bytes=self.memory_mib * MIB,
             fuel=self.fuel,
+        )
+
+    def admission(self) -> Admission:
+        rate = self.rate_limit
+        return Admission(
+            max_in_flight=self.max_in_flight or 2 * self.max_vms * self.concurrency,
+            rate=rate,
+            burst=max(1, math.ceil(rate)) if rate is not None else 1,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -56,9 +74,19 @@ class FunctionConfig:
         if unknown:
             raise InvalidConfig("config", f"unknown field(s) {', '.join(unknown)}")
         try:
-            return cls(**data)
-        except TypeError as err:
-            raise InvalidConfig("config", str(err)) from err
+            # Through JSON, where strict mode takes an object for a dataclass: a string
+            # where a number belongs is refused, not coerced.
+            config: FunctionConfig = _strict_config().validate_json(json.dumps(data), strict=True)
+        except pydantic.ValidationError as err:
+            first = err.errors()[0]
+            where = ".".join(str(part) for part in first["loc"]) or "config"
+            raise InvalidConfig(where, first["msg"]) from err
+        return config
+
+
+@functools.cache
+def _strict_config() -> pydantic.TypeAdapter[FunctionConfig]:
+    return pydantic.TypeAdapter(FunctionConfig)
 
 
 @dataclasses.dataclass(frozen=True, order=True)

@@ -37,12 +37,16 @@ from wasm_runtime.shape import check_memory_cap
 from wasm_runtime.types import known_fields
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+ENV_MAX_ENTRIES = 256
 
 # Config ranges accepted at deploy time.
 TIMEOUT_MAX_S = 300.0
 MEMORY_MAX_MIB = 1024
 CONCURRENCY_MAX = 64
 MAX_VMS_MAX = 64
+MAX_IN_FLIGHT_MAX = 4096
+RATE_LIMIT_MAX = 100_000.0
 
 
 @functools.cache
@@ -61,7 +65,7 @@ def validate_name(name: str) -> None:
     if not NAME_RE.match(name):
         raise InvalidConfig(
             "name",
-            f"{name!r} is not a valid function name: 1-63 characters of a-z, 0-9 and '-', "
+            f"{name[:64]!r} is not a valid function name: 1-63 characters of a-z, 0-9 and '-', "
             "starting with a letter or digit",
         )
 
@@ -93,10 +97,37 @@ def validate_config(config: FunctionConfig) -> None:
         ),
         ("keep_alive_s", config.keep_alive_s >= 0, "must be >= 0"),
         ("fuel", config.fuel is None or config.fuel > 0, "must be > 0 when set"),
+        (
+            "max_in_flight",
+            config.max_in_flight is None or 1 <= config.max_in_flight <= MAX_IN_FLIGHT_MAX,
+            f"must be 1..{MAX_IN_FLIGHT_MAX} when set",
+        ),
+        (
+            "rate_limit",
+            config.rate_limit is None or 0 < config.rate_limit <= RATE_LIMIT_MAX,
+            f"must be > 0 and <= {RATE_LIMIT_MAX:g} when set",
+        ),
     ]
     for field, ok, message in checks:
         if not ok:
             raise InvalidConfig(field, f"{message} (got {getattr(config, field)!r})")
+    _validate_env(config)
+
+
+def _validate_env(config: FunctionConfig) -> None:
+    # Names only in messages: values may be secrets, and error bodies are shown.
+    if len(config.env) > ENV_MAX_ENTRIES:
+        raise InvalidConfig("env", f"at most {ENV_MAX_ENTRIES} variables")
+    for key, value in config.env.items():
+        if not ENV_KEY_RE.match(key):
+            raise InvalidConfig(
+                f"env.{key[:64]!r}",
+                "names are letters, digits and '_', 1-128 long, not starting with a digit",
+            )
+        if "\0" in value:
+            raise InvalidConfig(f"env.{key}", "value holds a NUL character")
+    if any("\0" in arg for arg in config.args):
+        raise InvalidConfig("args", "an argument holds a NUL character")
 
 
 def validate_files_tar(files_tar: bytes) -> None:

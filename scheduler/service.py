@@ -28,6 +28,7 @@ from scheduler.pool import ArtifactLoader, Pool
 from scheduler.records import RecordWriter
 from scheduler.registry import Registry
 from scheduler.status import FunctionVMs
+from scheduler.throttle import Throttle
 from wasm_runtime import abi
 from wasm_runtime.errors import BadCgiResponse, UnifaasError
 from wasm_runtime.types import EXIT_TRAP, InvocationResult
@@ -88,6 +89,7 @@ class Platform:
         self.node_id = node_id
         self.cache = NodeCache(registry)
         self.records = RecordWriter(registry)
+        self.throttle = Throttle()
         self._background: set[asyncio.Task[Any]] = set()
 
     async def start(self) -> None:
@@ -126,6 +128,7 @@ class Platform:
     async def delete(self, name: str) -> None:
         await self.registry.delete(name)
         self.cache.forget(name)
+        self.throttle.forget(name)
         await self.pool.drain(name)
 
     async def describe(self, name: str) -> FunctionDescription:
@@ -153,7 +156,8 @@ class Platform:
             if not fv.config.public and not request.authorized:
                 raise AccessDenied(name)
             invocation = self._abi_request(name, fv, request).invocation(fv.config.limits())
-            ran = await self.pool.invoke(fv, self._loader(fv), invocation)
+            with self.throttle.admit(name, fv.config.admission()):
+                ran = await self.pool.invoke(fv, self._loader(fv), invocation)
             result = ran.result
             outcome.start, outcome.result, outcome.retries = ran.start, result, ran.retries
             outcome.exit_code, outcome.stderr = result.exit_code, result.stderr

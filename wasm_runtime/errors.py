@@ -31,6 +31,7 @@ guest agent) imports it. Each package defines its own sub-root in its
     |   +-- InvalidConfig(field)          a deploy's name, config or files are unusable
     |   +-- AccessDenied(name)            a private function invoked without the token
     |   +-- CapacityExhausted(retry_after_s)  no VM slot: queue full or its wait timed out
+    |   +-- Throttled(retry_after_s)      a function at its own in-flight or rate limit
     |   +-- PoolClosed                    the pool is shutting down
     |   +-- SandboxError                  a VM failed the platform (from UnikernelError, once)
     |   |   +-- SandboxLost               the VM of a call went away before it answered
@@ -41,7 +42,11 @@ guest agent) imports it. Each package defines its own sub-root in its
     |       +-- RedisStartError(log_tail)
     +-- GatewayError                      gateway.errors: HTTP edge and the CLI's client
     |   +-- BodyTooLarge(limit)
+    |   +-- HeadersTooLarge(limit)
     |   +-- NotFound                      a gateway resource (not a function) that does not exist
+    |   +-- BadRequest                    unreadable request: broken multipart, part too large
+    |   +-- RequestInvalid(errors)        readable but not as the schema says (missing part, ...)
+    |   +-- MethodNotAllowed(allowed)     a route that exists, asked with another method
     |   +-- Unauthorized                  missing or wrong bearer token
     |   +-- ClientError(status, kind)     the CLI's request to the platform failed
     +-- HarnessError                      loadtests.errors: benches and the server launcher

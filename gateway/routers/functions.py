@@ -3,26 +3,97 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Form, Request, UploadFile
+from fastapi import APIRouter, Depends, Query, Request
+from starlette.datastructures import UploadFile
 
 from gateway import deps
-from gateway.errors import BodyTooLarge
+from gateway.errors import BodyTooLarge, RequestInvalid
+from gateway.limits import read_body
+from gateway.openapi import MANAGEMENT, error_responses
 from gateway.views import function_vms_json, info_json, record_json, version_json
-from scheduler.errors import InvalidConfig
+from scheduler.errors import FunctionNotFound, InvalidConfig, InvocationNotFound
 from scheduler.model import FunctionConfig
+from scheduler.state import RECENT_INVOCATIONS as LOGS_MAX
+from wasm_runtime.errors import InvalidModule
 
-router = APIRouter(prefix="/v1", tags=["functions"], dependencies=[Depends(deps.require_token)])
+router = APIRouter(
+    prefix="/v1",
+    tags=["functions"],
+    dependencies=[Depends(deps.require_token)],
+    responses=error_responses(*MANAGEMENT),
+)
 
 
-async def _read_upload(upload: UploadFile, limit: int, what: str) -> bytes:
-    data = await upload.read(limit + 1)
+# The deploy form's parts, as its schema below says; anything else is refused by name.
+DEPLOY_PARTS = ("module", "files", "config")
+# Room for multipart framing around parts of the deploy limit each.
+FORM_FRAMING_BYTES = 64 * 1024
+DEPLOY_BODY: dict[str, Any] = {
+    "required": True,
+    "content": {
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "required": ["module"],
+                "additionalProperties": False,
+                "properties": {
+                    "module": {
+                        "type": "string",
+                        "format": "binary",
+                        "description": "the module: wasm binary or WAT text",
+                    },
+                    "files": {
+                        "type": "string",
+                        "format": "binary",
+                        "description": "a tar (optionally gzip) of files every call sees "
+                        "under / as a fresh writable copy",
+                    },
+                    "config": {
+                        "type": "string",
+                        "description": "a JSON object of config fields (abi, env, args, "
+                        "timeout_s, memory_mib, fuel, min_warm, max_vms, concurrency, "
+                        "keep_alive_s, public, ...); missing fields get their defaults",
+                    },
+                },
+            }
+        }
+    },
+}
+
+
+async def _part_bytes(value: UploadFile | str, limit: int) -> bytes:
+    # A part may come as a file or as a plain field; both mean the same bytes.
+    data = await value.read(limit + 1) if isinstance(value, UploadFile) else value.encode()
     if len(data) > limit:
         raise BodyTooLarge(limit)
-    if not data:
-        raise InvalidConfig(what, "is empty")
     return data
+
+
+async def _deploy_parts(request: Request, limit: int) -> dict[str, bytes]:
+    await read_body(request, len(DEPLOY_PARTS) * limit + FORM_FRAMING_BYTES)
+    n = len(DEPLOY_PARTS)
+    # The body is already bounded, so Starlette's per-part limit never trips before ours.
+    async with request.form(max_files=n, max_fields=n, max_part_size=n * limit) as form:
+        problems: list[tuple[str, str]] = []
+        seen: dict[str, UploadFile | str] = {}
+        for key, value in form.multi_items():
+            if key not in DEPLOY_PARTS:
+                expected = ", ".join(DEPLOY_PARTS)
+                problems.append((f"form.{key}", f"unknown part; expected {expected}"))
+            elif key in seen:
+                problems.append((f"form.{key}", "given more than once"))
+            seen[key] = value
+        if "module" not in seen:
+            problems.append(("form.module", "required"))
+        if problems:
+            raise RequestInvalid(problems)
+        parts = {key: await _part_bytes(value, limit) for key, value in seen.items()}
+    for key in ("module", "files"):
+        if key in parts and not parts[key]:
+            raise InvalidConfig(key, "is empty")
+    return parts
 
 
 def _parse_config(text: str) -> FunctionConfig:
@@ -35,19 +106,22 @@ def _parse_config(text: str) -> FunctionConfig:
     return FunctionConfig.from_dict(raw, strict=True)
 
 
-@router.post("/functions/{name}", status_code=201, summary="Deploy a new version")
-async def deploy(
-    request: Request,
-    name: str,
-    module: UploadFile,
-    files: UploadFile | None = None,
-    config: str = Form(default="{}"),
-) -> dict[str, Any]:
-    limit = deps.settings(request).max_deploy_bytes
-    wasm = await _read_upload(module, limit, "module")
-    bundle = await _read_upload(files, limit, "files") if files is not None else None
-    fv = await deps.platform(request).deploy(name, wasm, _parse_config(config), bundle)
+@router.post(
+    "/functions/{name}",
+    status_code=201,
+    summary="Deploy a new version",
+    openapi_extra={"requestBody": DEPLOY_BODY},
+    responses=error_responses(*MANAGEMENT, InvalidModule, InvalidConfig, BodyTooLarge),
+)
+async def deploy(request: Request, name: str) -> dict[str, Any]:
+    parts = await _deploy_parts(request, deps.settings(request).max_deploy_bytes)
+    config = _parse_config(parts.get("config", b"").decode(errors="replace"))
+    fv = await deps.platform(request).deploy(name, parts["module"], config, parts.get("files"))
     return version_json(fv)
+
+
+# A route's own list is complete (it replaces the router's, status by status).
+NAMED = error_responses(*MANAGEMENT, FunctionNotFound)
 
 
 @router.get("/functions", summary="List functions")
@@ -55,7 +129,7 @@ async def list_functions(request: Request) -> list[dict[str, Any]]:
     return [info_json(i) for i in await deps.platform(request).list()]
 
 
-@router.get("/functions/{name}", summary="Describe a function")
+@router.get("/functions/{name}", summary="Describe a function", responses=NAMED)
 async def describe(request: Request, name: str) -> dict[str, Any]:
     d = await deps.platform(request).describe(name)
     return {
@@ -65,24 +139,40 @@ async def describe(request: Request, name: str) -> dict[str, Any]:
     }
 
 
-@router.delete("/functions/{name}", summary="Delete a function and all its versions")
+@router.delete(
+    "/functions/{name}", summary="Delete a function and all its versions", responses=NAMED
+)
 async def delete(request: Request, name: str) -> dict[str, Any]:
     await deps.platform(request).delete(name)
     return {"deleted": name}
 
 
-@router.post("/functions/{name}/rollback", summary="Make an earlier version current")
-async def rollback(request: Request, name: str, to: int | None = None) -> dict[str, Any]:
+@router.post(
+    "/functions/{name}/rollback", summary="Make an earlier version current", responses=NAMED
+)
+async def rollback(
+    request: Request,
+    name: str,
+    to: Annotated[int | None, Query(ge=1, description="default: the version before")] = None,
+) -> dict[str, Any]:
     return version_json(await deps.platform(request).rollback(name, to))
 
 
-@router.get("/functions/{name}/invocations", summary="Recent invocations (logs)")
-async def logs(request: Request, name: str, limit: int = 50) -> list[dict[str, Any]]:
+@router.get("/functions/{name}/invocations", summary="Recent invocations (logs)", responses=NAMED)
+async def logs(
+    request: Request,
+    name: str,
+    limit: Annotated[int, Query(ge=1, le=LOGS_MAX, description="newest first")] = 50,
+) -> list[dict[str, Any]]:
     platform = deps.platform(request)
     await platform.registry.get(name)  # 404 for unknown functions
     return [record_json(r) for r in await platform.registry.recent_invocations(name, limit)]
 
 
-@router.get("/invocations/{invocation_id}", summary="One invocation's record")
+@router.get(
+    "/invocations/{invocation_id}",
+    summary="One invocation's record",
+    responses=error_responses(*MANAGEMENT, InvocationNotFound),
+)
 async def invocation(request: Request, invocation_id: str) -> dict[str, Any]:
     return record_json(await deps.platform(request).registry.invocation(invocation_id))

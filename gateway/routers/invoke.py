@@ -3,30 +3,60 @@
 from __future__ import annotations
 
 import base64
+from typing import Any
 
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import JSONResponse
 
 from gateway import deps
-from gateway.errors import BodyTooLarge, classify, error_body, error_headers
+from gateway.errors import BodyTooLarge, classify, error_response
+from gateway.limits import read_body
+from gateway.openapi import COMMON, error_responses
+from scheduler.errors import (
+    AccessDenied,
+    CapacityExhausted,
+    FunctionNotFound,
+    PoolClosed,
+    SandboxLost,
+    SandboxUnavailable,
+    StateStoreError,
+    Throttled,
+)
 from scheduler.service import InvokeOutcome, InvokeRequest
+from wasm_runtime.errors import (
+    BadCgiResponse,
+    FunctionOOM,
+    FunctionTimeout,
+    FunctionTrap,
+    OutputTooLarge,
+)
 
 router = APIRouter(tags=["invoke"])
+# Besides the function's own answer: everything a call can meet on its way through the layers.
+RESPONSES: dict[int | str, dict[str, Any]] = {
+    **error_responses(
+        *COMMON,
+        FunctionNotFound,
+        AccessDenied,
+        BodyTooLarge,
+        Throttled,
+        CapacityExhausted,
+        PoolClosed,
+        SandboxLost,
+        SandboxUnavailable,
+        StateStoreError,
+        FunctionTimeout,
+        FunctionOOM,
+        FunctionTrap,
+        OutputTooLarge,
+        BadCgiResponse,
+    ),
+    # Whatever status, headers and body the function itself answers.
+    200: {"description": "the function's own response", "content": {"*/*": {}}},
+    "default": {"description": "the function's own response", "content": {"*/*": {}}},
+}
 METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 # Hop-by-hop or framing headers the server sets itself.
 _DROP_HEADERS = {"content-length", "transfer-encoding", "connection"}
-
-
-async def _read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise BodyTooLarge(limit)
-    chunks = bytearray()
-    async for chunk in request.stream():
-        chunks += chunk
-        if len(chunks) > limit:
-            raise BodyTooLarge(limit)
-    return bytes(chunks)
 
 
 # The CLI asks for the function's stderr with this header; it comes back
@@ -58,11 +88,7 @@ def _finish(request: Request, outcome: InvokeOutcome, status: int, kind: str | N
 async def _invoke(request: Request, name: str, path: str) -> Response:
     platform = deps.platform(request)
     settings = deps.settings(request)
-    try:
-        body = await _read_body(request, settings.max_body_bytes)
-    except BodyTooLarge as err:
-        status, kind = classify(err)
-        return JSONResponse(error_body(err, kind), status_code=status)
+    body = await read_body(request, settings.max_body_bytes)  # BodyTooLarge: the app's 413
     client = request.client
     outcome = await platform.invoke(
         name,
@@ -82,15 +108,13 @@ async def _invoke(request: Request, name: str, path: str) -> Response:
     if outcome.error is not None:
         status, kind = classify(outcome.error)
         _finish(request, outcome, status, kind)
-        content = error_body(
+        failed = error_response(
             outcome.error,
-            kind,
             invocation_id=outcome.invocation_id,
             stderr=outcome.stderr_tail.decode(errors="replace"),
         )
-        return JSONResponse(
-            content, status_code=status, headers={**meta, **error_headers(outcome.error)}
-        )
+        failed.headers.update(meta)
+        return failed
     _finish(request, outcome, outcome.status, None)
     response = Response(content=outcome.body, status_code=outcome.status)
     for key, value in outcome.headers:
@@ -117,6 +141,8 @@ for _method in METHODS:
         methods=[_method],
         summary="Invoke a function",
         operation_id=f"invoke_{_method.lower()}",
+        responses=RESPONSES,
+        response_class=Response,
     )
     router.add_api_route(
         "/fn/{name}/{path:path}",
@@ -124,4 +150,6 @@ for _method in METHODS:
         methods=[_method],
         summary="Invoke a function at a path",
         operation_id=f"invoke_path_{_method.lower()}",
+        responses=RESPONSES,
+        response_class=Response,
     )

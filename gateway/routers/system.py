@@ -11,9 +11,11 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from gateway import deps
 from gateway.errors import NotFound
+from gateway.openapi import COMMON, MANAGEMENT, error_responses
 from gateway.views import confinement_json, node_json, pool_json
 
-router = APIRouter(tags=["system"])
+# Any route may meet a head over the limit, a bad parameter or a failure of ours.
+router = APIRouter(tags=["system"], responses=error_responses(*COMMON))
 STATIC = Path(__file__).resolve().parent.parent / "static"
 STATIC_TYPES = {".js": "text/javascript", ".css": "text/css"}
 
@@ -23,7 +25,12 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/v1/status", summary="Nodes and pool", dependencies=[Depends(deps.require_token)])
+@router.get(
+    "/v1/status",
+    summary="Nodes and pool",
+    dependencies=[Depends(deps.require_token)],
+    responses=error_responses(*MANAGEMENT),
+)
 async def status(request: Request) -> dict[str, Any]:
     platform = deps.platform(request)
     return {
@@ -50,7 +57,10 @@ async def dashboard_data(request: Request) -> dict[str, Any]:
 
 
 @router.get(
-    "/dashboard/static/{name}", summary="Dashboard script and style", response_class=FileResponse
+    "/dashboard/static/{name}",
+    summary="Dashboard script and style",
+    response_class=FileResponse,
+    responses=error_responses(*COMMON, NotFound),
 )
 async def dashboard_static(name: str) -> FileResponse:
     path = STATIC / name

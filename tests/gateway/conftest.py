@@ -32,6 +32,8 @@ from wasm_runtime.runner import FunctionRuntime, LoadedFunction
 from wasm_runtime.types import Invocation, InvocationResult
 
 TOKEN = "test-token"
+DEPLOY_LIMIT = 256 * 1024  # bytes per deploy part in the in-process app
+HEADER_LIMIT = 8 * 1024
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
@@ -97,7 +99,9 @@ async def client(
     platform = Platform(Registry(redis), pool, "test-node")
     await platform.start()
     await pool.start()
-    settings = GatewaySettings(max_body_bytes=1024)
+    settings = GatewaySettings(
+        max_body_bytes=1024, max_deploy_bytes=DEPLOY_LIMIT, max_header_bytes=HEADER_LIMIT
+    )
     app = create_app(platform, TOKEN, settings)
     transport = httpx.ASGITransport(app=app)
     try:

@@ -133,3 +133,31 @@ async def test_wagi_and_management(client: httpx.AsyncClient) -> None:
     assert (await client.get("/fn/cgi")).status_code == 404
     assert (await client.get("/v1/invocations/nope", headers=AUTH)).status_code == 404
     assert "/fn/{name}" in (await client.get("/openapi.json")).json()["paths"]
+
+
+async def test_a_function_over_its_own_limits_gets_429_and_others_keep_serving(
+    client: httpx.AsyncClient,
+) -> None:
+    await deploy(client, "echo", "echo")
+    await deploy(client, "limited", "echo", rate_limit=1)
+    assert (await client.post("/fn/limited", content=b"1")).status_code == 200
+    r = await client.post("/fn/limited", content=b"2")
+    assert r.status_code == 429 and r.json()["error"]["kind"] == "throttled"
+    assert r.headers["retry-after"] == "1"
+    assert "rate limit" in r.json()["error"]["message"]
+    # Calls in flight: a second call while the first loops is refused at once.
+    await deploy(client, "busy", "misbehave", args=["loop"], timeout_s=2, max_in_flight=1)
+    platform = client._transport.app.state.platform  # type: ignore[attr-defined]
+    first = asyncio.ensure_future(client.post("/fn/busy"))
+    for _ in range(500):  # until the first call holds its place
+        if platform.throttle.in_flight("busy"):
+            break
+        await asyncio.sleep(0.01)
+    r = await client.post("/fn/busy")
+    assert r.status_code == 429 and "max_in_flight 1" in r.json()["error"]["message"]
+    assert (await client.post("/fn/echo", content=b"free")).content == b"free"
+    assert (await first).status_code == 504
+    metrics = (await client.get("/metrics")).text
+    assert 'unifaas_invocations_total{function="busy",outcome="throttled",start="none"} 1.0' in (
+        metrics
+    )

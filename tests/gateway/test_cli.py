@@ -84,6 +84,10 @@ def test_deploy_sends_only_the_flags_given() -> None:
         "abi": "wagi",
         "keep_alive_s": 0.0,
     }
+    assert config("--max-in-flight", "8", "--rate-limit", "2.5") == {
+        "max_in_flight": 8,
+        "rate_limit": 2.5,
+    }
 
 
 def test_deploy_help_shows_the_platform_defaults() -> None:
