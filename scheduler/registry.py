@@ -32,7 +32,8 @@ from scheduler.model import (
 )
 from scheduler.state import StateStore, sha256_hex
 from wasm_runtime.bundle import FILES_MAX_BYTES
-from wasm_runtime.engine import default_engine, inspect, precompile
+from wasm_runtime.compiler import CompileLimits, precompile_isolated
+from wasm_runtime.engine import default_engine, inspect
 from wasm_runtime.shape import check_memory_cap
 from wasm_runtime.types import known_fields
 
@@ -170,8 +171,9 @@ def _record_from(data: dict[str, Any]) -> InvocationRecord:
 class Registry:
     """Deployed functions and their versions, invocation records and node heartbeats."""
 
-    def __init__(self, client: aioredis.Redis) -> None:
+    def __init__(self, client: aioredis.Redis, compile_limits: CompileLimits | None = None) -> None:
         self.state = StateStore(client)
+        self.compile_limits = compile_limits or CompileLimits()
 
     # deploy
 
@@ -185,9 +187,9 @@ class Registry:
         """Validate everything, store the blobs and make a new current version.
 
         Raises InvalidConfig (name, config, files) or InvalidModule (the wasm).
-        Compiling runs in a worker thread so the event loop stays responsive; a
-        module already compiled by an engine with the same compat tag is not
-        compiled again.
+        Compiling runs in a child process under time, CPU and memory limits
+        (``wasm_runtime.compiler``); a module already compiled by an engine with
+        the same compat tag is not compiled again.
         """
         validate_name(name)
         validate_config(config)
@@ -217,7 +219,7 @@ class Registry:
         cached = await self.state.get_artifact_sha(tag, module_sha)
         if cached is not None and await self.state.has_blob(cached):
             return cached
-        artifact = await asyncio.to_thread(precompile, module)  # validates; InvalidModule
+        artifact = await precompile_isolated(module, self.compile_limits)  # InvalidModule
         artifact_sha = await self.state.put_blob(artifact)
         await self.state.set_artifact_sha(tag, module_sha, artifact_sha)
         return artifact_sha

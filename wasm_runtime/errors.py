@@ -8,6 +8,7 @@ guest agent) imports it. Each package defines its own sub-root in its
     +-- UsageError                        a command-line argument names something unusable
     +-- WasmRuntimeError                  wasm_runtime: modules and invocations
     |   +-- InvalidModule(reason)         not wasm / no _start / imports outside WASI p1 / ...
+    |   +-- CompileWorkerError            the compiling child failed (ours, not the module's)
     |   +-- FunctionNotLoaded(fn_id)      invoke/unload of a function the agent does not hold
     |   +-- BadCgiResponse(raw)           a WAGI function's stdout is not headers + blank + body
     |   +-- InvocationFailed(result)      a run that did not finish normally; one per outcome:

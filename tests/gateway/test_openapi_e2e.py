@@ -22,7 +22,7 @@ MAX_EXAMPLES = 15
 
 
 def test_schemathesis_with_every_check_finds_nothing(
-    platform: LivePlatform, modules: dict[str, Path]
+    platform: LivePlatform, modules: dict[str, Path], tmp_path: Path
 ) -> None:
     # Invocations in the run reach this real function (see schemathesis.toml).
     deployed = platform.cli("deploy", "st-echo", str(modules["echo"]))
@@ -41,7 +41,9 @@ def test_schemathesis_with_every_check_finds_nothing(
         "--header",
         f"Authorization: Bearer {platform.token}",
     ]
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=600, check=False)
+    proc = subprocess.run(  # in tmp_path: it keeps a .schemathesis/ cache in its cwd
+        argv, capture_output=True, text=True, timeout=600, check=False, cwd=tmp_path
+    )
     report = proc.stdout + proc.stderr
     assert proc.returncode == 0, report[-6000:]
     assert "passed" in report and "failure" not in report.split("SUMMARY")[-1]

@@ -11,12 +11,13 @@ from typing import Any
 from unittest import mock
 
 import pytest
+import redis.asyncio as aioredis
 
 from scheduler.errors import FunctionNotFound, InvalidConfig, InvocationNotFound
 from scheduler.model import FunctionConfig, InvocationRecord, NodeRecord, StartKind
 from scheduler.registry import Registry
 from tests.conftest import artifact, wasm
-from wasm_runtime.engine import precompile
+from wasm_runtime.compiler import CompileLimits, precompile_isolated
 from wasm_runtime.errors import InvalidModule
 
 
@@ -67,7 +68,7 @@ async def test_deploy_stores_blobs_and_creates_versions(registry: Registry) -> N
 
 
 async def test_same_module_is_compiled_once(registry: Registry) -> None:
-    with mock.patch("scheduler.registry.precompile", wraps=precompile) as spy:
+    with mock.patch("scheduler.registry.precompile_isolated", wraps=precompile_isolated) as spy:
         a = await registry.deploy("a", wasm("hello"), FunctionConfig())
         b = await registry.deploy("b", wasm("hello"), FunctionConfig(memory_mib=16))
     assert spy.call_count == 1
@@ -221,3 +222,13 @@ async def test_deploy_compiles_off_the_event_loop(registry: Registry) -> None:
     finally:
         task.cancel()
     assert ticks > 1
+
+
+async def test_a_module_over_the_compile_limits_is_refused_and_nothing_stored(
+    redis: aioredis.Redis,
+) -> None:
+    registry = Registry(redis, CompileLimits(artifact_bytes=1000))
+    with pytest.raises(InvalidModule) as refused:
+        await registry.deploy("big", wasm("echo"), FunctionConfig())
+    assert refused.value.reason == "artifact_too_large"
+    assert await registry.list() == []

@@ -1,0 +1,96 @@
+"""Compiling in a child the host can stop: the same artifact as in-process, the module's
+own refusals passed through, and time, memory and artifact limits that end as
+InvalidModule with the child gone."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+
+import pytest
+import wasmtime
+
+from tests.conftest import wasm
+from wasm_runtime.compiler import CompileLimits, CompileWorkerError, precompile_isolated
+from wasm_runtime.engine import precompile
+from wasm_runtime.errors import InvalidModule
+from wasm_runtime.types import MIB
+
+
+def children() -> list[int]:
+    """Compile workers of this process (other children, such as a test Redis, are not)."""
+    argv = ["pgrep", "-P", str(os.getpid()), "-f", "wasm_runtime.compiler"]
+    out = subprocess.run(argv, capture_output=True, text=True, check=False)
+    return [int(pid) for pid in out.stdout.split()]
+
+
+def many_functions(n: int) -> bytes:
+    funcs = "(func i32.const 1 drop)" * n
+    return bytes(
+        wasmtime.wat2wasm(f'(module (memory (export "memory") 1) {funcs} (func (export "_start")))')
+    )
+
+
+async def test_the_artifact_is_the_one_compiled_in_process() -> None:
+    assert await precompile_isolated(wasm("echo")) == precompile(wasm("echo"))
+
+
+@pytest.mark.parametrize(
+    "module",
+    [
+        b"\0asm\x01\0\0\0\x01\x05garbage",
+        bytes(wasmtime.wat2wasm('(module (import "env" "f" (func)) (func (export "_start")))')),
+        bytes(wasmtime.wat2wasm("(module)")),  # no _start
+    ],
+)
+async def test_the_module_s_own_refusal_comes_back_as_is(module: bytes) -> None:
+    with pytest.raises(InvalidModule) as here:
+        precompile(module)
+    with pytest.raises(InvalidModule) as isolated:
+        await precompile_isolated(module)
+    assert (isolated.value.reason, isolated.value.message) == (
+        here.value.reason,
+        here.value.message,
+    )
+
+
+async def test_a_compile_past_its_time_is_killed() -> None:
+    with pytest.raises(InvalidModule) as refused:
+        await precompile_isolated(wasm("echo"), CompileLimits(timeout_s=0.01))
+    assert refused.value.reason == "compile_timeout" and "0.01 s" in refused.value.message
+    assert children() == []
+
+
+async def test_a_cancelled_compile_leaves_no_child() -> None:
+    task = asyncio.ensure_future(precompile_isolated(many_functions(20_000)))
+    for _ in range(200):  # until the child runs
+        if children():
+            break
+        await asyncio.sleep(0.01)
+    assert children()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert children() == []
+
+
+async def test_an_artifact_above_the_limit_is_refused() -> None:
+    with pytest.raises(InvalidModule) as refused:
+        await precompile_isolated(wasm("echo"), CompileLimits(artifact_bytes=1000))
+    assert refused.value.reason == "artifact_too_large"
+
+
+async def test_a_compile_out_of_memory_is_the_module_s_answer() -> None:
+    # 3,000 functions need more than 80 MiB of address space to compile; echo needs less.
+    limits = CompileLimits(memory_bytes=80 * MIB)
+    assert await precompile_isolated(wasm("echo"), limits)
+    with pytest.raises(InvalidModule) as refused:
+        await precompile_isolated(many_functions(3000), limits)
+    assert refused.value.reason == "compile_resources" and "80 MiB" in refused.value.message
+    assert children() == []
+
+
+async def test_a_worker_that_cannot_start_is_ours_not_the_module_s() -> None:
+    with pytest.raises(CompileWorkerError, match="exited with 1"):
+        await precompile_isolated(wasm("echo"), CompileLimits(memory_bytes=30 * MIB))
