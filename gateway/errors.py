@@ -114,13 +114,17 @@ ERROR_TABLE: dict[type[UnifaasError], tuple[int, str]] = {
 UNKNOWN_ERROR = (500, "internal")
 
 
-def classify(err: BaseException) -> tuple[int, str]:
-    """The HTTP status and kind of an error: its most specific class in the table wins."""
-    for cls in type(err).__mro__:
-        entry = ERROR_TABLE.get(cls)
+def status_of(cls: type[BaseException]) -> tuple[int, str]:
+    """The HTTP status and kind of an error class: its most specific class in the table."""
+    for base in cls.__mro__:
+        entry = ERROR_TABLE.get(base)
         if entry is not None:
             return entry
     return UNKNOWN_ERROR
+
+
+def classify(err: BaseException) -> tuple[int, str]:
+    return status_of(type(err))
 
 
 def error_headers(err: BaseException) -> dict[str, str]:

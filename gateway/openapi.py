@@ -1,5 +1,5 @@
 """What the OpenAPI schema says about errors: the one error body, and per route the statuses it
-can answer, built from ``ERROR_TABLE`` so a status in the table cannot go undocumented."""
+can answer, looked up in ``ERROR_TABLE`` so a documented status is the one really sent."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from gateway.errors import (
-    ERROR_TABLE,
     BadRequest,
     HeadersTooLarge,
     RequestInvalid,
     Unauthorized,
+    status_of,
 )
 from scheduler.errors import CapacityExhausted, SandboxLost, StateStoreError, Throttled
 from wasm_runtime.errors import UnifaasError
@@ -59,21 +59,13 @@ COMMON: tuple[type[UnifaasError], ...] = (
 MANAGEMENT: tuple[type[UnifaasError], ...] = (*COMMON, Unauthorized, StateStoreError)
 
 
-def _entry(cls: type[UnifaasError]) -> tuple[int, str]:
-    for base in cls.__mro__:
-        entry = ERROR_TABLE.get(base)
-        if entry is not None:
-            return entry
-    raise KeyError(cls)
-
-
 def error_responses(*errors: type[UnifaasError]) -> dict[int | str, dict[str, Any]]:
     """``responses=`` for a route that can raise ``errors``: one entry per status, naming
     its kinds, with the error body's schema and the headers that come with it."""
     kinds: dict[int, set[str]] = defaultdict(set)
     headers: dict[int, dict[str, Any]] = defaultdict(dict)
     for cls in errors:
-        status, kind = _entry(cls)
+        status, kind = status_of(cls)
         kinds[status].add(kind)
         for table_cls, hs in _HEADERS.items():
             if issubclass(cls, table_cls):

@@ -42,7 +42,8 @@ DEPLOY_BODY: dict[str, Any] = {
                     "module": {
                         "type": "string",
                         "format": "binary",
-                        "description": "the module: wasm binary or WAT text",
+                        "description": "the module: a WebAssembly binary (a WASI preview1 "
+                        "command, exporting _start)",
                     },
                     "files": {
                         "type": "string",
