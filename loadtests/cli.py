@@ -36,6 +36,13 @@ def cmd_bench_sandbox(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_runner(args: argparse.Namespace) -> int:
+    from loadtests.bench.runner import bench_runner
+
+    _print(bench_runner(args.calls), args.json)
+    return 0
+
+
 def cmd_bench_platform(args: argparse.Namespace) -> int:
     from loadtests.bench.platform import bench_platform
     from loadtests.bench.report import comparison_table
@@ -73,6 +80,18 @@ def register(cli: Commands) -> None:
     sandbox.add_argument("--calls", type=int, default=200, help="pings and invocations to time")
     sandbox.add_argument("--wasm", help="function to time instead of the echo example")
     sandbox.set_defaults(func=cmd_bench_sandbox)
+
+    runner = cli.command(
+        "runner",
+        "one call natively through the runner vs the bare wasmtime sequence it wraps",
+        "Time FunctionRuntime.invoke of echo (and of a function with a files bundle) "
+        "against a bare new Store + WasiConfig + instantiate + _start, interleaved in "
+        "one run; no VM.",
+        group="bench",
+    )
+    runner.add_argument("--json", action="store_true", help="print one JSON object")
+    runner.add_argument("--calls", type=int, default=2000, help="calls per arm")
+    runner.set_defaults(func=cmd_bench_runner)
 
     platform = cli.command(
         "platform",

@@ -73,6 +73,11 @@ class LoadedFunction:
     files_dir: Path | None
     _pre: wasmtime.InstancePre = dataclasses.field(repr=False)
 
+    @property
+    def instance_pre(self) -> wasmtime.InstancePre:
+        """The module linked against WASI, ready to instantiate (benches time it bare)."""
+        return self._pre
+
 
 class FunctionRuntime:
     """The wasm side of one agent process: one Engine, one epoch ticker, many functions.

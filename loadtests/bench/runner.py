@@ -1,0 +1,86 @@
+"""The runner benchmark: one call of a function natively through ``FunctionRuntime.invoke``
+against the bare wasmtime sequence it wraps, measured interleaved in the same run.
+
+The bare sequence is the floor any runner pays: a new Store, a WasiConfig, instantiating
+the pre-linked module and calling ``_start``. The runner adds the limits, stdin, output
+capture, the outcome's classification and, for a function with a files bundle, the
+call's fresh copy of it.
+"""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from typing import Any
+
+import wasmtime
+
+from functions import wat_module
+from loadtests.bench.stats import percentile
+from wasm_runtime.bundle import pack_files
+from wasm_runtime.engine import precompile
+from wasm_runtime.runner import FunctionRuntime, LoadedFunction
+from wasm_runtime.types import Invocation
+
+ECHO_PAYLOAD = b"x" * 64
+ROUNDS = 5  # interleaved rounds, so drift on a noisy machine hits every arm alike
+BUNDLE = {"data.txt": b"bundled data for the files example\n", "sub/more.txt": b"x" * 4096}
+
+
+def _bare_call(runtime: FunctionRuntime, fn: LoadedFunction) -> Callable[[], None]:
+    engine, pre = runtime.engine, fn.instance_pre
+
+    def call() -> None:
+        store = wasmtime.Store(engine)
+        store.set_wasi(wasmtime.WasiConfig())
+        store.set_fuel(2**62)
+        store.set_epoch_deadline(2**40)
+        start = pre.instantiate(store).exports(store)["_start"]
+        assert isinstance(start, wasmtime.Func)
+        start(store)
+
+    return call
+
+
+def _timed(arms: dict[str, Callable[[], object]], calls: int) -> dict[str, list[float]]:
+    out: dict[str, list[float]] = {name: [] for name in arms}
+    per_round = max(1, calls // ROUNDS)
+    for _ in range(ROUNDS):
+        for name, call in arms.items():
+            for _ in range(per_round):
+                started = time.perf_counter()
+                call()
+                out[name].append((time.perf_counter() - started) * 1000)
+    return out
+
+
+def bench_runner(calls: int = 2000) -> dict[str, Any]:
+    with FunctionRuntime(tempfile.mkdtemp(prefix="unifaas-bench-")) as runtime:
+        echo = runtime.load(precompile(wat_module("echo")))
+        files = runtime.load(precompile(wat_module("files")), files_tar=pack_files(BUNDLE))
+        echo_inv = Invocation(stdin=ECHO_PAYLOAD)
+        files_inv = Invocation()
+        assert runtime.invoke(echo, echo_inv).stdout == ECHO_PAYLOAD
+        assert runtime.invoke(files, files_inv).exit_code == 0
+        samples = _timed(
+            {
+                "bare": _bare_call(runtime, echo),
+                "runner": lambda: runtime.invoke(echo, echo_inv).raise_for_outcome(),
+                "files": lambda: runtime.invoke(files, files_inv).raise_for_outcome(),
+            },
+            calls,
+        )
+    bare = statistics.median(samples["bare"])
+    runner = statistics.median(samples["runner"])
+    files_ms = statistics.median(samples["files"])
+    return {
+        "runner_calls": len(samples["runner"]),
+        "bare_wasmtime_ms_p50": round(bare, 4),
+        "runner_native_ms_p50": round(runner, 4),
+        "runner_native_ms_p99": round(percentile(samples["runner"], 99), 4),
+        "ratio_runner_over_bare": round(runner / bare, 2),
+        "runner_files_ms_p50": round(files_ms, 4),
+        "ratio_files_over_runner": round(files_ms / runner, 2),
+    }
