@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
-import shutil
+import os
 import tarfile
 from pathlib import Path, PurePosixPath
 
@@ -56,9 +57,50 @@ def extract_bundle(files_tar: bytes, dest: Path) -> None:
         raise InvalidModule(_REASON, f"files bundle is not a readable tar archive: {err}") from err
 
 
-def fresh_copy(template: Path, dest: Path) -> None:
-    """Copy the unpacked bundle so one call's writes never reach the next call."""
-    shutil.copytree(template, dest, symlinks=True)
+@dataclasses.dataclass(frozen=True)
+class BundleTree:
+    """An unpacked bundle's layout, read once at load, so each call's fresh copy is a few
+    system calls per entry (``copy_file_range``; no stat, chmod or xattr copying as
+    ``shutil.copytree`` does: a third of its time, measured by ``unifaas bench runner``)."""
+
+    root: Path
+    dirs: tuple[str, ...]  # parents before children
+    files: tuple[str, ...]
+
+    @classmethod
+    def scan(cls, root: Path) -> BundleTree:
+        dirs: list[str] = []
+        files: list[str] = []
+        for path in sorted(root.rglob("*")):
+            rel = str(path.relative_to(root))
+            (dirs if path.is_dir() else files).append(rel)
+        return cls(root, tuple(dirs), tuple(files))
+
+    def fresh_copy(self, dest: Path) -> None:
+        """Copy the bundle to the new directory ``dest`` so one call's writes never reach
+        the next call."""
+        os.mkdir(dest)
+        for rel in self.dirs:
+            os.mkdir(dest / rel)
+        for rel in self.files:
+            _copy_file(self.root / rel, dest / rel)
+
+
+def _copy_file(src: Path, dst: Path) -> None:
+    fd_in = os.open(src, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        fd_out = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+        try:
+            left = os.fstat(fd_in).st_size
+            while left > 0:
+                copied = os.copy_file_range(fd_in, fd_out, left)
+                if copied <= 0:
+                    break
+                left -= copied
+        finally:
+            os.close(fd_out)
+    finally:
+        os.close(fd_in)
 
 
 def pack_files(files: dict[str, bytes]) -> bytes:

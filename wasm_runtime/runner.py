@@ -15,7 +15,7 @@ from types import TracebackType
 import wasmtime
 
 from wasm_runtime import bundle
-from wasm_runtime.capture import OutputSink, RunStopper
+from wasm_runtime.capture import Captured, RunStopper, SlotPool, set_stdin_bytes
 from wasm_runtime.engine import (
     ENTRY_POINT,
     MEMORY_EXPORT,
@@ -61,6 +61,13 @@ def near_memory_cap(memory_bytes: int, cap_bytes: int) -> bool:
 TABLE_ELEMENTS_MAX = 1 << 17
 
 DEFAULT_ARGV0 = "fn"
+SHM = Path("/dev/shm")
+
+
+def _memory_backed_dir() -> str | None:
+    """Where a runtime of its own keeps call files: in memory when the host has /dev/shm
+    (as the guest's root is), since each call truncates and rewrites its output files."""
+    return str(SHM) if SHM.is_dir() and os.access(SHM, os.W_OK) else None
 
 
 @dataclasses.dataclass(eq=False)
@@ -70,8 +77,12 @@ class LoadedFunction:
     name: str  # argv[0] of every call
     module: wasmtime.Module
     info: ModuleInfo
-    files_dir: Path | None
+    files: bundle.BundleTree | None
     _pre: wasmtime.InstancePre = dataclasses.field(repr=False)
+
+    @property
+    def files_dir(self) -> Path | None:
+        return None if self.files is None else self.files.root
 
     @property
     def instance_pre(self) -> wasmtime.InstancePre:
@@ -96,12 +107,16 @@ class FunctionRuntime:
         self._tick_ms = tick_ms
         self._ticker = EpochTicker(self.engine, tick_ms)
         self._owns_work_dir = work_dir is None
-        base = Path(tempfile.mkdtemp(prefix="unifaas-")) if work_dir is None else Path(work_dir)
+        if work_dir is None:
+            base = Path(tempfile.mkdtemp(prefix="unifaas-", dir=_memory_backed_dir()))
+        else:
+            base = Path(work_dir)
         self.work_dir = base
         self._functions_dir = base / "functions"
         self._calls_dir = base / "calls"
         self._functions_dir.mkdir(parents=True, exist_ok=True)
         self._calls_dir.mkdir(parents=True, exist_ok=True)
+        self._slots = SlotPool(base / "slots")
         self._loaded: set[LoadedFunction] = set()
         self._lock = threading.Lock()
 
@@ -134,7 +149,8 @@ class FunctionRuntime:
             except BaseException:
                 shutil.rmtree(files_dir, ignore_errors=True)
                 raise
-        fn = LoadedFunction(name=name, module=module, info=info, files_dir=files_dir, _pre=pre)
+        files = bundle.BundleTree.scan(files_dir) if files_dir is not None else None
+        fn = LoadedFunction(name=name, module=module, info=info, files=files, _pre=pre)
         with self._lock:
             self._loaded.add(fn)
         return fn
@@ -153,6 +169,7 @@ class FunctionRuntime:
             loaded = list(self._loaded)
         for fn in loaded:
             self.unload(fn)
+        self._slots.close()
         if self._owns_work_dir:
             shutil.rmtree(self.work_dir, ignore_errors=True)
 
@@ -172,6 +189,7 @@ class FunctionRuntime:
         started = time.perf_counter()
         call_dir: Path | None = None
         stopper: RunStopper | None = None
+        slot = self._slots.take()
         try:
             limits = inv.limits
             store = wasmtime.Store(self.engine)
@@ -186,30 +204,27 @@ class FunctionRuntime:
             budget = limits.fuel if limits.fuel is not None else UNMETERED_FUEL
             store.set_fuel(budget)
             stopper = RunStopper(store)
-            stdout = OutputSink(limits.stdout_max_bytes, stopper)
-            stderr = OutputSink(limits.stderr_max_bytes, stopper)
 
             wasi = wasmtime.WasiConfig()
             wasi.argv = [fn.name, *inv.args]
-            wasi.env = [list(pair) for pair in inv.env]
-            wasi.stdout_custom = stdout
-            wasi.stderr_custom = stderr
-            if inv.stdin or fn.files_dir is not None:
-                call_dir = Path(tempfile.mkdtemp(dir=self._calls_dir))
-            if inv.stdin and call_dir is not None:
-                stdin_path = call_dir / "stdin"
-                stdin_path.write_bytes(inv.stdin)
-                wasi.stdin_file = stdin_path
-            if fn.files_dir is not None and call_dir is not None:
-                root = call_dir / "root"
-                bundle.fresh_copy(fn.files_dir, root)
-                wasi.preopen_dir(str(root), "/")
+            if inv.env:
+                wasi.env = [list(pair) for pair in inv.env]
+            if inv.stdin:
+                set_stdin_bytes(wasi, inv.stdin)
+            slot.attach(wasi, stopper, limits.stdout_max_bytes, limits.stderr_max_bytes)
+            if fn.files is not None:
+                # Only a function with a files bundle pays for a directory per call.
+                call_dir = self._calls_dir / uuid.uuid4().hex
+                fn.files.fresh_copy(call_dir)
+                wasi.preopen_dir(str(call_dir), "/")
             store.set_wasi(wasi)
 
             run = _Run(store)
-            with self._ticker.running():
+            with self._ticker.running(slot.check):
                 store.set_epoch_deadline(deadline_ticks(limits.timeout_ms, self._tick_ms))
                 run.execute(fn)
+            stopper.detach()
+            captured = slot.finish()
 
             fuel_used = None
             if limits.fuel is not None:
@@ -219,14 +234,15 @@ class FunctionRuntime:
                 run,
                 fn,
                 inv,
-                stdout=stdout,
-                stderr=stderr,
+                captured,
                 fuel_used=fuel_used,
                 duration_ms=(time.perf_counter() - started) * 1000,
             )
         finally:
             if stopper is not None:
                 stopper.detach()
+            slot.release()
+            self._slots.give_back(slot)
             if call_dir is not None:
                 shutil.rmtree(call_dir, ignore_errors=True)
 
@@ -276,19 +292,19 @@ def _classify(
     run: _Run,
     fn: LoadedFunction,
     inv: Invocation,
+    captured: Captured,
     *,
-    stdout: OutputSink,
-    stderr: OutputSink,
     fuel_used: int | None,
     duration_ms: float,
 ) -> InvocationResult:
     limits = inv.limits
     memory_bytes = run.memory_bytes()
+    exit_code = run.exit_code if run.exit_code is not None else EXIT_TRAP
     result = InvocationResult(
         outcome=Outcome.OK,
-        exit_code=0,
-        stdout=stdout.getvalue(),
-        stderr=stderr.getvalue(),
+        exit_code=exit_code,
+        stdout=captured.stdout,
+        stderr=captured.stderr,
         duration_ms=duration_ms,
         fuel_used=fuel_used,
         memory_bytes=memory_bytes,
@@ -303,16 +319,14 @@ def _classify(
 
     trap_code = "" if run.trap is None else _trap_name(run.trap)
     # Our own flag first: an output cap ends the run by emptying its fuel.
-    for sink, stream, cap in (
-        (stdout, "stdout", limits.stdout_max_bytes),
-        (stderr, "stderr", limits.stderr_max_bytes),
-    ):
-        if sink.overflowed:
-            return ended(
-                Outcome.OUTPUT_TOO_LARGE,
-                EXIT_OUTPUT_TOO_LARGE,
-                f"{stream} exceeded its limit of {cap} bytes",
-            )
+    if captured.overflowed is not None:
+        stdout = captured.overflowed == "stdout"
+        cap = limits.stdout_max_bytes if stdout else limits.stderr_max_bytes
+        return ended(
+            Outcome.OUTPUT_TOO_LARGE,
+            EXIT_OUTPUT_TOO_LARGE,
+            f"{captured.overflowed} exceeded its limit of {cap} bytes",
+        )
     if run.trap is not None and run.trap.trap_code is wasmtime.TrapCode.INTERRUPT:
         return ended(
             Outcome.TIMEOUT,
@@ -348,7 +362,6 @@ def _classify(
                 trap_code,
             )
         return ended(Outcome.TRAP, EXIT_TRAP, _error_text(run.trap), trap_code)
-    exit_code = run.exit_code if run.exit_code is not None else EXIT_TRAP
     if exit_code != 0 and near_cap:
         return ended(
             Outcome.OUT_OF_MEMORY,
@@ -356,7 +369,7 @@ def _classify(
             f"linear memory limit of {limits.memory_bytes} bytes reached "
             f"({memory_bytes} in use), then exit {exit_code}",
         )
-    return dataclasses.replace(result, exit_code=exit_code)
+    return result
 
 
 def _error_text(err: Exception) -> str:

@@ -1,4 +1,5 @@
-"""One shared thread that advances a wasmtime Engine's epoch while any call is running."""
+"""One shared thread that advances a wasmtime Engine's epoch while any call is running, and
+runs each running call's per-tick check (its output caps)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import contextlib
 import math
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import wasmtime
 
@@ -38,6 +39,9 @@ class EpochTicker:
         self._active = 0
         self._closed = False
         self._ticks = 0
+        self._idle = False
+        self._watches: dict[int, Callable[[], None]] = {}
+        self._next_watch = 0
         self._thread = threading.Thread(target=self._run, name="epoch-ticker", daemon=True)
         self._thread.start()
 
@@ -47,18 +51,27 @@ class EpochTicker:
         return self._ticks
 
     @contextlib.contextmanager
-    def running(self) -> Iterator[None]:
-        """Keep the epoch advancing for the duration of the block."""
+    def running(self, watch: Callable[[], None] | None = None) -> Iterator[None]:
+        """Keep the epoch advancing for the duration of the block, calling ``watch`` (which
+        must be quick and may raise only OSError) after every tick."""
         with self._cond:
             if self._closed:
                 raise RuntimeError("the epoch ticker is closed")
             self._active += 1
-            self._cond.notify_all()
+            key = self._next_watch
+            self._next_watch += 1
+            if watch is not None:
+                self._watches[key] = watch
+            if self._idle:
+                # Only an idle ticker needs waking; one between ticks will see this call
+                # at its next tick, and waking it per call costs each call a thread switch.
+                self._cond.notify_all()
         try:
             yield
         finally:
             with self._cond:
                 self._active -= 1
+                self._watches.pop(key, None)
 
     def close(self) -> None:
         with self._cond:
@@ -70,7 +83,9 @@ class EpochTicker:
         while True:
             with self._cond:
                 while self._active == 0 and not self._closed:
+                    self._idle = True
                     self._cond.wait()
+                self._idle = False
                 if self._closed:
                     return
                 # Wait on the condition rather than time.sleep so close() ends us at
@@ -80,5 +95,9 @@ class EpochTicker:
                     self._cond.wait(remaining)
                 if self._closed:
                     return
+                watches = list(self._watches.values())
             self._engine.increment_epoch()
             self._ticks += 1
+            for watch in watches:
+                with contextlib.suppress(OSError):
+                    watch()

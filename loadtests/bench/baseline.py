@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import tempfile
 from pathlib import Path
 
 import uvicorn
@@ -21,7 +20,7 @@ from wasm_runtime.types import Invocation
 
 
 def create_baseline_app(wasm: bytes) -> FastAPI:
-    runtime = FunctionRuntime(tempfile.mkdtemp(prefix="unifaas-baseline-"))
+    runtime = FunctionRuntime()
     fn = runtime.load(precompile(wasm))
     app = FastAPI(title="unifaas baseline")
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import statistics
-import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -45,7 +44,7 @@ async def _timed(fn: Callable[[], Awaitable[Any]], n: int) -> list[float]:
 def _native_invoke_ms(artifact: bytes, n: int) -> list[float]:
     from wasm_runtime.runner import FunctionRuntime
 
-    runtime = FunctionRuntime(tempfile.mkdtemp(prefix="unifaas-bench-"))
+    runtime = FunctionRuntime()
     try:
         fn = runtime.load(artifact)
         inv = Invocation(stdin=ECHO_PAYLOAD)

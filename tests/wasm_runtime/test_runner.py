@@ -218,6 +218,28 @@ def test_output_exactly_at_the_cap_is_fine(
     assert result.ok
 
 
+def test_output_past_the_cap_between_ticks_is_caught_after_the_run(
+    runtime: FunctionRuntime, fns: dict[str, LoadedFunction]
+) -> None:
+    # echo writes 1001 bytes and exits long before the ticker's next look.
+    result = call(runtime, fns["echo"], stdin=b"y" * 1001, stdout_max_bytes=1000)
+    assert (result.outcome, result.exit_code) == (Outcome.OUTPUT_TOO_LARGE, EXIT_OUTPUT_TOO_LARGE)
+    assert result.stdout == b"y" * 1000
+
+
+def test_output_files_are_reused_one_call_at_a_time(
+    runtime: FunctionRuntime, fns: dict[str, LoadedFunction]
+) -> None:
+    slots = runtime.work_dir / "slots"
+    before = set(slots.iterdir())
+    for i in range(20):
+        assert call(runtime, fns["echo"], stdin=str(i).encode()).stdout == str(i).encode()
+    assert set(slots.iterdir()) == before  # sequential calls made no new slot
+    # A short output after a long one: nothing of the earlier call is left in the file.
+    assert call(runtime, fns["echo"], stdin=b"z" * 5000).ok
+    assert call(runtime, fns["echo"], stdin=b"s").stdout == b"s"
+
+
 def test_fuel(runtime: FunctionRuntime, fns: dict[str, LoadedFunction]) -> None:
     metered = call(runtime, fns["hello"], fuel=100_000)
     assert metered.ok
@@ -303,6 +325,17 @@ def test_ticker_idles_between_calls(
     assert runtime.epoch_ticks == idle_from
     call(runtime, fns["misbehave"], "loop", timeout_ms=100)
     assert runtime.epoch_ticks >= idle_from + 10
+
+
+def test_a_call_starting_between_ticks_still_times_out(
+    runtime: FunctionRuntime, fns: dict[str, LoadedFunction]
+) -> None:
+    # The second call starts while the ticker waits out its period (it is not woken
+    # for it): its deadline still comes within about a tick of its timeout.
+    for _ in range(3):
+        result = call(runtime, fns["misbehave"], "loop", timeout_ms=50)
+        assert result.outcome is Outcome.TIMEOUT
+        assert 50 <= result.duration_ms < 1000
 
 
 def test_close_removes_its_own_work_dir() -> None:
