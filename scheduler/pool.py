@@ -142,8 +142,8 @@ class Pool:
         retries = 0
         while True:
             try:
-                result, start = await self._invoke_once(fv, load_artifacts, invocation)
-                return Ran(result, start, retries)
+                result, start, vm_s = await self._invoke_once(fv, load_artifacts, invocation)
+                return Ran(result, start, retries, vm_s * 1000)
             except SandboxLost as err:
                 if not placement.may_retry(err, retries):
                     err.retries = retries
@@ -154,7 +154,7 @@ class Pool:
 
     async def _invoke_once(
         self, fv: FunctionVersion, load_artifacts: ArtifactLoader, invocation: Invocation
-    ) -> tuple[InvocationResult, StartKind]:
+    ) -> tuple[InvocationResult, StartKind, float]:
         with translated():
             grant = await self._acquire(fv)
             vm = grant.vm
@@ -174,7 +174,7 @@ class Pool:
                     self._discard(vm, died=True)
                 elapsed = self._clock() - started
                 self._call_estimate_s = 0.8 * self._call_estimate_s + 0.2 * elapsed
-                return result, grant.kind
+                return result, grant.kind, elapsed
             finally:
                 self._release(vm)
 

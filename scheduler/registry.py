@@ -35,7 +35,7 @@ from wasm_runtime.bundle import FILES_MAX_BYTES
 from wasm_runtime.compiler import CompileLimits, precompile_isolated
 from wasm_runtime.engine import default_engine, inspect
 from wasm_runtime.shape import check_memory_cap
-from wasm_runtime.types import known_fields
+from wasm_runtime.types import MEMORY_CAP_MAX_MIB, known_fields
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
@@ -43,7 +43,7 @@ ENV_MAX_ENTRIES = 256
 
 # Config ranges accepted at deploy time.
 TIMEOUT_MAX_S = 300.0
-MEMORY_MAX_MIB = 1024
+MEMORY_MAX_MIB = MEMORY_CAP_MAX_MIB
 CONCURRENCY_MAX = 64
 MAX_VMS_MAX = 64
 MAX_IN_FLIGHT_MAX = 4096

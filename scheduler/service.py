@@ -72,6 +72,7 @@ class InvokeOutcome:
     error: UnifaasError | None = None
     result: InvocationResult | None = None
     total_ms: float = 0.0
+    vm_ms: float = 0.0  # of total_ms, the round trip to the VM that answered
     retries: int = 0  # times the call ran again on another VM after its VM was lost
 
     @property
@@ -160,6 +161,7 @@ class Platform:
                 ran = await self.pool.invoke(fv, self._loader(fv), invocation)
             result = ran.result
             outcome.start, outcome.result, outcome.retries = ran.start, result, ran.retries
+            outcome.vm_ms = ran.vm_ms
             outcome.exit_code, outcome.stderr = result.exit_code, result.stderr
             result.raise_for_outcome()
             response = (

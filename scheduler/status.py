@@ -20,6 +20,7 @@ class Ran(NamedTuple):
     result: InvocationResult
     start: StartKind  # of the attempt that answered
     retries: int = 0  # attempts before it whose VM was lost
+    vm_ms: float = 0.0  # the answering attempt's round trip to its VM, as the host saw it
 
 
 @dataclasses.dataclass(frozen=True)

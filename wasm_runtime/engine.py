@@ -88,8 +88,54 @@ def engine_config() -> wasmtime.Config:
     return config
 
 
-def make_engine() -> wasmtime.Engine:
-    return wasmtime.Engine(engine_config())
+# The pooling allocator's slots: instances, memories, tables and stacks of calls that may
+# run at once in one runtime (more at once fail to instantiate, so this is well above the
+# agent's workers and any test's threads). Slots are address space, not memory.
+POOL_SLOTS = 64
+# Linear memory and tables a freed slot keeps resident and zeroes itself instead of
+# handing the pages back to the kernel; under TCG every madvise/munmap also flushes
+# QEMU's software TLB, which the next call pays for page by page.
+POOL_KEEP_RESIDENT = 1 << 20
+POOL_INSTANCE_BYTES = 16 << 20
+
+
+def make_engine(*, pooling: bool = False) -> wasmtime.Engine:
+    """An Engine of ``engine_config()``; ``pooling`` for one that runs calls (instances come
+    from preallocated slots; compiled artifacts are the same either way)."""
+    config = engine_config()
+    if pooling:
+        _use_pooling_allocator(config)
+    return wasmtime.Engine(config)
+
+
+def _use_pooling_allocator(config: wasmtime.Config) -> None:
+    # wasmtime-py has no wrapper for it; its C API does.
+    from wasmtime import _ffi as ffi
+
+    from wasm_runtime.shape import ModuleBounds
+    from wasm_runtime.types import MEMORY_CAP_MAX_MIB, MIB
+
+    settings: dict[str, int] = {
+        "total_core_instances": POOL_SLOTS,
+        "total_memories": POOL_SLOTS,
+        "total_tables": POOL_SLOTS,
+        "total_stacks": POOL_SLOTS,
+        "max_memory_size": MEMORY_CAP_MAX_MIB * MIB,
+        # What deploy lets through must instantiate: tables up to the shape bound, a few
+        # tables per module, and room for the instance state of many functions.
+        "table_elements": ModuleBounds().table_elements_max,
+        "max_tables_per_module": ModuleBounds().tables_max,
+        "max_core_instance_size": POOL_INSTANCE_BYTES,
+        "linear_memory_keep_resident": POOL_KEEP_RESIDENT,
+        "table_keep_resident": POOL_KEEP_RESIDENT,
+    }
+    pool = ffi.wasmtime_pooling_allocation_config_new()
+    try:
+        for name, value in settings.items():
+            getattr(ffi, f"wasmtime_pooling_allocation_config_{name}_set")(pool, value)
+        ffi.wasmtime_pooling_allocation_strategy_set(config.ptr(), pool)
+    finally:
+        ffi.wasmtime_pooling_allocation_config_delete(pool)
 
 
 _default_engine: wasmtime.Engine | None = None

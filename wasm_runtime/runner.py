@@ -103,7 +103,7 @@ class FunctionRuntime:
         engine: wasmtime.Engine | None = None,
         tick_ms: int = TICK_MS,
     ) -> None:
-        self.engine = engine or make_engine()
+        self.engine = engine or make_engine(pooling=True)
         self._tick_ms = tick_ms
         self._ticker = EpochTicker(self.engine, tick_ms)
         self._owns_work_dir = work_dir is None

@@ -27,6 +27,8 @@ class ModuleShape:
     functions: int  # bodies in its code section
     largest_body_bytes: int
     code_bytes: int
+    memories: int = 0  # imported and own
+    tables: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,6 +41,10 @@ class ModuleBounds:
     code_max_bytes: int = 32 * MIB
     # A call's Store refuses tables above this (runner.TABLE_ELEMENTS_MAX).
     table_elements_max: int = 1 << 17
+    # A call has one linear memory (its cap is that memory's), and each call's instance
+    # comes from a pool slot sized for this many tables (engine._use_pooling_allocator).
+    memories_max: int = 1
+    tables_max: int = 4
 
 
 class _Reader:
@@ -86,7 +92,7 @@ class _Reader:
 def read_shape(wasm: bytes) -> ModuleShape:
     """The declared sizes of a core module (its header already checked)."""
     r = _Reader(wasm, 8)
-    memory_min = table_min = functions = largest = code = 0
+    memory_min = table_min = functions = largest = code = memories = tables = 0
     while r.pos < r.end:
         section = r.byte()
         size = r.uleb()
@@ -100,16 +106,22 @@ def read_shape(wasm: bytes) -> ModuleShape:
                 if kind == _IMPORT_TABLE:
                     body.byte()  # reference type
                     table_min = max(table_min, body.limits())
+                    tables += 1
                 elif kind == _IMPORT_MEMORY:
                     memory_min = max(memory_min, body.limits())
+                    memories += 1
                 else:
                     # A function's type index, or a global's value type and mutability.
                     body.uleb() if kind == 0 else body.skip(2)
         elif section == _MEMORY:
-            for _ in range(body.uleb()):
+            count = body.uleb()
+            memories += count
+            for _ in range(count):
                 memory_min = max(memory_min, body.limits())
         elif section == _TABLE:
-            for _ in range(body.uleb()):
+            count = body.uleb()
+            tables += count
+            for _ in range(count):
                 initialised = body.byte() == 0x40  # else that byte was the reference type
                 if initialised:
                     body.byte()  # 0x00
@@ -124,7 +136,9 @@ def read_shape(wasm: bytes) -> ModuleShape:
                 length = body.uleb()
                 largest = max(largest, length)
                 body.skip(length)
-    return ModuleShape(memory_min * WASM_PAGE_BYTES, table_min, functions, largest, code)
+    return ModuleShape(
+        memory_min * WASM_PAGE_BYTES, table_min, functions, largest, code, memories, tables
+    )
 
 
 def check_shape(shape: ModuleShape, bounds: ModuleBounds) -> None:
@@ -143,6 +157,17 @@ def check_shape(shape: ModuleShape, bounds: ModuleBounds) -> None:
         raise InvalidModule(
             "code_too_large",
             f"the code section is {shape.code_bytes} bytes; at most {bounds.code_max_bytes}",
+        )
+    if shape.memories > bounds.memories_max:
+        raise InvalidModule(
+            "too_many_memories",
+            f"the module has {shape.memories} linear memories; a call has at most "
+            f"{bounds.memories_max}",
+        )
+    if shape.tables > bounds.tables_max:
+        raise InvalidModule(
+            "too_many_tables",
+            f"the module has {shape.tables} tables; at most {bounds.tables_max}",
         )
     if shape.table_min_elements > bounds.table_elements_max:
         raise InvalidModule(

@@ -7,6 +7,8 @@ import enum
 from typing import Any, TypeVar
 
 MIB = 1024 * 1024
+# The largest linear-memory cap a call may have (a deploy's --memory is checked against it).
+MEMORY_CAP_MAX_MIB = 1024
 _D = TypeVar("_D")
 
 

@@ -76,6 +76,11 @@ def _meta_headers(outcome: InvokeOutcome, want_stderr: bool) -> dict[str, str]:
         headers["X-Start"] = outcome.start.value
     if outcome.version is not None:
         headers["X-Function-Version"] = str(outcome.version)
+    if outcome.result is not None:
+        # Standard Server-Timing: the VM's round trip and, inside it, the function's run.
+        headers["Server-Timing"] = (
+            f"vm;dur={outcome.vm_ms:.3f}, run;dur={outcome.result.duration_ms:.3f}"
+        )
     return headers
 
 

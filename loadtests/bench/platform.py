@@ -38,7 +38,21 @@ def _platform(state: Path, idle_target: int) -> Iterator[tuple[str, str]]:
         yield p.url, (state / "token").read_text().strip()
 
 
-async def _sequential(client: httpx.AsyncClient, path: str, n: int) -> list[float]:
+def server_timing(header: str, name: str) -> float | None:
+    """One metric's ``dur`` from a ``Server-Timing`` header (None when it is not there)."""
+    for metric in header.split(","):
+        key, *params = (part.strip() for part in metric.split(";"))
+        if key == name:
+            for param in params:
+                if param.startswith("dur="):
+                    return float(param[4:])
+    return None
+
+
+async def _sequential(
+    client: httpx.AsyncClient, path: str, n: int, vm_ms: list[float] | None = None
+) -> list[float]:
+    """Client-side milliseconds per call; with ``vm_ms``, also the VM's share of each."""
     out = []
     for _ in range(n):
         started = time.perf_counter()
@@ -46,6 +60,11 @@ async def _sequential(client: httpx.AsyncClient, path: str, n: int) -> list[floa
         out.append((time.perf_counter() - started) * 1000)
         if r.status_code != 200 or r.content != PAYLOAD:
             raise BenchError(f"bad response {r.status_code}: {r.text[:200]}")
+        if vm_ms is not None:
+            vm = server_timing(r.headers.get("server-timing", ""), "vm")
+            if vm is None:
+                raise BenchError("the platform's answer has no Server-Timing vm metric")
+            vm_ms.append(vm)
     return out
 
 
@@ -110,7 +129,8 @@ async def _run(
                     f"platform: {calls} sequential warm calls, then {calls} at "
                     f"concurrency {concurrency}"
                 )
-                warm = await _sequential(c, "/fn/echo", calls)
+                vm: list[float] = []
+                warm = await _sequential(c, "/fn/echo", calls, vm)
                 result["rps"] = round(await _throughput(c, "/fn/echo", calls, concurrency), 1)
                 progress(f"platform: {starts} forced pre-warmed starts")
                 prewarmed = []
@@ -137,10 +157,15 @@ async def _run(
                 result["baseline_rps"] = round(
                     await _throughput(c, "/fn/echo", calls, concurrency), 1
                 )
+    outside = [w - v for w, v in zip(warm, vm, strict=True)]
     result.update(
         {
             "warm_p50_ms": round(percentile(warm, 50), 2),
             "warm_p99_ms": round(percentile(warm, 99), 2),
+            # The round trip to the VM as the node saw it, and what the call spent outside
+            # it (HTTP, gateway, scheduler, framing), per call and then the median.
+            "warm_vm_ms_p50": round(percentile(vm, 50), 2),
+            "host_path_ms_p50": round(percentile(outside, 50), 2),
             "baseline_p50_ms": round(percentile(base, 50), 2),
             "baseline_p99_ms": round(percentile(base, 99), 2),
             "prewarmed_start_ms_p50": round(statistics.median(prewarmed), 1),

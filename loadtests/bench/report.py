@@ -17,6 +17,10 @@ def comparison_table(result: dict[str, Any]) -> str:
         a, b = float(result[ours]), float(result[theirs])
         ratio = f"{a / b:.2f}x" if b else "-"
         lines.append(f"{label:<22}{a:>12.2f}{b:>12.2f}{ratio:>10}")
+    if "host_path_ms_p50" in result:
+        vm, outside = float(result["warm_vm_ms_p50"]), float(result["host_path_ms_p50"])
+        lines.append(f"{'  of p50: in the VM':<22}{vm:>12.2f}")
+        lines.append(f"{'  of p50: outside it':<22}{outside:>12.2f}")
     lines.append(f"{'pre-warmed start (ms)':<22}{float(result['prewarmed_start_ms_p50']):>12.1f}")
     lines.append(f"{'cold start (ms)':<22}{float(result['cold_start_ms_p50']):>12.1f}")
     lines.append(

@@ -20,7 +20,7 @@ import wasmtime
 from functions import wat_module
 from loadtests.bench.stats import percentile
 from wasm_runtime.bundle import pack_files
-from wasm_runtime.engine import precompile
+from wasm_runtime.engine import make_engine, precompile
 from wasm_runtime.runner import FunctionRuntime, LoadedFunction
 from wasm_runtime.types import Invocation
 
@@ -73,8 +73,9 @@ def _timed(arms: dict[str, Callable[[], object]], calls: int) -> dict[str, list[
 
 
 def bench_runner(calls: int = 2000) -> dict[str, Any]:
-    with FunctionRuntime() as runtime:
+    with FunctionRuntime() as runtime, FunctionRuntime(engine=make_engine()) as on_demand:
         echo = runtime.load(precompile(wat_module("echo")))
+        echo_on_demand = on_demand.load(precompile(wat_module("echo")))
         files = runtime.load(precompile(wat_module("files")), files_tar=pack_files(BUNDLE))
         echo_inv = Invocation(stdin=ECHO_PAYLOAD)
         files_inv = Invocation()
@@ -83,6 +84,7 @@ def bench_runner(calls: int = 2000) -> dict[str, Any]:
         samples = _timed(
             {
                 "bare": _bare_call(runtime, echo),
+                "bare_on_demand": _bare_call(on_demand, echo_on_demand),
                 "runner": lambda: runtime.invoke(echo, echo_inv).raise_for_outcome(),
                 "files": lambda: runtime.invoke(files, files_inv).raise_for_outcome(),
                 "copy": _fresh_copy(runtime, files),
@@ -92,12 +94,17 @@ def bench_runner(calls: int = 2000) -> dict[str, Any]:
     bare = statistics.median(samples["bare"])
     runner = statistics.median(samples["runner"])
     files_ms = statistics.median(samples["files"])
+    on_demand_bare = statistics.median(samples["bare_on_demand"])
     return {
         "runner_calls": len(samples["runner"]),
+        # On the runner's own engine (pooling allocator), and on wasmtime's default
+        # engine, which allocates every instance's memory afresh.
         "bare_wasmtime_ms_p50": round(bare, 4),
+        "bare_wasmtime_default_engine_ms_p50": round(on_demand_bare, 4),
         "runner_native_ms_p50": round(runner, 4),
         "runner_native_ms_p99": round(percentile(samples["runner"], 99), 4),
         "ratio_runner_over_bare": round(runner / bare, 2),
+        "ratio_runner_over_bare_default_engine": round(runner / on_demand_bare, 2),
         "runner_files_ms_p50": round(files_ms, 4),
         "ratio_files_over_runner": round(files_ms / runner, 2),
         # The files example reads and writes through WASI; this is the bundle's own share.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from loadtests.bench.platform import server_timing
 from loadtests.bench.report import comparison_table
 
 
@@ -17,9 +18,20 @@ def test_table_has_both_sides_and_ratios() -> None:
         "baseline_p99_ms": 3.09,
         "prewarmed_start_ms_p50": 139.7,
         "cold_start_ms_p50": 1997.8,
+        "warm_vm_ms_p50": 9.87,
+        "host_path_ms_p50": 1.45,
     }
     table = comparison_table(result)
     assert "platform" in table and "baseline" in table
     assert "5.27x" in table  # p50 ratio
     assert "0.09x" in table  # throughput ratio
     assert "1997.8" in table
+    assert "9.87" in table and "1.45" in table  # the p50 split: in the VM, outside it
+
+
+def test_server_timing_metrics_are_read_by_name() -> None:
+    header = "vm;dur=7.125, run;dur=0.210"
+    assert server_timing(header, "vm") == 7.125
+    assert server_timing(header, "run") == 0.21
+    assert server_timing(header, "db") is None
+    assert server_timing("", "vm") is None

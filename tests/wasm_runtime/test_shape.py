@@ -43,6 +43,7 @@ def test_memory_tables_and_functions_are_read() -> None:
     assert shape.memory_min_bytes == 3 * 64 * 1024
     assert shape.table_min_elements == 50
     assert shape.functions == 3
+    assert (shape.memories, shape.tables) == (1, 2)
 
 
 def test_imported_memory_counts() -> None:
@@ -66,6 +67,8 @@ def test_a_memory_minimum_above_the_cap_is_refused() -> None:
         (ModuleBounds(body_max_bytes=8), "(func " + "(nop)" * 20 + ")", "function_too_large"),
         (ModuleBounds(code_max_bytes=16), "(func) " * 10, "code_too_large"),
         (ModuleBounds(), "(table 200000 funcref)", "table_too_large"),
+        (ModuleBounds(), '(import "env" "m" (memory 1)) (memory 1)', "too_many_memories"),
+        (ModuleBounds(), "(table 1 funcref) " * 5, "too_many_tables"),
     ],
 )
 def test_each_bound_has_its_reason(bounds: ModuleBounds, body: str, reason: str) -> None:
