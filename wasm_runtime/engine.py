@@ -139,7 +139,19 @@ def _use_pooling_allocator(config: wasmtime.Config) -> None:
 
 
 _default_engine: wasmtime.Engine | None = None
+_runtime_engine: wasmtime.Engine | None = None
 _default_engine_lock = threading.Lock()
+
+
+def runtime_engine() -> wasmtime.Engine:
+    """The process-wide Engine that runs calls (pooling allocator). One per process, as
+    wasmtime intends: each pooled Engine reserves ~270 GiB of address space and ~130
+    mappings up front, so one per runtime would run a process with many out of both."""
+    global _runtime_engine
+    with _default_engine_lock:
+        if _runtime_engine is None:
+            _runtime_engine = make_engine(pooling=True)
+        return _runtime_engine
 
 
 def default_engine() -> wasmtime.Engine:

@@ -24,7 +24,7 @@ from wasm_runtime.engine import (
     check_module,
     compile_module,
     deserialize,
-    make_engine,
+    runtime_engine,
 )
 from wasm_runtime.ticker import TICK_MS, EpochTicker, deadline_ticks
 from wasm_runtime.types import (
@@ -103,9 +103,14 @@ class FunctionRuntime:
         engine: wasmtime.Engine | None = None,
         tick_ms: int = TICK_MS,
     ) -> None:
-        self.engine = engine or make_engine(pooling=True)
+        self.engine = engine or runtime_engine()
         self._tick_ms = tick_ms
-        self._ticker = EpochTicker(self.engine, tick_ms)
+        # A period of its own needs a ticker of its own (then the engine must be too).
+        self._owns_ticker = tick_ms != TICK_MS
+        if self._owns_ticker:
+            self._ticker = EpochTicker(self.engine, tick_ms)
+        else:
+            self._ticker = EpochTicker.shared(self.engine)
         self._owns_work_dir = work_dir is None
         if work_dir is None:
             base = Path(tempfile.mkdtemp(prefix="unifaas-", dir=_memory_backed_dir()))
@@ -164,7 +169,8 @@ class FunctionRuntime:
 
     def close(self) -> None:
         """Stop the ticker and remove what this runtime put on disk."""
-        self._ticker.close()
+        if self._owns_ticker:
+            self._ticker.close()
         with self._lock:
             loaded = list(self._loaded)
         for fn in loaded:

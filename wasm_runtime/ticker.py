@@ -8,6 +8,7 @@ import math
 import threading
 import time
 from collections.abc import Callable, Iterator
+from typing import ClassVar
 
 import wasmtime
 
@@ -31,6 +32,20 @@ class EpochTicker:
     wasmtime serve 100x slower). When no call is active the thread blocks on a
     condition variable, so an idle guest spends no CPU on it.
     """
+
+    _shared: ClassVar[dict[int, tuple[wasmtime.Engine, EpochTicker]]] = {}
+    _shared_lock: ClassVar[threading.Lock] = threading.Lock()
+
+    @classmethod
+    def shared(cls, engine: wasmtime.Engine) -> EpochTicker:
+        """The one ticker of ``engine`` at the default period, for every runtime on it (two
+        tickers on one engine would advance its epoch twice as fast). Never closed: it
+        idles on a condition when no call runs."""
+        with cls._shared_lock:
+            entry = cls._shared.get(id(engine))
+            if entry is None:
+                entry = cls._shared[id(engine)] = (engine, cls(engine))
+            return entry[1]
 
     def __init__(self, engine: wasmtime.Engine, tick_ms: int = TICK_MS) -> None:
         self._engine = engine

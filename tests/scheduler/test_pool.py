@@ -216,9 +216,9 @@ async def test_cold_then_warm(make_pool: MakePool, factory: FakeFactory) -> None
     pool = make_pool()
     await pool.start()
     f = fv()
-    result, kind, _ = await pool.invoke(f, load_ok, call())
+    result, kind, _, _ = await pool.invoke(f, load_ok, call())
     assert (kind, result.stdout) == (StartKind.COLD, b"a@1 vm1")
-    _, kind, _ = await pool.invoke(f, load_ok, call())
+    _, kind, _, _ = await pool.invoke(f, load_ok, call())
     assert kind is StartKind.WARM
     status = pool.status()
     assert status.bound == 1 and status.boots == 1
@@ -232,11 +232,11 @@ async def test_prewarmed_start_tops_up_idle(make_pool: MakePool, factory: FakeFa
     await pool.start()
     await settle(pool)
     assert pool.status().idle == 1
-    _, kind, _ = await pool.invoke(fv("a"), load_ok, call())
+    _, kind, _, _ = await pool.invoke(fv("a"), load_ok, call())
     assert kind is StartKind.PREWARMED
     await settle(pool)
     assert pool.status().idle == 1  # topped up in the background
-    _, kind, _ = await pool.invoke(fv("b"), load_ok, call())
+    _, kind, _, _ = await pool.invoke(fv("b"), load_ok, call())
     assert kind is StartKind.PREWARMED
     assert [s.loaded for s in factory.sandboxes[:2]] == [["a@1"], ["b@1"]]
     assert [s.warm_ups for s in factory.sandboxes[:2]] == [1, 1]  # generic VMs warm up
@@ -269,7 +269,7 @@ async def test_bound_vm_never_serves_another_version(
 ) -> None:
     pool = make_pool(max_vms=4)
     for f in (fv("a"), fv("b"), fv("a", 2), fv("a"), fv("b")):
-        result, _, _ = await pool.invoke(f, load_ok, call())
+        result, _, _, _ = await pool.invoke(f, load_ok, call())
         assert result.stdout.startswith(f.key.encode())
     assert sorted(s.loaded[0] for s in factory.sandboxes) == ["a@1", "a@2", "b@1"]
 
@@ -281,7 +281,7 @@ async def test_function_max_vms_queues_instead_of_booting(make_pool: MakePool) -
     results = await asyncio.gather(
         *(pool.invoke(f, load_ok, call(b"sleep 0.02")) for _ in range(3))
     )
-    assert [k for _, k, _ in results].count(StartKind.COLD) == 1
+    assert [k for _, k, *_ in results].count(StartKind.COLD) == 1
     assert pool.status().vms == 1
 
 
@@ -292,7 +292,7 @@ async def test_full_node_evicts_lru_idle_vm(make_pool: MakePool, factory: FakeFa
     await asyncio.sleep(1)
     await pool.invoke(fv("b"), load_ok, call())
     await asyncio.sleep(1)
-    _, kind, _ = await pool.invoke(fv("c"), load_ok, call())
+    _, kind, _, _ = await pool.invoke(fv("c"), load_ok, call())
     assert kind is StartKind.COLD
     assert pool.status().evictions == 1
     assert factory.sandboxes[0].stopped  # a's VM was the least recently used
@@ -310,14 +310,14 @@ async def test_growing_function_does_not_evict_a_just_used_vm(
     await asyncio.sleep(0.03)
     # a already has a VM: its second call waits for that slot instead of
     # evicting b and cold-booting.
-    _, kind, _ = await pool.invoke(a, load_ok, call())
+    _, kind, _, _ = await pool.invoke(a, load_ok, call())
     assert kind is StartKind.WARM
     assert pool.status().evictions == 0
     await busy
     await asyncio.sleep(10)  # b has now been idle long enough to give way
     busy = asyncio.create_task(pool.invoke(a, load_ok, call(b"sleep 0.1")))
     await asyncio.sleep(0.03)
-    _, kind, _ = await pool.invoke(a, load_ok, call())
+    _, kind, _, _ = await pool.invoke(a, load_ok, call())
     await busy
     assert kind is StartKind.COLD
     assert pool.status().evictions == 1
@@ -374,7 +374,7 @@ async def test_overload_of_several_functions_all_complete(
     results = await asyncio.gather(
         *(pool.invoke(f, load_ok, call(f"sleep {d}".encode())) for f, d in jobs)
     )
-    for (f, _), (result, _, _) in zip(jobs, results, strict=True):
+    for (f, _), (result, *_) in zip(jobs, results, strict=True):
         assert result.stdout.startswith(f.key.encode())
     assert factory.max_live <= 3
     assert all(s.max_in_flight <= 2 for s in factory.sandboxes)
@@ -419,7 +419,7 @@ async def test_ensure_min_warm(make_pool: MakePool, factory: FakeFactory) -> Non
     status = pool.status()
     assert functions_of(pool)["a@1"]["vms"] == 2 and status.idle == 1
     assert status.starts == {"warm": 0, "prewarmed": 0, "cold": 0}
-    _, kind, _ = await pool.invoke(f, load_ok, call())
+    _, kind, _, _ = await pool.invoke(f, load_ok, call())
     assert kind is StartKind.WARM
 
 
@@ -436,7 +436,7 @@ async def test_drain_on_redeploy(make_pool: MakePool, factory: FakeFactory) -> N
     await pool.drain("a", keep=v2.ref)
     assert pool.status().draining == 2
     assert not any(s.stopped for s in factory.sandboxes)
-    _, kind, _ = await pool.invoke(v2, load_ok, call())
+    _, kind, _, _ = await pool.invoke(v2, load_ok, call())
     assert kind is StartKind.COLD  # never the draining a@1 VMs
     await busy
     await slow
@@ -446,7 +446,7 @@ async def test_drain_on_redeploy(make_pool: MakePool, factory: FakeFactory) -> N
     await pool.drain("a")  # delete
     assert sorted(functions_of(pool)) == ["other@1"]
     # a call placed for a retired version still completes, and its VM goes afterwards
-    _, kind, _ = await pool.invoke(v1, load_ok, call())
+    _, kind, _, _ = await pool.invoke(v1, load_ok, call())
     assert kind is StartKind.COLD
     assert sorted(functions_of(pool)) == ["other@1"]
 
@@ -463,10 +463,10 @@ async def test_dead_vm_is_removed(make_pool: MakePool, factory: FakeFactory) -> 
     assert pool.status().vms == 0 and pool.status().deaths == 2
     assert pool.status().retries == 1
     assert factory.sandboxes[0].stopped and factory.sandboxes[1].stopped
-    _, kind, _ = await pool.invoke(f, load_ok, call())
+    _, kind, _, _ = await pool.invoke(f, load_ok, call())
     assert kind is StartKind.COLD
     factory.sandboxes[2].dead = True  # died while idle
-    _, kind, retries = await pool.invoke(f, load_ok, call())
+    _, kind, retries, _ = await pool.invoke(f, load_ok, call())
     assert (kind, retries) == (StartKind.COLD, 0)  # found dead before placing: no retry
     await stopped_in_background()
     assert factory.sandboxes[2].stopped and pool.status().deaths == 3
@@ -493,7 +493,7 @@ async def test_boot_failure_frees_the_slot(make_pool: MakePool, factory: FakeFac
     with pytest.raises(SandboxUnavailable):
         await pool.invoke(fv(), load_ok, call())
     assert pool.status().vms == 0 and pool.status().boot_failures == 1
-    _, kind, _ = await pool.invoke(fv(), load_ok, call())
+    _, kind, _, _ = await pool.invoke(fv(), load_ok, call())
     assert kind is StartKind.COLD
 
 
@@ -588,8 +588,8 @@ async def test_boot_gate_limits_boots_and_calls_claim_generic_boots(
     assert pool.status().boots_waiting == 1
     results = await asyncio.gather(*(pool.invoke(fv(n), load_ok, call()) for n in "ab"))
     # Both calls took the generic VMs already on their way instead of booting their own.
-    assert sorted(r.stdout for r, _, _ in results) == [b"a@1 vm1", b"b@1 vm2"]
-    assert {kind for _, kind, _ in results} == {StartKind.COLD}
+    assert sorted(r.stdout for r, *_ in results) == [b"a@1 vm1", b"b@1 vm2"]
+    assert {kind for _, kind, *_ in results} == {StartKind.COLD}
     await settle(pool)
     assert most == 1
     assert pool.status().idle == 2 and pool.status().boots_waiting == 0
@@ -613,7 +613,7 @@ async def test_call_claims_a_generic_vm_while_it_boots(
     pool = make_pool(idle_target=1)
     await pool.start()
     await asyncio.sleep(0)  # the generic VM's boot has started
-    _, kind, _ = await pool.invoke(fv("a"), load_ok, call())
+    _, kind, _, _ = await pool.invoke(fv("a"), load_ok, call())
     assert kind is StartKind.COLD
     # The call ran on the VM whose boot started first: the generic one it claimed.
     served_by = next(s for s in factory.sandboxes if s.loaded == ["a@1"])
@@ -630,7 +630,7 @@ async def test_claimed_generic_boot_failing_costs_the_call_a_retry(
     factory.fail_boots = 1
     pool = make_pool(idle_target=1)
     await pool.start()
-    result, kind, retries = await pool.invoke(fv("a"), load_ok, call())
+    result, kind, retries, _ = await pool.invoke(fv("a"), load_ok, call())
     assert (result.outcome, retries) == (Outcome.OK, 1)
     assert kind in (StartKind.COLD, StartKind.PREWARMED)  # whichever boot was ready first
     assert pool.status().boot_failures == 1
@@ -663,7 +663,7 @@ async def test_a_call_whose_vm_dies_runs_again_on_another(
     await pool.invoke(f, load_ok, call())  # vm1, warm from now on
     second = asyncio.create_task(pool.invoke(f, load_ok, call(b"sleep 1")))  # vm1 too
     await asyncio.sleep(0.1)
-    result, kind, retries = await pool.invoke(f, load_ok, call(b"die-once"))
+    result, kind, retries, _ = await pool.invoke(f, load_ok, call(b"die-once"))
     # vm1 died under both calls: each ran again, on a new VM, and answered.
     assert (result.outcome, kind, retries) == (Outcome.OK, StartKind.COLD, 1)
     other = await second
@@ -706,7 +706,7 @@ async def test_a_frozen_idle_vm_is_found_by_its_ping_and_replaced(
     healthy.frozen = True
     await asyncio.sleep(8)  # the next ping misses its deadline
     assert healthy.stopped and pool.status().hung == 1 and pool.status().vms == 0
-    result, kind, _ = await pool.invoke(f, load_ok, call())
+    result, kind, _, _ = await pool.invoke(f, load_ok, call())
     assert (result.outcome, kind) == (Outcome.OK, StartKind.COLD)
 
 
@@ -716,3 +716,11 @@ async def test_busy_vms_are_not_pinged(make_pool: MakePool, factory: FakeFactory
     await pool.start()
     await pool.invoke(fv(), load_ok, call(b"sleep 10"))  # busy through ten periods
     assert factory.sandboxes[0].pings == 0
+
+
+@virtual_time
+async def test_a_call_reports_its_round_trip_to_the_vm(make_pool: MakePool) -> None:
+    pool = make_pool()
+    await pool.start()
+    ran = await pool.invoke(fv(), load_ok, call(b"sleep 0.25"))
+    assert ran.vm_ms == pytest.approx(250, abs=1)  # the call itself, not the boot before it

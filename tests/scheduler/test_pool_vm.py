@@ -50,15 +50,15 @@ async def test_pool_on_real_vms(
     pool = Pool(factory, PoolSettings(max_vms=3, idle_target=1, reclaim_interval_s=60))
     try:
         call = Invocation(stdin=b"ping", limits=Limits(timeout_ms=5000))
-        result, kind, _ = await pool.invoke(_version("echo"), _load_echo, call)
+        result, kind, _, _ = await pool.invoke(_version("echo"), _load_echo, call)
         assert (kind, result.stdout) == (StartKind.COLD, b"ping")
-        result, kind, _ = await pool.invoke(_version("echo"), _load_echo, call)
+        result, kind, _, _ = await pool.invoke(_version("echo"), _load_echo, call)
         assert (kind, result.stdout) == (StartKind.WARM, b"ping")
         for _ in range(600):
             if pool.status().idle == 1:
                 break
             await asyncio.sleep(0.1)
-        result, kind, _ = await pool.invoke(_version("other"), _load_echo, call)
+        result, kind, _, _ = await pool.invoke(_version("other"), _load_echo, call)
         assert (kind, result.stdout) == (StartKind.PREWARMED, b"ping")
         assert len(factory.pids) >= 2 and all(running(pid) for pid in factory.pids[:2])
     finally:
