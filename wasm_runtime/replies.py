@@ -10,12 +10,12 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Self
 
-from wasm_runtime.types import known_fields
+from wasm_runtime.types import flat_dict, known_fields
 
 
 class _Wire:
     def to_wire(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)  # type: ignore[call-overload, no-any-return]
+        return flat_dict(self)
 
     @classmethod
     def from_wire(cls, data: object) -> Self:
