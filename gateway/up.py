@@ -58,6 +58,8 @@ async def serve(settings: GatewaySettings, node_settings: NodeSettings, pool: Po
 
 
 def cmd_up(args: argparse.Namespace) -> int:
+    # Not uvloop, though it would speed the host path: qemu.qmp passes descriptors
+    # (snapshots) through the loop's socket, which uvloop's pseudo-sockets cannot do.
     asyncio.run(
         serve(
             GatewaySettings(**given(host=args.host, port=args.port)),

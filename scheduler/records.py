@@ -22,6 +22,10 @@ log = logging.getLogger(__name__)
 
 BUFFER_MAX = 10_000  # records kept while Redis is away (~0.5 KiB each)
 BATCH_MAX = 500
+# How long the writer gathers records before a round trip: one write per call cost a
+# sixth of a warm call's host time (measured with py-spy under sequential load); this
+# makes it one per 50 ms, and a record shows in `unifaas logs` that much later.
+GATHER_S = 0.05
 
 
 class RecordWriter:
@@ -54,6 +58,8 @@ class RecordWriter:
         failures = 0
         while True:
             await self._wake.wait()
+            if len(self._buffer) < BATCH_MAX:
+                await asyncio.sleep(GATHER_S)
             self._wake.clear()
             while self._buffer:
                 batch = [self._buffer[i] for i in range(min(BATCH_MAX, len(self._buffer)))]

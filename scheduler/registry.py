@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import builtins
-import dataclasses
 import functools
 import io
 import re
@@ -35,7 +34,7 @@ from wasm_runtime.bundle import FILES_MAX_BYTES
 from wasm_runtime.compiler import CompileLimits, precompile_isolated
 from wasm_runtime.engine import default_engine, inspect
 from wasm_runtime.shape import check_memory_cap
-from wasm_runtime.types import MEMORY_CAP_MAX_MIB, known_fields
+from wasm_runtime.types import MEMORY_CAP_MAX_MIB, flat_dict, known_fields
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
@@ -297,7 +296,7 @@ class Registry:
         """Store a batch of records in one round trip."""
         batch = []
         for rec in recs:
-            data = dataclasses.asdict(rec)
+            data = flat_dict(rec)
             data["start"] = rec.start.value
             batch.append((rec.id, rec.function, data))
         await self.state.put_invocations(batch)

@@ -313,11 +313,16 @@ class StateStore:
     async def put_invocations(self, records: list[tuple[str, str, dict[str, Any]]]) -> None:
         """Store a batch of (id, function, record) in one round trip, oldest first."""
         with _translated("record invocations"):
+            ids: dict[str, list[str]] = {}
             async with self._r.pipeline(transaction=True) as pipe:
                 for invocation_id, function, record in records:
                     key = invocation_key(invocation_id)
                     pipe.set(key, json.dumps(record), ex=INVOCATION_TTL_S)
-                    pipe.lpush(recent_key(function), invocation_id)
+                    ids.setdefault(function, []).append(invocation_id)
+                # One push and one trim per function: LPUSH of several ids leaves the last
+                # (the newest) first, as one push each would.
+                for function, function_ids in ids.items():
+                    pipe.lpush(recent_key(function), *function_ids)
                     pipe.ltrim(recent_key(function), 0, RECENT_INVOCATIONS - 1)
                 await pipe.execute()
 

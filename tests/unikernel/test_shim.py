@@ -114,6 +114,26 @@ async def test_replies_routed_by_id_out_of_order(pair: Pair) -> None:
     assert (await slow).stdout == b"s"
 
 
+async def test_calls_past_the_workers_wait_and_pings_are_answered_meanwhile(pair: Pair) -> None:
+    c = pair.client
+    await c.load("slow", b"ok-slow")
+    await c.load("fast", b"ok")
+    # Every worker busy (the agent runs DEFAULT_WORKERS calls at once)...
+    slow = [asyncio.ensure_future(c.invoke("slow", Invocation(stdin=b"s"))) for _ in range(4)]
+    await asyncio.sleep(0.1)
+    # ...one more call waits in the agent, and the thread left keeps answering.
+    queued = asyncio.ensure_future(c.invoke("fast", Invocation(stdin=b"q")))
+    assert (await asyncio.wait_for(c.ping("still"), 2))["echo"] == "still"
+    stats = await asyncio.wait_for(c.stats(), 2)
+    assert stats.in_flight == 5
+    await asyncio.sleep(0.1)
+    assert not queued.done()
+    pair.runtime.release.set()
+    assert (await queued).stdout == b"q"
+    assert [r.stdout for r in await asyncio.gather(*slow)] == [b"s"] * 4
+    assert (await c.stats()).in_flight == 0
+
+
 async def test_garbage_gets_error_reply_and_agent_keeps_serving(pair: Pair) -> None:
     c = pair.client
     await c.send_raw(b"\x00garbage\xff")
