@@ -91,7 +91,7 @@ class LoadedFunction:
 
 
 class FunctionRuntime:
-    """The wasm side of one agent process: one Engine, one epoch ticker, many functions.
+    """The wasm side of one agent process: the process's Engine and its ticker, many functions.
 
     ``invoke`` is thread-safe; each call runs in the calling thread.
     """
@@ -101,16 +101,11 @@ class FunctionRuntime:
         work_dir: str | os.PathLike[str] | None = None,
         *,
         engine: wasmtime.Engine | None = None,
-        tick_ms: int = TICK_MS,
     ) -> None:
         self.engine = engine or runtime_engine()
-        self._tick_ms = tick_ms
-        # A period of its own needs a ticker of its own (then the engine must be too).
-        self._owns_ticker = tick_ms != TICK_MS
-        if self._owns_ticker:
-            self._ticker = EpochTicker(self.engine, tick_ms)
-        else:
-            self._ticker = EpochTicker.shared(self.engine)
+        # Every runtime on an engine shares its one ticker (two would advance the epoch
+        # twice as fast and halve every timeout).
+        self._ticker = EpochTicker.shared(self.engine)
         self._owns_work_dir = work_dir is None
         if work_dir is None:
             base = Path(tempfile.mkdtemp(prefix="unifaas-", dir=_memory_backed_dir()))
@@ -168,9 +163,7 @@ class FunctionRuntime:
             shutil.rmtree(fn.files_dir, ignore_errors=True)
 
     def close(self) -> None:
-        """Stop the ticker and remove what this runtime put on disk."""
-        if self._owns_ticker:
-            self._ticker.close()
+        """Remove what this runtime put on disk (the engine's shared ticker idles on)."""
         with self._lock:
             loaded = list(self._loaded)
         for fn in loaded:
@@ -227,7 +220,7 @@ class FunctionRuntime:
 
             run = _Run(store)
             with self._ticker.running(slot.check):
-                store.set_epoch_deadline(deadline_ticks(limits.timeout_ms, self._tick_ms))
+                store.set_epoch_deadline(deadline_ticks(limits.timeout_ms, TICK_MS))
                 run.execute(fn)
             stopper.detach()
             captured = slot.finish()
