@@ -6,7 +6,7 @@ import asyncio
 
 from scheduler.errors import StateStoreError
 from scheduler.model import InvocationRecord, StartKind
-from scheduler.records import RecordWriter
+from scheduler.records import GATHER_S, RecordWriter
 from tests.virtual_time import virtual_time
 
 
@@ -53,4 +53,19 @@ async def test_a_full_buffer_drops_the_oldest_and_counts_them() -> None:
     registry.down = False
     await writer.flush(10)
     assert [i for batch in registry.batches for i in batch] == ["id2", "id3", "id4"]
+    await writer.close()
+
+
+@virtual_time
+async def test_records_of_calls_close_together_share_one_round_trip() -> None:
+    registry = FlakyRegistry()
+    writer = RecordWriter(registry)  # type: ignore[arg-type]
+    for i in range(6):  # one call every 5 ms, as a busy function answers
+        writer.add(rec(i))
+        await asyncio.sleep(0.005)
+    await writer.flush(10)
+    assert registry.batches == [[f"id{i}" for i in range(6)]]
+    writer.add(rec(6))  # a lone call is written within the gathering time
+    await asyncio.sleep(GATHER_S * 2)
+    assert registry.batches[-1] == ["id6"]
     await writer.close()
