@@ -152,8 +152,7 @@ return existed
 
 
 # Store a batch of invocation records and push their ids on their functions' recent
-# lists, in one round trip with one reply (a pipeline had one reply per command to parse:
-# most of the node's event-loop time spent on records).
+# lists, in one round trip with one reply to parse (a pipeline has one per command).
 # KEYS: the records' keys, then each record's recent list (same order)
 # ARGV[1] TTL seconds, ARGV[2] recent entries kept, then the records' JSON, then their ids
 PUT_INVOCATIONS_LUA = """

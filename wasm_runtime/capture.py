@@ -128,7 +128,9 @@ class OutputSlot:
         """The call's stdout and stderr, each cut at its cap."""
         self._stopper = None
         stdout, stderr = self.stdout.read(), self.stderr.read()
-        overflowed = next((s for s in ("stdout", "stderr") if getattr(self, s).overflowed), None)
+        overflowed = (
+            "stdout" if self.stdout.overflowed else "stderr" if self.stderr.overflowed else None
+        )
         return Captured(stdout, stderr, overflowed)
 
     def release(self) -> None:

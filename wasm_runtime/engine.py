@@ -89,7 +89,7 @@ def engine_config() -> wasmtime.Config:
 
 
 # The pooling allocator's slots: instances, memories, tables and stacks of calls that may
-# run at once in one runtime (more at once fail to instantiate, so this is well above the
+# run at once in one process (more at once fail to instantiate, so this is well above the
 # agent's workers and any test's threads). Slots are address space, not memory.
 POOL_SLOTS = 64
 # Linear memory and tables a freed slot keeps resident and zeroes itself instead of
