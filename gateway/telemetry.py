@@ -74,6 +74,33 @@ class _PoolCollector(Collector):
         for fn in status.functions:
             bound.add_metric([str(fn.ref)], fn.vms)
         yield bound
+        yield from _autoscaler_metrics(self._platform)
+
+
+def _autoscaler_metrics(platform: Platform) -> Iterator[Metric]:
+    autoscaler = platform.autoscaler
+    labels = ["function"]
+    desired = GaugeMetricFamily(
+        "unifaas_autoscaler_desired_vms", "VMs the autoscaler wants per function", labels=labels
+    )
+    demand = GaugeMetricFamily(
+        "unifaas_autoscaler_in_flight",
+        "calls in flight (running or waiting), averaged over the stable window",
+        labels=labels,
+    )
+    panic = GaugeMetricFamily(
+        "unifaas_autoscaler_panic", "1 while a function's demand doubled lately", labels=labels
+    )
+    for name, decision in sorted(autoscaler.decisions.items()):
+        desired.add_metric([name], decision.desired)
+        demand.add_metric([name], decision.stable_avg)
+        panic.add_metric([name], 1.0 if decision.panic else 0.0)
+    ups = CounterMetricFamily(
+        "unifaas_autoscaler_scale_ups", "times the autoscaler asked for more VMs", labels=labels
+    )
+    for name, count in sorted(autoscaler.scale_ups.items()):
+        ups.add_metric([name], count)
+    yield from (desired, demand, panic, ups)
 
 
 class Telemetry:

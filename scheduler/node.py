@@ -122,7 +122,9 @@ class Node:
             f"(setting {self.pool_settings.max_vms}, memory allows {host.max_vms})"
         )
         self.progress(f"confinement: {describe(host.confinement)}")
-        self._platform = platform = Platform(Registry(redis), pool, self.id)
+        self._platform = platform = Platform(
+            Registry(redis), pool, self.id, autoscale=self.settings.autoscale
+        )
         stack.push_async_callback(platform.close)
         await pool.start()
         await platform.start()

@@ -178,11 +178,15 @@ class Pool:
             finally:
                 self._release(vm)
 
-    async def ensure_min_warm(self, fv: FunctionVersion, load_artifacts: ArtifactLoader) -> None:
-        """Bring ``fv``'s bound VMs up to its min_warm (generic VMs first, then boots)."""
+    async def ensure_min_warm(
+        self, fv: FunctionVersion, load_artifacts: ArtifactLoader, count: int | None = None
+    ) -> None:
+        """Bring ``fv``'s VMs up to ``count`` (default its min_warm; the autoscaler asks for
+        more), generic VMs first, then boots, never evicting and never past its max_vms."""
         if self._closed or self._retired(fv):
             return
-        missing = fv.config.min_warm - placement.count_of(self._vms.values(), fv)
+        want = fv.config.min_warm if count is None else count
+        missing = want - placement.count_of(self._vms.values(), fv)
         grants: list[_Grant] = []
         for _ in range(missing):
             grant = self._place(fv, for_call=False)

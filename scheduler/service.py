@@ -14,6 +14,7 @@ import time
 import uuid
 from typing import Any
 
+from scheduler.autoscaler import Autoscaler
 from scheduler.errors import AccessDenied, SandboxLost, SchedulerError
 from scheduler.model import (
     STDERR_TAIL_BYTES,
@@ -84,18 +85,25 @@ class InvokeOutcome:
 class Platform:
     """One node's platform: a registry in Redis and a warm pool of microVMs."""
 
-    def __init__(self, registry: Registry, pool: Pool, node_id: str) -> None:
+    def __init__(
+        self, registry: Registry, pool: Pool, node_id: str, *, autoscale: bool = True
+    ) -> None:
         self.registry = registry
         self.pool = pool
         self.node_id = node_id
         self.cache = NodeCache(registry)
         self.records = RecordWriter(registry)
         self.throttle = Throttle()
+        self.autoscaler = Autoscaler(pool, self.cache, self.throttle, self._loader)
+        self._autoscale = autoscale
         self._background: set[asyncio.Task[Any]] = set()
 
     async def start(self) -> None:
-        """Follow the registry's change notifications (so versions can be cached here)."""
+        """Follow the registry's change notifications (so versions can be cached here), and
+        scale busy functions."""
         self._spawn(self.cache.follow_changes())
+        if self._autoscale:
+            self._spawn(self.autoscaler.run())
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
@@ -227,6 +235,7 @@ class Platform:
         for task in list(self._background):
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
+        await self.autoscaler.close()
         await self.pool.close()
 
 

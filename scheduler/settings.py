@@ -34,6 +34,8 @@ class NodeSettings(BaseSettings):
     # How often the node re-registers itself in Redis (its record expires
     # after scheduler.state.NODE_TTL_S without one).
     heartbeat_s: float = Field(default=5.0, gt=0)
+    # Add VMs to a busy function before its slots run out (scheduler.autoscaler).
+    autoscale: bool = True
 
 
 class PoolSettings(BaseSettings):

@@ -46,6 +46,10 @@ class Throttle:
     def in_flight(self, name: str) -> int:
         return self._in_flight.get(name, 0)
 
+    def busy(self) -> list[str]:
+        """Functions with calls in flight now."""
+        return list(self._in_flight)
+
     @contextmanager
     def admit(self, name: str, limits: Admission) -> Iterator[None]:
         """Hold one of the function's places for the block, or raise Throttled."""
