@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 
 from scheduler.autoscale import Decision, FunctionScaler, ScalePolicy
-from scheduler.errors import SchedulerError
+from scheduler.errors import FunctionNotFound, SchedulerError
 from scheduler.model import FunctionVersion
 from scheduler.nodecache import NodeCache
 from scheduler.pool import ArtifactLoader, Pool
@@ -60,7 +60,12 @@ class Autoscaler:
                 del self._scalers[name]
                 self.decisions.pop(name, None)
                 continue
-            fv = await self.cache.current(name)
+            try:
+                fv = await self.cache.current(name)
+            except FunctionNotFound:  # deleted while busy: nothing to scale
+                del self._scalers[name]
+                self.decisions.pop(name, None)
+                continue
             current = sum(f.vms for f in status.functions if f.ref == fv.ref)
             config = fv.config
             decision = scaler.decide(

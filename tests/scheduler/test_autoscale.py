@@ -9,6 +9,7 @@ import pytest
 
 from scheduler.autoscale import FunctionScaler, ScalePolicy
 from scheduler.autoscaler import Autoscaler
+from scheduler.errors import FunctionNotFound
 from scheduler.model import FunctionVersion
 from scheduler.throttle import Admission, Throttle
 from tests.scheduler.test_pool import FakeFactory, PoolMaker, call, fv, load_ok
@@ -111,3 +112,19 @@ async def test_the_node_adds_a_vm_before_the_slots_run_out(pools: PoolMaker) -> 
     assert pool.status().of("busy")[0].vms == 2
     await asyncio.gather(*calls)
     await scaler.close()
+
+
+async def test_a_function_deleted_while_busy_is_dropped() -> None:
+    class Gone:
+        async def current(self, name: str) -> FunctionVersion:
+            raise FunctionNotFound(name)
+
+    class Pool:
+        def status(self) -> object:
+            return None
+
+    throttle = Throttle()
+    scaler = Autoscaler(Pool(), Gone(), throttle, lambda _: load_ok, POLICY)  # type: ignore[arg-type]
+    with throttle.admit("gone", Admission(max_in_flight=1)):
+        await scaler.tick()
+    assert scaler.decisions == {} and scaler.scale_ups == {}
