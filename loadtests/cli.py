@@ -52,6 +52,13 @@ def cmd_bench_platform(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_burst(args: argparse.Namespace) -> int:
+    from loadtests.bench.burst import bench_burst
+
+    _print(bench_burst(_module(args), args.clients, args.duration, progress), args.json)
+    return 0
+
+
 def cmd_bench_chaos(args: argparse.Namespace) -> int:
     from loadtests.chaos import Faults, chaos
 
@@ -107,6 +114,23 @@ def register(cli: Commands) -> None:
     platform.add_argument("--starts", type=int, default=3, help="forced starts of each kind")
     platform.add_argument("--wasm", help="module to use instead of the echo example")
     platform.set_defaults(func=cmd_bench_platform)
+
+    burst = cli.command(
+        "burst",
+        "0 -> N concurrent clients on a function with no VM: first-second p99, time to steady",
+        "Start `unifaas up` with no idle VM, deploy echo, and let CLIENTS clients call it "
+        "back to back for DURATION seconds. Prints the p99 of the calls sent in the first "
+        "second, the steady p99 (last third), the seconds until every later second's p99 "
+        "stays within 1.5x of it, the VMs at the end and the autoscaler's scale-ups.",
+        group="bench",
+    )
+    burst.add_argument("--json", action="store_true", help="print one JSON object")
+    burst.add_argument("--clients", type=int, default=32, help="concurrent clients (default 32)")
+    burst.add_argument(
+        "--duration", type=float, default=20.0, metavar="S", help="seconds (default 20)"
+    )
+    burst.add_argument("--wasm", help="module to use instead of the echo example")
+    burst.set_defaults(func=cmd_bench_burst)
 
     chaos = cli.command(
         "chaos",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from loadtests.bench.burst import time_to_steady_s
 from loadtests.bench.platform import server_timing
 from loadtests.bench.report import comparison_table
 
@@ -35,3 +36,12 @@ def test_server_timing_metrics_are_read_by_name() -> None:
     assert server_timing(header, "run") == 0.21
     assert server_timing(header, "db") is None
     assert server_timing("", "vm") is None
+
+
+def test_time_to_steady_is_the_first_second_after_the_last_slow_one() -> None:
+    slow_start = [(0.1 * i, 3000.0) for i in range(20)]  # seconds 0 and 1: cold starts
+    wobble = [(2.5, 40.0)]  # second 2: within 1.5x of steady
+    late_spike = [(3.5, 90.0)]  # second 3: not
+    steady = [(4.0 + 0.1 * i, 30.0) for i in range(80)]  # seconds 4-11
+    p99, settled = time_to_steady_s(slow_start + wobble + late_spike + steady, 12.0)
+    assert p99 == 30.0 and settled == 4.0
