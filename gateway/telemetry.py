@@ -198,6 +198,15 @@ class Telemetry:
     def dashboard_data(self) -> dict[str, Any]:
         now = time.time()
         status = self.platform.pool.status()
+        decisions = self.platform.autoscaler.decisions
+
+        def wanted(name: str) -> dict[str, Any]:
+            """The autoscaler's latest word on a busy function (None when it is not busy)."""
+            decision = decisions.get(name)
+            if decision is None:
+                return {"wanted": None, "panic": False}
+            return {"wanted": decision.desired, "panic": decision.panic}
+
         return {
             "time": now,
             "node": self.platform.node_id,
@@ -219,7 +228,12 @@ class Telemetry:
             },
             "latency_ms": self._latency(now),
             "functions": [
-                {"key": str(fn.ref), "vms": fn.vms, "in_flight": fn.in_flight}
+                {
+                    "key": str(fn.ref),
+                    "vms": fn.vms,
+                    "in_flight": fn.in_flight,
+                    **wanted(fn.ref.name),
+                }
                 for fn in status.functions
             ],
             "recent_errors": list(self._recent_errors),

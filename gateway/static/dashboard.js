@@ -274,7 +274,7 @@
     body.replaceChildren();
     if (!rows.length) {
       const tr = el("tr", { class: "empty" });
-      tr.appendChild(el("td", { colspan: "4" }, "no warm VMs"));
+      tr.appendChild(el("td", { colspan: "5" }, "no warm VMs"));
       body.appendChild(tr);
       return;
     }
@@ -283,6 +283,8 @@
       const tr = el("tr", { class: "function", "data-function": f.key });
       tr.appendChild(el("td", { class: "key" }, f.key));
       tr.appendChild(el("td", { class: "num vms" }, fmt(f.vms)));
+      const wanted = f.wanted == null ? "-" : `${fmt(f.wanted)}${f.panic ? " !" : ""}`;
+      tr.appendChild(el("td", { class: "num wanted" }, wanted));
       tr.appendChild(el("td", { class: "num in-flight" }, fmt(f.in_flight)));
       const bar = el("div", { class: "bar", title: `${f.in_flight} busy of ${f.vms}` });
       const busy = Math.min(f.in_flight, f.vms);

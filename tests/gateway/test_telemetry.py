@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import httpx
 
+from scheduler.throttle import Admission
 from tests.gateway.conftest import deploy
 
 
@@ -33,3 +34,22 @@ async def test_metrics_and_dashboard_data(client: httpx.AsyncClient) -> None:
 
     assert (await client.get("/dashboard/static/../app.py")).status_code == 404
     assert (await client.get("/dashboard/static/nope.js")).status_code == 404
+
+
+async def test_the_autoscaler_s_decisions_are_shown(client: httpx.AsyncClient) -> None:
+    await deploy(client, "echo", "echo")
+    assert (await client.post("/fn/echo", content=b"x")).status_code == 200
+    platform = client._transport.app.state.platform  # type: ignore[attr-defined]
+    throttle = platform.throttle
+    # Calls in flight for the autoscaler to see: its own tick, with a busy function.
+    limits = Admission(max_in_flight=10)
+    with throttle.admit("echo", limits), throttle.admit("echo", limits):
+        for _ in range(2):
+            await platform.autoscaler.tick()
+    decision = platform.autoscaler.decisions["echo"]
+    data = (await client.get("/dashboard/data")).json()
+    (echo,) = data["functions"]
+    assert (echo["wanted"], echo["panic"]) == (decision.desired, decision.panic)
+    text = (await client.get("/metrics")).text
+    assert f'unifaas_autoscaler_desired_vms{{function="echo"}} {float(decision.desired)}' in text
+    assert 'unifaas_autoscaler_in_flight{function="echo"} 2.0' in text
