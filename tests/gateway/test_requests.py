@@ -4,9 +4,7 @@ names checked, and every /v1 route behind the token (found by walking the route 
 
 from __future__ import annotations
 
-import io
 import json
-import tarfile
 from typing import Any
 
 import httpx
@@ -15,6 +13,7 @@ import pytest
 from gateway.errors import ERROR_TABLE
 from tests.conftest import wasm
 from tests.gateway.conftest import AUTH, DEPLOY_LIMIT, HEADER_LIMIT, TOKEN, deploy
+from wasm_runtime.bundle import pack_files
 
 
 def _error(r: httpx.Response, status: int, kind: str) -> dict[str, Any]:
@@ -22,16 +21,6 @@ def _error(r: httpx.Response, status: int, kind: str) -> dict[str, Any]:
     error: dict[str, Any] = r.json()["error"]
     assert error["kind"] == kind, r.text
     return error
-
-
-def _tar(files: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
 
 
 async def test_unknown_routes_and_methods_answer_in_the_error_body(
@@ -81,7 +70,7 @@ async def test_deploy_parts_may_be_files_or_plain_fields(client: httpx.AsyncClie
     r = await client.post(
         "/v1/functions/c",
         headers=AUTH,
-        files={"module": ("m.wasm", wasm("files")), "files": ("f.tar", _tar({"a": b"1"}))},
+        files={"module": ("m.wasm", wasm("files")), "files": ("f.tar", pack_files({"a": b"1"}))},
     )
     assert r.status_code == 201 and r.json()["files_sha256"]
 
