@@ -3,6 +3,8 @@ and the JSON error body."""
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
 from typing import Any
 
 from starlette.responses import JSONResponse
@@ -127,16 +129,36 @@ def classify(err: BaseException) -> tuple[int, str]:
     return status_of(type(err))
 
 
+@dataclasses.dataclass(frozen=True)
+class ErrorHeader:
+    """A header an error's response carries: its value from the error, and what the
+    OpenAPI schema says of it."""
+
+    name: str
+    value: Callable[[Any], str]
+    doc: str
+
+
+_RETRY_AFTER = ErrorHeader("Retry-After", lambda err: str(err.retry_after_s), "seconds to wait")
+_RETRY_SOON = ErrorHeader("Retry-After", lambda err: "1", "seconds until a retry")
+_BEARER = ErrorHeader("WWW-Authenticate", lambda err: "Bearer", "Bearer")
+# Error class -> the header its answers carry; the one place both the answers and the
+# schema read (an error is an instance of at most one of these classes).
+ERROR_HEADERS: dict[type[UnifaasError], ErrorHeader] = {
+    CapacityExhausted: _RETRY_AFTER,
+    Throttled: _RETRY_AFTER,
+    SandboxLost: _RETRY_SOON,
+    StateStoreError: _RETRY_SOON,
+    Unauthorized: _BEARER,
+    AccessDenied: _BEARER,
+    MethodNotAllowed: ErrorHeader(
+        "Allow", lambda err: ", ".join(err.allowed), "the methods served at this path"
+    ),
+}
+
+
 def error_headers(err: BaseException) -> dict[str, str]:
-    if isinstance(err, CapacityExhausted | Throttled):
-        return {"Retry-After": str(err.retry_after_s)}
-    if isinstance(err, SandboxLost | StateStoreError):
-        return {"Retry-After": "1"}
-    if isinstance(err, Unauthorized | AccessDenied):
-        return {"WWW-Authenticate": "Bearer"}
-    if isinstance(err, MethodNotAllowed):
-        return {"Allow": ", ".join(err.allowed)}
-    return {}
+    return {h.name: h.value(err) for cls, h in ERROR_HEADERS.items() if isinstance(err, cls)}
 
 
 def error_message(err: BaseException) -> str:

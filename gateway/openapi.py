@@ -9,13 +9,14 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from gateway.errors import (
+    ERROR_HEADERS,
     BadRequest,
     HeadersTooLarge,
     RequestInvalid,
     Unauthorized,
     status_of,
 )
-from scheduler.errors import CapacityExhausted, SandboxLost, StateStoreError, Throttled
+from scheduler.errors import StateStoreError
 from wasm_runtime.errors import UnifaasError
 
 
@@ -39,14 +40,6 @@ class ErrorBody(BaseModel):
     error: ErrorDetail
 
 
-_HEADERS: dict[type[UnifaasError], dict[str, Any]] = {
-    CapacityExhausted: {"Retry-After": "seconds until a retry may find a slot"},
-    Throttled: {"Retry-After": "seconds until the function's limit lets a call in"},
-    StateStoreError: {"Retry-After": "seconds until a retry"},
-    SandboxLost: {"Retry-After": "seconds until a retry"},
-    Unauthorized: {"WWW-Authenticate": "Bearer"},
-}
-
 # What any route may answer: a request it cannot read or that does not match the schema,
 # and a failure of ours.
 COMMON: tuple[type[UnifaasError], ...] = (
@@ -67,10 +60,10 @@ def error_responses(*errors: type[UnifaasError]) -> dict[int | str, dict[str, An
     for cls in errors:
         status, kind = status_of(cls)
         kinds[status].add(kind)
-        for table_cls, hs in _HEADERS.items():
+        for table_cls, header in ERROR_HEADERS.items():
             if issubclass(cls, table_cls):
-                for name, text in hs.items():
-                    headers[status][name] = {"description": text, "schema": {"type": "string"}}
+                doc = {"description": header.doc, "schema": {"type": "string"}}
+                headers[status][header.name] = doc
     return {
         status: {
             "model": ErrorBody,
