@@ -46,6 +46,8 @@ class FunctionConfig:
     max_in_flight: int | None = None
     rate_limit: float | None = None  # calls per second per node (bursts of one second's worth)
 
+    # Per version, not per call: a config never changes, and a call reads both.
+    @functools.cached_property
     def limits(self) -> Limits:
         return Limits(
             timeout_ms=int(self.timeout_s * 1000),
@@ -53,6 +55,7 @@ class FunctionConfig:
             fuel=self.fuel,
         )
 
+    @functools.cached_property
     def admission(self) -> Admission:
         rate = self.rate_limit
         return Admission(

@@ -197,7 +197,7 @@ class Registry:
         # What the module declares is checked on every deploy, before any compiling
         # and also when its artifact is cached: the cap is the deploy's.
         shape = inspect(module)
-        check_memory_cap(shape, config.limits().memory_bytes)
+        check_memory_cap(shape, config.limits.memory_bytes)
         module_sha = sha256_hex(module)
         artifact_sha = await self._artifact_for(module, module_sha)
         await self.state.put_blob(module)

@@ -164,8 +164,8 @@ class Platform:
             outcome.version = fv.version
             if not fv.config.public and not request.authorized:
                 raise AccessDenied(name)
-            invocation = self._abi_request(name, fv, request).invocation(fv.config.limits())
-            with self.throttle.admit(name, fv.config.admission()):
+            invocation = self._abi_request(name, fv, request).invocation(fv.config.limits)
+            with self.throttle.admit(name, fv.config.admission):
                 ran = await self.pool.invoke(fv, self._loader(fv), invocation)
             result = ran.result
             outcome.start, outcome.result, outcome.retries = ran.start, result, ran.retries

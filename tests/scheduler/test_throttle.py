@@ -89,4 +89,4 @@ def test_a_slow_rate_asks_for_a_longer_wait() -> None:
 def test_a_function_config_gives_its_admission(
     config: FunctionConfig, admission: Admission
 ) -> None:
-    assert config.admission() == admission
+    assert config.admission == admission
