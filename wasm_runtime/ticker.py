@@ -52,7 +52,6 @@ class EpochTicker:
         self._period_s = tick_ms / 1000
         self._cond = threading.Condition()
         self._active = 0
-        self._closed = False
         self._ticks = 0
         self._idle = False
         self._watches: dict[int, Callable[[], None]] = {}
@@ -70,8 +69,6 @@ class EpochTicker:
         """Keep the epoch advancing for the duration of the block, calling ``watch`` (which
         must be quick and may raise only OSError) after every tick."""
         with self._cond:
-            if self._closed:
-                raise RuntimeError("the epoch ticker is closed")
             self._active += 1
             key = self._next_watch
             self._next_watch += 1
@@ -88,28 +85,15 @@ class EpochTicker:
                 self._active -= 1
                 self._watches.pop(key, None)
 
-    def close(self) -> None:
-        with self._cond:
-            self._closed = True
-            self._cond.notify_all()
-        self._thread.join()
-
     def _run(self) -> None:
         while True:
             with self._cond:
-                while self._active == 0 and not self._closed:
+                while self._active == 0:
                     self._idle = True
                     self._cond.wait()
                 self._idle = False
-                if self._closed:
-                    return
-                # Wait on the condition rather than time.sleep so close() ends us at
-                # once; notifications from new calls do not shorten the period.
-                due = time.monotonic() + self._period_s
-                while not self._closed and (remaining := due - time.monotonic()) > 0:
-                    self._cond.wait(remaining)
-                if self._closed:
-                    return
+            time.sleep(self._period_s)  # calls starting meanwhile do not shorten the period
+            with self._cond:
                 watches = list(self._watches.values())
             self._engine.increment_epoch()
             self._ticks += 1
