@@ -117,6 +117,11 @@ def count_of(vms: Iterable[VMRecord], fv: FunctionVersion) -> int:
     return sum(1 for vm in vms if vm.state in TAKES_CALLS and vm.serves(fv))
 
 
+def generic_count(vms: Iterable[VMRecord]) -> int:
+    """Generic VMs booting or idle: what the idle target counts."""
+    return sum(1 for vm in vms if vm.fv is None and vm.state in (VMState.BOOTING, VMState.IDLE))
+
+
 def booted_count_of(vms: Iterable[VMRecord], fv: FunctionVersion) -> int:
     """VMs of this version that are booted and take calls (loading or bound)."""
     return sum(1 for vm in vms if vm.state in BOOTED_BOUND and vm.serves(fv))

@@ -1,14 +1,13 @@
 """One node's warm pool of sandboxes: reserve a slot, boot and load, run, release, reclaim.
 
-Where a call's slot comes from is decided by :func:`scheduler.placement.place`;
-every change of a VM's state is an event of :class:`scheduler.vmrecord.VMRecord`.
-This module applies those decisions: it boots, loads and stops sandboxes,
-queues calls no slot is free for, and keeps the generic idle VMs topped up.
+:func:`scheduler.placement.place` decides where a call's slot comes from; every
+change of a VM's state is an event of :class:`scheduler.vmrecord.VMRecord`. This
+module applies those decisions: it boots, loads and stops sandboxes, queues calls
+no slot is free for, and keeps the generic idle VMs topped up.
 
 Placement is synchronous (``_place``, ``_dispatch``): look and reserve with no
-``await`` in between, so on the single event loop it is the pool's critical
-section. Boots, loads and invocations happen outside it, on a slot reserved
-beforehand.
+``await`` in between, the pool's critical section on the single event loop.
+Boots, loads and invocations happen outside it, on a slot reserved beforehand.
 """
 
 from __future__ import annotations
@@ -31,6 +30,7 @@ from scheduler.placement import Decision, Step, host_memory_mib
 from scheduler.sandbox import Sandbox, SandboxFactory, translated
 from scheduler.settings import PoolSettings
 from scheduler.status import PoolStatus, Ran, summarize
+from scheduler.templates import TemplateAsks
 from scheduler.vmrecord import VMRecord, VMState
 from scheduler.waitqueue import WaitQueue
 from wasm_runtime.types import Invocation, InvocationResult
@@ -88,6 +88,7 @@ class Pool:
             interval_s=self.settings.health_interval_s,
             timeout_s=self.settings.ping_timeout_s,
         )
+        self._templates = TemplateAsks(factory, self._boot_gate, self._spawn)
         self.counters: collections.Counter[str] = collections.Counter()
         self.starts: dict[StartKind, int] = dict.fromkeys(StartKind, 0)
 
@@ -97,22 +98,20 @@ class Pool:
         self._check_open()
         self._top_up()
         if self._reclaimer is None:
-            self._reclaimer = asyncio.create_task(self._reclaim_loop(), name="pool-reclaim")
+            self._reclaimer = self._spawn(self._reclaim_loop())  # close() waits for _tasks
 
     async def close(self) -> None:
         """Stop every VM (booting ones included) and the loops. Idempotent."""
         if self._closed:
             await self._close_done.wait()
             return
-        self._closed = True
+        self._closed = self._templates.closed = True
         try:
             if self._reclaimer is not None:
                 self._reclaimer.cancel()
             self._queue.fail_all(PoolClosed())
             for vm in list(self._vms.values()):
                 self._discard(vm)
-            if self._reclaimer is not None:
-                await asyncio.gather(self._reclaimer, return_exceptions=True)
             while self._tasks:
                 await asyncio.gather(*list(self._tasks), return_exceptions=True)
             await self.factory.close()
@@ -202,9 +201,8 @@ class Pool:
 
         with translated():
             results = await asyncio.gather(*map(warm, grants), return_exceptions=True)
-            for res in results:
-                if isinstance(res, BaseException):
-                    raise res
+            for err in (res for res in results if isinstance(res, BaseException)):
+                raise err
 
     async def _prepare(
         self,
@@ -237,7 +235,8 @@ class Pool:
             async with self._boot_gate.slot(priority or self._boot_priority(vm)):
                 if vm.gone:
                     raise PoolClosed()
-                task = asyncio.create_task(self.factory.boot(), name=f"pool-boot-{vm.id}")
+                # A cold start of a version restores its template, when one is held.
+                task = asyncio.create_task(self.factory.boot(vm.fn_id), name=f"pool-boot-{vm.id}")
                 vm.boot_task = task  # from here on, stop_sandbox owns whatever this boots
                 await asyncio.wait({task})
                 # Still holding the slot: the gate picks the next boot by booted
@@ -279,12 +278,16 @@ class Pool:
         self, vm: VMRecord, fv: FunctionVersion, load_artifacts: ArtifactLoader
     ) -> None:
         try:
-            assert vm.sandbox is not None
-            artifact, files = await load_artifacts()
+            sandbox = vm.sandbox
+            assert sandbox is not None
             budget, ceiling = self.memory_budget_mib, self.host.confinement.memory_limit_mib
             if budget is not None and ceiling is not None:
-                vm.sandbox.limit_memory(host_memory_mib(fv, budget, ceiling) * 1024 * 1024)
-            await vm.sandbox.load(fv.key, artifact, files=files)
+                sandbox.limit_memory(host_memory_mib(fv, budget, ceiling) * 1024 * 1024)
+            if sandbox.preloaded != fv.key:
+                artifact, files = await load_artifacts()
+                await sandbox.load(fv.key, artifact, files=files)
+                if not self._retired(fv):
+                    self._templates.loaded(fv, artifact, files)
             if vm.gone:
                 raise self._removed("VM removed while loading")
             vm.loaded(self._clock())
@@ -391,11 +394,7 @@ class Pool:
     def _top_up(self) -> None:
         if self._closed or self._clock() < self._topup_after:
             return
-        generic = sum(
-            1
-            for vm in self._vms.values()
-            if vm.fv is None and vm.state in (VMState.BOOTING, VMState.IDLE)
-        )
+        generic = placement.generic_count(self._vms.values())
         while generic < self.settings.idle_target and len(self._vms) < self.max_vms:
             self._spawn(self._boot_generic(self._new_vm(None)))
             generic += 1
@@ -439,6 +438,7 @@ class Pool:
     async def drain(self, name: str, keep: FunctionRef | None = None) -> None:
         """Retire ``name``'s VMs except those of ``keep``: no new calls, stop when idle."""
         self._current[name] = keep.version if keep is not None else None
+        self._templates.retire(name, keep)
         stops: list[asyncio.Task[None]] = []
         for vm in list(self._vms.values()):
             fv = vm.fv

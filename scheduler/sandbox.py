@@ -16,7 +16,13 @@ from unikernel.confine import Confinement, vm_memory_ceiling_mib
 from unikernel.errors import VMGone
 from unikernel.image import GuestImage
 from unikernel.settings import VMSettings
-from unikernel.snapshot import Template, make_template, room_for_template
+from unikernel.snapshot import (
+    Template,
+    make_template,
+    make_version_template,
+    room_for_template,
+)
+from unikernel.templates import VersionTemplates
 from unikernel.vm import MicroVM
 from wasm_runtime.errors import ProtocolError, UnikernelError
 from wasm_runtime.replies import LoadReply
@@ -34,6 +40,11 @@ class Sandbox(Protocol):
     @property
     def restored(self) -> bool:
         """Started as a clone of a snapshot template rather than booted."""
+        ...
+
+    @property
+    def preloaded(self) -> str | None:
+        """The function it started with loaded (a clone of that version's template)."""
         ...
 
     async def load(
@@ -97,9 +108,20 @@ def host_confinement(confinement: Confinement) -> HostConfinement:
 
 
 class SandboxFactory(Protocol):
-    async def boot(self) -> Sandbox: ...
+    async def boot(self, fn_id: str | None = None) -> Sandbox:
+        """A new VM; for ``fn_id``, one with it loaded when its template is held."""
+        ...
 
     def host_limits(self) -> HostLimits: ...
+
+    def wants_template(self, fn_id: str) -> bool:
+        """Whether a template of ``fn_id`` is worth making (none held, none being made)."""
+        ...
+
+    async def keep_template(self, fn_id: str, artifact: bytes, files: bytes | None) -> None:
+        """Keep a template with ``fn_id`` loaded (failures are logged, not raised)."""
+
+    def forget_template(self, fn_id: str) -> None: ...
 
     async def close(self) -> None:
         """Release what the factory keeps between boots (the pool's VMs are already gone)."""
@@ -147,6 +169,7 @@ class MicroVMFactory:
         self._rebuild: asyncio.Task[Template | None] | None = None
         self.restore_failures = 0
         self.template_rebuilds = 0
+        self.versions = VersionTemplates(vm_settings)
 
     def host_limits(self) -> HostLimits:
         return HostLimits(
@@ -155,8 +178,18 @@ class MicroVMFactory:
             host_confinement(self.confinement),
         )
 
-    async def boot(self) -> Sandbox:
+    async def boot(self, fn_id: str | None = None) -> Sandbox:
         name = f"pool-{next(self._numbers)}"
+        version = self.versions.get(fn_id) if fn_id is not None else None
+        if version is not None:
+            try:
+                return await MicroVM.restore(
+                    version, self.vm_settings, name=name, confinement=self.confinement
+                )
+            except UnikernelError as err:
+                self.restore_failures += 1
+                log.warning("starting %s from the template of %s failed: %s", name, fn_id, err)
+                self.versions.forget(version.loaded or "")
         template = await self._ensure_template() if not self._made_once else self._template
         if template is not None and not template.intact():
             self._drop_template(template, "its files are gone")
@@ -172,6 +205,26 @@ class MicroVMFactory:
         return await MicroVM.boot(
             self.image, self.vm_settings, self.accel, name=name, confinement=self.confinement
         )
+
+    def wants_template(self, fn_id: str) -> bool:
+        return self._template is not None and self.versions.wanted(fn_id)
+
+    async def keep_template(self, fn_id: str, artifact: bytes, files: bytes | None) -> None:
+        base = self._template
+        if base is None or not room_for_template(self.vm_settings):
+            return
+
+        async def prepare(vm: MicroVM) -> None:
+            await vm.load(fn_id, artifact, files=files)
+            await vm.warm_up()
+
+        await self.versions.make(
+            fn_id,
+            lambda: make_version_template(base, self.vm_settings, fn_id, prepare, self.confinement),
+        )
+
+    def forget_template(self, fn_id: str) -> None:
+        self.versions.forget(fn_id)
 
     def _drop_template(self, template: Template, why: str) -> None:
         """Boot VMs until a new template is made in the background."""
@@ -216,6 +269,7 @@ class MicroVMFactory:
         if self._template is not None:
             self._template.remove()
             self._template = None
+        self.versions.clear()
 
 
 # Guest RAM the system itself holds: the unpacked image (~38 MiB), the

@@ -98,6 +98,11 @@ class VMRecord:
         # A method, not an inline comparison, so type narrowing does not outlive an await.
         return self.state is VMState.GONE
 
+    @property
+    def fn_id(self) -> str | None:
+        """The id of the version it is bound to, or None while generic."""
+        return self.fv.key if self.fv is not None else None
+
     def serves(self, fv: FunctionVersion) -> bool:
         """Bound (or booting) for exactly this version."""
         return self.fv is not None and self.fv.ref == fv.ref

@@ -64,6 +64,12 @@ class VMSettings(BaseSettings):
     snapshots: bool = True
     # Where template RAM files live; None = /dev/shm (tmpfs), else the temp dir.
     snapshot_dir: Path | None = None
+    # Per-version templates (scheduler/templates.py): after a version's first
+    # load, a template with it loaded, so its later cold starts skip the load.
+    # At most this many, and this much space for their RAM files; the least
+    # recently used go first. 0 turns them off.
+    version_templates: int = Field(default=16, ge=0)
+    version_template_space_mib: int = Field(default=4096, ge=0)
 
     # Confinement of each QEMU (unikernel/confine.py). Each is on unless the
     # host cannot do it; the node then says why and /v1/status shows it.

@@ -14,12 +14,15 @@ removing its own is swept by the next one (directories carry the owner's pid).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
+import errno
 import os
 import re
 import shutil
 import tempfile
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from unikernel.accel import Accel
@@ -42,6 +45,8 @@ class Template:
     memory_file: Path
     state_file: Path
     hello: Hello
+    # The function its agent holds loaded (a version template), or None (generic).
+    loaded: str | None = None
 
     def intact(self) -> bool:
         """Its RAM and state files are still there (a clone of it can start)."""
@@ -78,13 +83,47 @@ def sweep_stale(parent: Path) -> int:
     return removed
 
 
+def template_bytes(template: Template) -> int:
+    """Space its RAM file really takes (tmpfs allocates only the pages the guest touched)."""
+    try:
+        return os.stat(template.memory_file).st_blocks * 512
+    except OSError:
+        return 0
+
+
+def copy_sparse(source: Path, target: Path) -> None:
+    """Copy a file's data regions only: a guest RAM file is mostly holes."""
+    with open(source, "rb") as src, open(target, "wb") as dst:
+        size = os.fstat(src.fileno()).st_size
+        dst.truncate(size)
+        offset = 0
+        while offset < size:
+            try:
+                start = os.lseek(src.fileno(), offset, os.SEEK_DATA)
+            except OSError as err:
+                if err.errno == errno.ENXIO:  # only a hole is left
+                    break
+                raise
+            end = os.lseek(src.fileno(), start, os.SEEK_HOLE)
+            while start < end:
+                done = os.copy_file_range(src.fileno(), dst.fileno(), end - start, start, start)
+                if done == 0:
+                    raise OSError(errno.EIO, f"short copy of {source}")
+                start += done
+            offset = end
+
+
+def _new_directory(settings: VMSettings) -> Path:
+    parent = snapshot_dir(settings)
+    sweep_stale(parent)
+    return Path(tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-", dir=parent))
+
+
 async def make_template(
     image: GuestImage, settings: VMSettings, accel: Accel, confinement: Confinement | None = None
 ) -> Template:
     """Boot a guest with its RAM in a shared file, snapshot it, stop it."""
-    parent = snapshot_dir(settings)
-    sweep_stale(parent)
-    directory = Path(tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-", dir=parent))
+    directory = _new_directory(settings)
     memory_file, state_file = directory / "ram", directory / "state"
     try:
         vm = await MicroVM.boot(
@@ -104,3 +143,37 @@ async def make_template(
         shutil.rmtree(directory, ignore_errors=True)
         raise
     return Template(image, accel, directory, memory_file, state_file, hello)
+
+
+async def make_version_template(
+    base: Template,
+    settings: VMSettings,
+    loaded: str,
+    prepare: Callable[[MicroVM], Awaitable[None]],
+    confinement: Confinement | None = None,
+) -> Template:
+    """A template of ``base`` after ``prepare`` (which loads ``loaded``) ran on a clone of it.
+
+    The clone's RAM is a copy of ``base``'s, shared, so saving it again holds
+    only its device state, like ``base``; the copy is sparse (~the pages the
+    guest touched). Clones of the result start with the function loaded and
+    still take the real time and fresh entropy on resuming.
+    """
+    directory = _new_directory(settings)
+    memory_file, state_file = directory / "ram", directory / "state"
+    try:
+        await asyncio.to_thread(copy_sparse, base.memory_file, memory_file)
+        vm = await MicroVM.restore(
+            base, settings, name="template", confinement=confinement, memory_copy=memory_file
+        )
+        try:
+            await prepare(vm)
+            await vm.qmp.save_snapshot(state_file)
+        finally:
+            await vm.stop()
+    except BaseException:
+        shutil.rmtree(directory, ignore_errors=True)
+        raise
+    return dataclasses.replace(
+        base, directory=directory, memory_file=memory_file, state_file=state_file, loaded=loaded
+    )

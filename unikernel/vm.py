@@ -66,6 +66,7 @@ class MicroVM:
         self.accel = accel
         self.boot_s = boot_s
         self.restored = False  # started from a snapshot rather than booted
+        self.preloaded: str | None = None  # the function its template held loaded
         # The clone's clock and an RNG sample right after resuming (restored VMs only).
         self.resumed: ResumeReply | None = None
         self._stopped = False
@@ -109,14 +110,21 @@ class MicroVM:
         name: str = "vm",
         *,
         confinement: Confinement | None = None,
+        memory_copy: Path | None = None,
     ) -> MicroVM:
         """A clone of ``template``: its RAM mapped copy-on-write, its device state loaded.
 
         Ready when the agent has taken the real time and fresh entropy (its
-        clock and RNG are the template's until then).
+        clock and RNG are the template's until then). With ``memory_copy`` (a
+        copy of the template's RAM file), guest RAM is that file, shared: the
+        clone can then be saved as a template of its own.
         """
         overrides = _overrides(settings, template.accel)
-        overrides.update(memory_file=template.memory_file, memory_shared=False, incoming=True)
+        if memory_copy is None:
+            overrides.update(memory_file=template.memory_file, memory_shared=False)
+        else:
+            overrides.update(memory_file=memory_copy, memory_shared=True)
+        overrides.update(incoming=True)
         image = template.image
         process = VMProcess(
             image.kernel, image.initrd, overrides, settings.run_dir, name, confinement
@@ -136,6 +144,7 @@ class MicroVM:
 
         vm = await cls._launch(process, settings, template.accel, name, resumed, restored=True)
         vm.resumed = info[0]
+        vm.preloaded = template.loaded
         return vm
 
     @classmethod

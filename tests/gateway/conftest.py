@@ -43,6 +43,7 @@ class InProcessSandbox:
         self._functions: dict[str, LoadedFunction] = {}
         self.alive = True
         self.restored = False
+        self.preloaded: str | None = None
         self.die_on_next_call = False  # the VM is lost under its next call
 
     async def load(self, fn_id: str, artifact: bytes, *, files: bytes | None = None) -> LoadReply:
@@ -81,9 +82,18 @@ class InProcessFactory:
     def host_limits(self) -> HostLimits:
         return HostLimits()
 
-    async def boot(self) -> InProcessSandbox:
+    async def boot(self, fn_id: str | None = None) -> InProcessSandbox:
         self.sandboxes.append(InProcessSandbox())
         return self.sandboxes[-1]
+
+    def wants_template(self, fn_id: str) -> bool:
+        return False  # templates are snapshots of real VMs
+
+    async def keep_template(self, fn_id: str, artifact: bytes, files: bytes | None) -> None:
+        raise AssertionError("not asked for")
+
+    def forget_template(self, fn_id: str) -> None:
+        pass
 
 
 @pytest.fixture

@@ -35,6 +35,7 @@ class FakeSandbox:
         self.max_in_flight = 0
         self.warm_ups = 0
         self.restored = False
+        self.preloaded: str | None = None
         self.frozen = False  # stops answering (SIGSTOP)
         self.pings = 0
         self.memory_limit: int | None = None
@@ -114,6 +115,10 @@ class FakeFactory:
         self.memory_budget_mib: int | None = None
         self.vm_memory_mib: int | None = None
         self.die_once_left = 1  # VMs a b"die-once" call kills before it succeeds
+        self.templates_on = False  # keep "templates": boots of their version come loaded
+        self.templates: set[str] = set()
+        self.forgotten: list[str] = []
+        self.template_delay_s = 0.05
 
     def host_limits(self) -> HostLimits:
         return HostLimits(
@@ -121,18 +126,32 @@ class FakeFactory:
             confinement=HostConfinement(memory_limit_mib=self.vm_memory_mib),
         )
 
+    def wants_template(self, fn_id: str) -> bool:
+        return self.templates_on and fn_id not in self.templates
+
+    async def keep_template(self, fn_id: str, artifact: bytes, files: bytes | None) -> None:
+        await asyncio.sleep(self.template_delay_s)
+        self.templates.add(fn_id)
+
+    def forget_template(self, fn_id: str) -> None:
+        self.forgotten.append(fn_id)
+        self.templates.discard(fn_id)
+
     def live(self) -> list[FakeSandbox]:
         return [s for s in self.sandboxes if not s.stopped]
 
     async def close(self) -> None:
         pass
 
-    async def boot(self) -> FakeSandbox:
+    async def boot(self, fn_id: str | None = None) -> FakeSandbox:
         await asyncio.sleep(self.boot_delay_s)
         if self.fail_boots:
             self.fail_boots -= 1
             raise VMLaunchError("fake launch failed", 1, ["qemu"], "")
         sandbox = FakeSandbox(self, len(self.sandboxes) + 1)
+        if fn_id in self.templates:
+            sandbox.preloaded = fn_id
+            sandbox.loaded.append(fn_id)
         self.sandboxes.append(sandbox)
         self.max_live = max(self.max_live, len(self.live()))
         return sandbox
@@ -572,12 +591,12 @@ async def test_boot_gate_limits_boots_and_calls_claim_generic_boots(
     most = 0
     real_boot = factory.boot
 
-    async def counted_boot() -> FakeSandbox:
+    async def counted_boot(fn_id: str | None = None) -> FakeSandbox:
         nonlocal booting, most
         booting += 1
         most = max(most, booting)
         try:
-            return await real_boot()
+            return await real_boot(fn_id)
         finally:
             booting -= 1
 
@@ -603,9 +622,9 @@ async def test_call_claims_a_generic_vm_while_it_boots(
     started: list[asyncio.Task[Any] | None] = []
     real_boot = factory.boot
 
-    async def tagged_boot() -> FakeSandbox:
+    async def tagged_boot(fn_id: str | None = None) -> FakeSandbox:
         started.append(asyncio.current_task())
-        sandbox = await real_boot()
+        sandbox = await real_boot(fn_id)
         sandbox.start_order = started.index(asyncio.current_task()) + 1  # type: ignore[attr-defined]
         return sandbox
 

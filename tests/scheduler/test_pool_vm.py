@@ -1,8 +1,10 @@
-"""The pool on real QEMU microVMs: cold, warm and pre-warmed starts; close leaves no QEMU."""
+"""The pool on real QEMU microVMs: cold, warm and pre-warmed starts, a cold start from its
+version's template; close leaves no QEMU and no template."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 import pytest
 
@@ -25,16 +27,26 @@ class RecordingFactory(MicroVMFactory):
     """The real factory, remembering each QEMU pid it started."""
 
     pids: list[int]
+    vms: list[MicroVM]
 
-    async def boot(self) -> Sandbox:
-        vm = await super().boot()
+    async def boot(self, fn_id: str | None = None) -> Sandbox:
+        vm = await super().boot(fn_id)
         assert isinstance(vm, MicroVM) and vm.pid is not None
         self.pids.append(vm.pid)
+        self.vms.append(vm)
         return vm
 
 
-def _version(name: str) -> FunctionVersion:
-    return FunctionVersion(name, 1, "m", "a", None, FunctionConfig(), 0.0)
+def _version(name: str, keep_alive_s: float = 120.0) -> FunctionVersion:
+    return FunctionVersion(name, 1, "m", "a", None, FunctionConfig(keep_alive_s=keep_alive_s), 0.0)
+
+
+async def _until(what: str, check: Callable[[], bool]) -> None:
+    for _ in range(600):
+        if check():
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"waited 60 s for {what}")
 
 
 async def _load_echo() -> tuple[bytes, bytes | None]:
@@ -45,22 +57,51 @@ async def test_pool_on_real_vms(
     guest_image: GuestImage, vm_settings: VMSettings, accel: Accel
 ) -> None:
     factory = RecordingFactory(guest_image, vm_settings, accel)
-    factory.pids = []
+    factory.pids, factory.vms = [], []
     # No start(): the first call finds no generic VM; the top-up after it boots one.
     pool = Pool(factory, PoolSettings(max_vms=3, idle_target=1, reclaim_interval_s=60))
     try:
         call = Invocation(stdin=b"ping", limits=Limits(timeout_ms=5000))
-        result, kind, _, _ = await pool.invoke(_version("echo"), _load_echo, call)
+        echo = _version("echo", keep_alive_s=0.5)
+        result, kind, _, _ = await pool.invoke(echo, _load_echo, call)
         assert (kind, result.stdout) == (StartKind.COLD, b"ping")
-        result, kind, _, _ = await pool.invoke(_version("echo"), _load_echo, call)
+        result, kind, _, _ = await pool.invoke(echo, _load_echo, call)
         assert (kind, result.stdout) == (StartKind.WARM, b"ping")
-        for _ in range(600):
-            if pool.status().idle == 1:
-                break
-            await asyncio.sleep(0.1)
+        await _until("a generic VM", lambda: pool.status().idle == 1)
         result, kind, _, _ = await pool.invoke(_version("other"), _load_echo, call)
         assert (kind, result.stdout) == (StartKind.PREWARMED, b"ping")
         assert len(factory.pids) >= 2 and all(running(pid) for pid in factory.pids[:2])
     finally:
         await pool.close()
     assert [pid for pid in factory.pids if running(pid)] == []
+
+
+async def test_a_cold_start_restores_its_versions_template(
+    guest_image: GuestImage, vm_settings: VMSettings, accel: Accel
+) -> None:
+    factory = RecordingFactory(guest_image, vm_settings, accel)
+    factory.pids, factory.vms = [], []
+    pool = Pool(factory, PoolSettings(max_vms=2, idle_target=0, reclaim_interval_s=60))
+    call = Invocation(stdin=b"ping", limits=Limits(timeout_ms=5000))
+    echo = _version("echo", keep_alive_s=0.5)
+    try:
+        result, kind, _, _ = await pool.invoke(echo, _load_echo, call)
+        assert (kind, result.stdout) == (StartKind.COLD, b"ping")
+        assert factory.vms[0].preloaded is None
+        # the first load asked for a template; once it is made, the VM goes
+        await _until("echo's template", lambda: factory.versions.get("echo@1") is not None)
+        template = factory.versions.get("echo@1")
+        assert template is not None
+        await asyncio.sleep(0.6)
+        assert pool.reclaim() == 1
+
+        async def never() -> tuple[bytes, bytes | None]:
+            raise AssertionError("a VM from the template needs no artifact")
+
+        result, kind, _, _ = await pool.invoke(echo, never, call)
+        assert (kind, result.stdout) == (StartKind.COLD, b"ping")
+        assert factory.vms[-1].preloaded == "echo@1"
+    finally:
+        await pool.close()
+    assert [pid for pid in factory.pids if running(pid)] == []
+    assert not template.directory.exists()

@@ -16,7 +16,14 @@ from tests.vms import VMTracker
 from unikernel.accel import Accel
 from unikernel.image import GuestImage
 from unikernel.settings import VMSettings
-from unikernel.snapshot import PREFIX, Template, make_template, sweep_stale
+from unikernel.snapshot import (
+    PREFIX,
+    Template,
+    make_template,
+    make_version_template,
+    sweep_stale,
+    template_bytes,
+)
 from unikernel.vm import MicroVM
 from wasm_runtime.types import Invocation
 
@@ -102,3 +109,31 @@ async def test_warm_up_leaves_nothing_loaded(template: Template, vms: VMTracker)
     assert (await vm.stats()).functions == []
     await vm.load("echo", artifact("echo"))
     assert (await vm.invoke("echo", Invocation(stdin=b"after"))).stdout == b"after"
+
+
+async def test_a_version_template_starts_clones_with_the_function_loaded(
+    template: Template, vm_settings: VMSettings, vms: VMTracker
+) -> None:
+    async def prepare(vm: MicroVM) -> None:
+        await vm.load("echo@1", artifact("echo"))
+        await vm.warm_up()
+
+    version = await make_version_template(template, vm_settings, "echo@1", prepare)
+    try:
+        assert version.loaded == "echo@1" and version.intact()
+        assert version.directory != template.directory and template.intact()
+        # Sparse: the copy holds about the pages the guest touched, not all its RAM.
+        assert template_bytes(version) < vm_settings.guest_memory_mib * 1024 * 1024
+        await asyncio.sleep(1.0)  # the template's clock falls behind
+        clones = await asyncio.gather(*(vms.restore(version, f"v{i}") for i in range(2)))
+        for i, vm in enumerate(clones):
+            assert vm.preloaded == "echo@1"
+            assert (await vm.stats()).functions == ["echo@1"]
+            result = await vm.invoke("echo@1", Invocation(stdin=f"no load {i}".encode()))
+            assert result.stdout == f"no load {i}".encode()
+            assert vm.resumed is not None and abs(vm.resumed.time_ns - time.time_ns()) < 1e9
+        samples = {vm.resumed.random_sample for vm in clones if vm.resumed is not None}
+        assert len(samples) == 2
+    finally:
+        version.remove()
+    assert not version.directory.exists() and template.intact()
