@@ -43,6 +43,11 @@ class _PoolCollector(Collector):
             "unifaas_queue_depth", "invocations waiting for a VM slot", value=status.queue_depth
         )
         yield GaugeMetricFamily(
+            "unifaas_version_templates",
+            "per-version snapshot templates held (UNIFAAS_VM_VERSION_TEMPLATES)",
+            value=status.templates,
+        )
+        yield GaugeMetricFamily(
             "unifaas_boots_waiting",
             "microVM boots waiting for a boot slot (UNIFAAS_BOOT_CONCURRENCY)",
             value=status.boots_waiting,
@@ -50,6 +55,11 @@ class _PoolCollector(Collector):
         for name, value, help_text in (
             ("unifaas_vm_boots", status.boots, "microVMs booted for the pool (not the template)"),
             ("unifaas_vm_restores", status.restores, "microVMs started from a snapshot"),
+            (
+                "unifaas_vm_preloaded",
+                status.preloaded,
+                "microVMs started from their version's template, the function already loaded",
+            ),
             ("unifaas_vm_boot_failures", status.boot_failures, "microVM boots that failed"),
             ("unifaas_vm_evictions", status.evictions, "idle bound VMs evicted to make room"),
             ("unifaas_vm_reclaims", status.reclaims, "idle VMs reclaimed after keep-alive"),
@@ -222,6 +232,7 @@ class Telemetry:
                 "starts": {kind.value: n for kind, n in status.starts.items()},
                 "boots": status.boots,
                 "restores": status.restores,
+                "preloaded": status.preloaded,
                 "evictions": status.evictions,
                 "reclaims": status.reclaims,
                 "retries": status.retries,

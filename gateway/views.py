@@ -50,6 +50,8 @@ def pool_json(status: PoolStatus) -> dict[str, Any]:
         "queue_depth": status.queue_depth,
         "boots": status.boots,
         "restores": status.restores,
+        "preloaded": status.preloaded,
+        "templates": status.templates,
         "boot_failures": status.boot_failures,
         "boots_waiting": status.boots_waiting,
         "evictions": status.evictions,

@@ -3,7 +3,9 @@ waiting for a slot) are sampled, :mod:`scheduler.autoscale` decides how many VMs
 have, and the pool is asked for the ones missing, before its slots run out.
 
 Scaling down stays the keep-alive reclaim's: an idle VM above min_warm goes after
-``keep_alive_s``, which is longer than the stable window by default.
+``keep_alive_s``, which is longer than the stable window by default. VMs are added only
+while the function has calls in flight, so a keep-alive shorter than the stable window
+is not undone by the window's memory of a burst that is over.
 """
 
 from __future__ import annotations
@@ -55,7 +57,8 @@ class Autoscaler:
         status = self.pool.status()
         for name in set(self.throttle.busy()) | set(self._scalers):
             scaler = self._scalers.setdefault(name, FunctionScaler(self.policy))
-            scaler.observe(now, self.throttle.in_flight(name))
+            in_flight = self.throttle.in_flight(name)
+            scaler.observe(now, in_flight)
             if scaler.idle:
                 del self._scalers[name]
                 self.decisions.pop(name, None)
@@ -72,7 +75,7 @@ class Autoscaler:
                 now, current, config.concurrency, config.min_warm, config.max_vms
             )
             self.decisions[name] = decision
-            if decision.desired > current:
+            if decision.desired > current and in_flight > 0:
                 self.scale_ups[name] += 1
                 self._grow(fv, decision.desired)
 

@@ -95,7 +95,8 @@ class Pool:
     # -- lifecycle ------------------------------------------------------------
     async def start(self) -> None:
         """Boot the generic idle VMs (in the background) and start the reclaim loop."""
-        self._check_open()
+        if self._closed:
+            raise PoolClosed()
         self._top_up()
         if self._reclaimer is None:
             self._reclaimer = self._spawn(self._reclaim_loop())  # close() waits for _tasks
@@ -117,10 +118,6 @@ class Pool:
             await self.factory.close()
         finally:
             self._close_done.set()
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise PoolClosed()
 
     def _spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         task = asyncio.create_task(coro)
@@ -270,6 +267,7 @@ class Pool:
         sandbox = task.result()
         # A clone of a snapshot is counted apart from a boot (restores metric).
         self.counters["restores" if sandbox.restored else "boots"] += 1
+        self.counters["preloaded"] += sandbox.preloaded is not None  # from its version's template
         if vm.gone:
             raise self._removed("VM removed while booting")
         vm.booted(sandbox, self._clock())
@@ -298,7 +296,8 @@ class Pool:
 
     # -- placement (synchronous: look and reserve without awaiting) ------------
     async def _acquire(self, fv: FunctionVersion) -> _Grant:
-        self._check_open()
+        if self._closed:
+            raise PoolClosed()
         grant = self._place(fv)
         if grant is not None:
             return grant
@@ -494,6 +493,7 @@ class Pool:
             max_vms=self.max_vms,
             queue_depth=len(self._queue),
             boots_waiting=self._boot_gate.waiting,
+            templates=self.factory.templates_held(),
             counters=self.counters,
             starts=self.starts,
             closed=self._closed,

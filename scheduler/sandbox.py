@@ -123,6 +123,8 @@ class SandboxFactory(Protocol):
 
     def forget_template(self, fn_id: str) -> None: ...
 
+    def templates_held(self) -> int: ...
+
     async def close(self) -> None:
         """Release what the factory keeps between boots (the pool's VMs are already gone)."""
 
@@ -225,6 +227,9 @@ class MicroVMFactory:
 
     def forget_template(self, fn_id: str) -> None:
         self.versions.forget(fn_id)
+
+    def templates_held(self) -> int:
+        return len(self.versions)
 
     def _drop_template(self, template: Template, why: str) -> None:
         """Boot VMs until a new template is made in the background."""

@@ -45,7 +45,9 @@ class PoolStatus:
     queue_depth: int  # calls waiting for a slot
     boots_waiting: int  # boots waiting for the boot gate
     boots: int  # VMs booted (the snapshot template is not one of them)
-    restores: int  # VMs started as clones of the snapshot template
+    restores: int  # VMs started as clones of a snapshot template
+    preloaded: int  # of which clones of their version's template, the function loaded
+    templates: int  # per-version templates held
     boot_failures: int
     evictions: int
     reclaims: int
@@ -77,6 +79,7 @@ def summarize(
     max_vms: int,
     queue_depth: int,
     boots_waiting: int,
+    templates: int,
     counters: Mapping[str, int],
     starts: Mapping[StartKind, int],
     closed: bool,
@@ -99,6 +102,8 @@ def summarize(
         boots_waiting=boots_waiting,
         boots=counters.get("boots", 0),
         restores=counters.get("restores", 0),
+        preloaded=counters.get("preloaded", 0),
+        templates=templates,
         boot_failures=counters.get("boot_failures", 0),
         evictions=counters.get("evictions", 0),
         reclaims=counters.get("reclaims", 0),

@@ -143,11 +143,14 @@ class VMCgroup:
 
     def set(self, limits: Limits) -> None:
         self.set_memory(limits.memory_bytes)
-        if self.tree.version == "v1":
-            self._file("cpu", "cpu.shares", "").write_text(str(v1_shares(limits.cpu_weight)))
-        else:
-            self._file("cpu", "", "cpu.weight").write_text(str(limits.cpu_weight))
+        self.set_cpu_weight(limits.cpu_weight)
         self._file("pids", "pids.max", "pids.max").write_text(str(limits.pids_max))
+
+    def set_cpu_weight(self, weight: int) -> None:
+        if self.tree.version == "v1":
+            self._file("cpu", "cpu.shares", "").write_text(str(v1_shares(weight)))
+        else:
+            self._file("cpu", "", "cpu.weight").write_text(str(weight))
 
     def set_memory(self, memory_bytes: int) -> None:
         """Also lowers a running VM's limit (the kernel reclaims, or OOM-kills QEMU)."""

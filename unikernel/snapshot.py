@@ -167,6 +167,7 @@ async def make_version_template(
             base, settings, name="template", confinement=confinement, memory_copy=memory_file
         )
         try:
+            vm.yield_cpu()  # off every call's path: calls' VMs go first
             await prepare(vm)
             await vm.qmp.save_snapshot(state_file)
         finally:

@@ -23,6 +23,10 @@ def comparison_table(result: dict[str, Any]) -> str:
         lines.append(f"{'  of p50: outside it':<22}{outside:>12.2f}")
     lines.append(f"{'pre-warmed start (ms)':<22}{float(result['prewarmed_start_ms_p50']):>12.1f}")
     lines.append(f"{'cold start (ms)':<22}{float(result['cold_start_ms_p50']):>12.1f}")
+    if "cold_template_start_ms_p50" in result:
+        cold = float(result["cold_template_start_ms_p50"])
+        ratio = f"{result['ratio_cold_template_to_prewarmed']:.2f}x pre-warmed"
+        lines.append(f"{'  later, own template':<22}{cold:>12.1f}{ratio:>22}")
     lines.append(
         f"({result['calls']} calls per measurement, concurrency {result['concurrency']} for "
         "throughput; baseline = the same module in-process behind FastAPI, no VM)"

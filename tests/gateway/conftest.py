@@ -95,6 +95,9 @@ class InProcessFactory:
     def forget_template(self, fn_id: str) -> None:
         pass
 
+    def templates_held(self) -> int:
+        return 0
+
 
 @pytest.fixture
 def factory() -> InProcessFactory:

@@ -111,6 +111,17 @@ async def test_the_node_adds_a_vm_before_the_slots_run_out(pools: PoolMaker) -> 
     await asyncio.sleep(1)  # the second VM boots while nothing waits for it
     assert pool.status().of("busy")[0].vms == 2
     await asyncio.gather(*calls)
+    # The calls are over: the stable window still remembers them, but once the
+    # keep-alive reclaims the VMs, the autoscaler does not bring them back.
+    await asyncio.sleep(f.config.keep_alive_s + 1)
+    pool.reclaim()
+    assert pool.status().of("busy") == ()
+    for _ in range(3):
+        await asyncio.sleep(1)
+        await scaler.tick()
+    assert scaler.decisions["busy"].desired >= 1  # the window's memory of the burst
+    await asyncio.sleep(1)
+    assert pool.status().of("busy") == ()
     await scaler.close()
 
 

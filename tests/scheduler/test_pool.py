@@ -137,6 +137,9 @@ class FakeFactory:
         self.forgotten.append(fn_id)
         self.templates.discard(fn_id)
 
+    def templates_held(self) -> int:
+        return len(self.templates)
+
     def live(self) -> list[FakeSandbox]:
         return [s for s in self.sandboxes if not s.stopped]
 
