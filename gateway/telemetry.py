@@ -48,6 +48,11 @@ class _PoolCollector(Collector):
             value=status.templates,
         )
         yield GaugeMetricFamily(
+            "unifaas_version_templates_making",
+            "per-version snapshot templates being made, each by a QEMU of its own",
+            value=status.templates_making,
+        )
+        yield GaugeMetricFamily(
             "unifaas_boots_waiting",
             "microVM boots waiting for a boot slot (UNIFAAS_BOOT_CONCURRENCY)",
             value=status.boots_waiting,

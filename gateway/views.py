@@ -52,6 +52,7 @@ def pool_json(status: PoolStatus) -> dict[str, Any]:
         "restores": status.restores,
         "preloaded": status.preloaded,
         "templates": status.templates,
+        "templates_making": status.templates_making,
         "boot_failures": status.boot_failures,
         "boots_waiting": status.boots_waiting,
         "evictions": status.evictions,

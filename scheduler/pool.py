@@ -493,7 +493,7 @@ class Pool:
             max_vms=self.max_vms,
             queue_depth=len(self._queue),
             boots_waiting=self._boot_gate.waiting,
-            templates=self.factory.templates_held(),
+            templates=self._templates.counts(),
             counters=self.counters,
             starts=self.starts,
             closed=self._closed,

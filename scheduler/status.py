@@ -34,6 +34,12 @@ class FunctionVMs:
 
 
 @dataclasses.dataclass(frozen=True)
+class TemplateCounts:
+    held: int  # per-version templates kept by the factory
+    making: int  # being made now (each one a QEMU of its own)
+
+
+@dataclasses.dataclass(frozen=True)
 class PoolStatus:
     vms: int  # in any state but gone
     max_vms: int
@@ -48,6 +54,7 @@ class PoolStatus:
     restores: int  # VMs started as clones of a snapshot template
     preloaded: int  # of which clones of their version's template, the function loaded
     templates: int  # per-version templates held
+    templates_making: int  # being made now, each by a QEMU of its own
     boot_failures: int
     evictions: int
     reclaims: int
@@ -79,7 +86,7 @@ def summarize(
     max_vms: int,
     queue_depth: int,
     boots_waiting: int,
-    templates: int,
+    templates: TemplateCounts,
     counters: Mapping[str, int],
     starts: Mapping[StartKind, int],
     closed: bool,
@@ -103,7 +110,8 @@ def summarize(
         boots=counters.get("boots", 0),
         restores=counters.get("restores", 0),
         preloaded=counters.get("preloaded", 0),
-        templates=templates,
+        templates=templates.held,
+        templates_making=templates.making,
         boot_failures=counters.get("boot_failures", 0),
         evictions=counters.get("evictions", 0),
         reclaims=counters.get("reclaims", 0),

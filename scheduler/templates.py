@@ -14,6 +14,7 @@ from typing import Any
 from scheduler.bootgate import BootGate, speculative
 from scheduler.model import FunctionRef, FunctionVersion
 from scheduler.sandbox import SandboxFactory
+from scheduler.status import TemplateCounts
 
 
 class TemplateAsks:
@@ -27,19 +28,27 @@ class TemplateAsks:
         self._gate = gate
         self._spawn = spawn
         self._asked: dict[str, set[str]] = {}  # function name -> its versions' ids
+        self._making = 0
         self.closed = False
+
+    def counts(self) -> TemplateCounts:
+        return TemplateCounts(held=self._factory.templates_held(), making=self._making)
 
     def loaded(self, fv: FunctionVersion, artifact: bytes, files: bytes | None) -> None:
         """``fv`` was loaded from its artifact: have a template made if none is held."""
         if self.closed or not self._factory.wants_template(fv.key):
             return
         self._asked.setdefault(fv.name, set()).add(fv.key)
+        self._making += 1  # now, so that a status read right after the load counts it
         self._spawn(self._make(fv.key, artifact, files))
 
     async def _make(self, fn_id: str, artifact: bytes, files: bytes | None) -> None:
-        async with self._gate.slot(speculative):
-            if not self.closed:
-                await self._factory.keep_template(fn_id, artifact, files)
+        try:
+            async with self._gate.slot(speculative):
+                if not self.closed:
+                    await self._factory.keep_template(fn_id, artifact, files)
+        finally:
+            self._making -= 1
 
     def retire(self, name: str, keep: FunctionRef | None) -> None:
         """Drop the templates of ``name``'s versions other than ``keep``."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -44,6 +45,13 @@ def test_every_qemu_is_confined(platform: LivePlatform, modules: dict[str, Path]
     )
     assert out.returncode == 0, out.stderr
     assert platform.cli("invoke", "jailed", "--data", "in").stdout == b"in"
+    # The version's template is made by a QEMU of its own, confined alike (the run directory of
+    # which is named for it): wait for it so that the pids below do not end while being read.
+    with platform.http() as http:
+        deadline = time.monotonic() + 120
+        while http.get("/v1/status").json()["pool"]["templates_making"]:
+            assert time.monotonic() < deadline, "the template of jailed@1 was not made"
+            time.sleep(0.2)
 
     pids = qemu_children(platform.proc.pid)
     assert pids, "a running platform with a bound VM has QEMUs"

@@ -37,8 +37,11 @@ async def test_a_later_cold_start_comes_loaded_from_the_template(pools: PoolMake
     v1, loads = fv("a", 1, keep_alive_s=1), Loads()
     await pool.invoke(v1, loads, call())
     assert loads.count == 1
+    # Counted as being made from the moment of the load (its maker is a QEMU of its own).
+    assert (pool.status().templates, pool.status().templates_making) == (0, 1)
     await asyncio.sleep(0.2)  # the template is made in the background
     assert factory.templates == {"a@1"}
+    assert (pool.status().templates, pool.status().templates_making) == (1, 0)
     await asyncio.sleep(2)
     pool.reclaim()  # keep-alive over: the VM goes
     assert pool.status().bound == 0
