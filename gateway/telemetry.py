@@ -39,6 +39,30 @@ class _PoolCollector(Collector):
         yield GaugeMetricFamily(
             "unifaas_vm_capacity", "most microVMs this node may run", value=status.max_vms
         )
+        if status.memory is not None:
+            for name, value, help_text in (
+                (
+                    "unifaas_host_memory_available_bytes",
+                    status.memory.available_mib,
+                    "memory the host's kernel says is available (MemAvailable)",
+                ),
+                (
+                    "unifaas_host_memory_reserve_bytes",
+                    status.memory.reserve_mib,
+                    "available memory no VM may take (UNIFAAS_MEMORY_RESERVE_MIB)",
+                ),
+                (
+                    "unifaas_vm_memory_estimate_bytes",
+                    status.memory.vm_mib,
+                    "what the next microVM is expected to cost (measured VMs, with a margin)",
+                ),
+            ):
+                yield GaugeMetricFamily(name, help_text, value=value * 1024 * 1024)
+            yield GaugeMetricFamily(
+                "unifaas_vm_memory_room",
+                "microVMs the host's available memory takes now beyond those running",
+                value=status.memory.room,
+            )
         yield GaugeMetricFamily(
             "unifaas_queue_depth", "invocations waiting for a VM slot", value=status.queue_depth
         )
@@ -68,6 +92,11 @@ class _PoolCollector(Collector):
             ("unifaas_vm_boot_failures", status.boot_failures, "microVM boots that failed"),
             ("unifaas_vm_evictions", status.evictions, "idle bound VMs evicted to make room"),
             ("unifaas_vm_reclaims", status.reclaims, "idle VMs reclaimed after keep-alive"),
+            (
+                "unifaas_vm_pressure_evictions",
+                status.pressure_evictions,
+                "idle VMs stopped while available memory was below the reserve",
+            ),
             ("unifaas_vm_deaths", status.deaths, "VMs found dead"),
             ("unifaas_vm_hung", status.hung, "VMs killed for missing a ping deadline"),
         ):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from scheduler.capacity import MemoryStatus
 from scheduler.model import FunctionInfo, FunctionVersion, InvocationRecord, NodeRecord
 from scheduler.sandbox import HostConfinement
 from scheduler.status import FunctionVMs, PoolStatus
@@ -42,6 +43,17 @@ def function_vms_json(functions: tuple[FunctionVMs, ...]) -> dict[str, dict[str,
     }
 
 
+def memory_json(memory: MemoryStatus | None) -> dict[str, Any] | None:
+    if memory is None:
+        return None
+    return {
+        "available_mib": memory.available_mib,
+        "reserve_mib": memory.reserve_mib,
+        "vm_mib": memory.vm_mib,
+        "room": memory.room,
+    }
+
+
 def pool_json(status: PoolStatus) -> dict[str, Any]:
     return {
         "vms": status.vms,
@@ -57,6 +69,8 @@ def pool_json(status: PoolStatus) -> dict[str, Any]:
         "boots_waiting": status.boots_waiting,
         "evictions": status.evictions,
         "reclaims": status.reclaims,
+        "pressure_evictions": status.pressure_evictions,
+        "memory": memory_json(status.memory),
         "deaths": status.deaths,
         "retries": status.retries,
         "hung": status.hung,

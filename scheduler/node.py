@@ -117,9 +117,15 @@ class Node:
         factory = MicroVMFactory(image, self.vm_settings, accel, confinement)
         pool = Pool(factory, self.pool_settings)
         host = factory.host_limits()
+        memory = pool.status().memory
         self.progress(
-            f"microVMs: {accel}, up to {pool.max_vms} on this node "
-            f"(setting {self.pool_settings.max_vms}, memory allows {host.max_vms})"
+            f"microVMs: {accel}, up to {pool.max_vms} on this node"
+            + (
+                f" while memory allows ({memory.available_mib} MiB available, "
+                f"{memory.reserve_mib} MiB kept for the host)"
+                if memory is not None
+                else ""
+            )
         )
         self.progress(f"confinement: {describe(host.confinement)}")
         self._platform = platform = Platform(

@@ -25,7 +25,7 @@ import math
 from collections.abc import Callable, Iterable, Sequence
 
 from scheduler.errors import SandboxLost, SchedulerError
-from scheduler.model import FunctionVersion, StartKind
+from scheduler.model import FunctionRef, FunctionVersion, StartKind
 from scheduler.vmrecord import BOOTED_BOUND, TAKES_CALLS, VMRecord, VMState
 
 # How long a VM must have been idle before a function that already has a VM
@@ -76,7 +76,7 @@ def place(
     vms: Sequence[VMRecord],
     fv: FunctionVersion,
     *,
-    max_vms: int,
+    vm_limit: Callable[[], int],
     memory_budget_mib: int | None,
     now: float,
     for_call: bool = True,
@@ -99,7 +99,7 @@ def place(
     booting = pick_booting_generic(vms)
     if booting is not None:
         return Decision(Step.CLAIM_BOOTING, booting)
-    if len(vms) < max_vms:
+    if len(vms) < vm_limit():  # asked only here: it may read the host's memory
         return Decision(Step.BOOT)
     if not for_call:
         return None
@@ -218,6 +218,58 @@ def expired(
         )
         out.extend(idle[: max(0, len(group) - keep)])
     return out
+
+
+def retiring(
+    vms: Iterable[VMRecord], name: str, keep: FunctionRef | None
+) -> tuple[list[VMRecord], list[VMRecord]]:
+    """``name``'s VMs other than ``keep``'s: idle ones (stop now), busy ones (drain first)."""
+    idle: list[VMRecord] = []
+    busy: list[VMRecord] = []
+    for vm in vms:
+        fv = vm.fv
+        if fv is None or fv.name != name or fv.ref == keep:
+            continue
+        if vm.in_flight == 0:
+            idle.append(vm)
+        elif vm.state is not VMState.DRAINING:
+            busy.append(vm)
+    return idle, busy
+
+
+def pressure_victims(
+    vms: Iterable[VMRecord], count: int, retired: Callable[[FunctionVersion], bool]
+) -> list[VMRecord]:
+    """Up to ``count`` idle VMs to stop when the host runs short of memory.
+
+    Bound VMs above their version's min_warm go first, then generic idle VMs
+    (a call that finds none boots one), then the min_warm ones, each group
+    least recently used first. VMs with calls, or booting or loading, stay.
+    """
+    vms = list(vms)
+    idle = [vm for vm in vms if vm.in_flight == 0 and vm.state in (VMState.IDLE, VMState.BOUND)]
+    groups: dict[object, list[VMRecord]] = {}
+    for vm in idle:
+        if vm.fv is not None:
+            groups.setdefault(vm.fv.ref, []).append(vm)
+    spare: list[VMRecord] = []
+    protected: list[VMRecord] = []
+    for group in groups.values():
+        fv = group[0].fv
+        assert fv is not None
+        busy = count_of(vms, fv) - len(group)  # its VMs that stay anyway
+        keep = 0 if retired(fv) else max(0, fv.config.min_warm - busy)
+        # The most recently used ones are those a version keeps.
+        group.sort(key=lambda v: -v.last_used)
+        protected.extend(group[:keep])
+        spare.extend(group[keep:])
+    generic = [vm for vm in idle if vm.fv is None]
+    order = [
+        *sorted(spare, key=lambda v: v.last_used),
+        *sorted(generic, key=lambda v: v.id),
+        *sorted(protected, key=lambda v: v.last_used),
+    ]
+    return order[: max(0, count)]
 
 
 def retry_after_s(

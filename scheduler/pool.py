@@ -23,8 +23,10 @@ from typing import Any
 
 from scheduler import placement
 from scheduler.bootgate import BootGate, Priority, speculative
+from scheduler.capacity import host_memory, read_meminfo
 from scheduler.errors import CapacityExhausted, PoolClosed, SandboxLost
 from scheduler.health import HealthCheck
+from scheduler.keepalive import KeepAlive, periodic
 from scheduler.model import FunctionRef, FunctionVersion, StartKind
 from scheduler.placement import Decision, Step, host_memory_mib
 from scheduler.sandbox import Sandbox, SandboxFactory, translated
@@ -60,12 +62,15 @@ class Pool:
         settings: PoolSettings | None = None,
         *,
         clock: Callable[[], float] = time.monotonic,
+        meminfo: Callable[[], str] = read_meminfo,
     ) -> None:
         self.factory = factory
         self.settings = settings or PoolSettings()
         self.host = host = factory.host_limits()
-        # The node's capacity: its setting, or less when the host's memory holds less.
-        self.max_vms = min(self.settings.max_vms, host.max_vms or self.settings.max_vms)
+        # The node's most VMs; fewer while the host's memory holds fewer (_vm_limit).
+        self.max_vms = self.settings.max_vms
+        reserve = self.settings.memory_reserve_mib
+        self.memory = host_memory(host.vm_ceiling_mib, reserve, meminfo)
         self.memory_budget_mib = host.memory_budget_mib
         self._clock = clock
         self._vms: dict[int, VMRecord] = {}
@@ -90,6 +95,9 @@ class Pool:
         )
         self._templates = TemplateAsks(factory, self._boot_gate, self._spawn)
         self.counters: collections.Counter[str] = collections.Counter()
+        self._keepalive = KeepAlive(
+            self._vms.values, self._discard, self._retired, self.memory, self.counters
+        )
         self.starts: dict[StartKind, int] = dict.fromkeys(StartKind, 0)
 
     # -- lifecycle ------------------------------------------------------------
@@ -99,7 +107,8 @@ class Pool:
             raise PoolClosed()
         self._top_up()
         if self._reclaimer is None:
-            self._reclaimer = self._spawn(self._reclaim_loop())  # close() waits for _tasks
+            every = self.settings.reclaim_interval_s  # close() waits for _tasks
+            self._reclaimer = self._spawn(periodic(every, self._housekeeping, "pool reclaim"))
 
     async def close(self) -> None:
         """Stop every VM (booting ones included) and the loops. Idempotent."""
@@ -339,7 +348,7 @@ class Pool:
         decision = placement.place(
             list(self._vms.values()),
             fv,
-            max_vms=self.max_vms,
+            vm_limit=self._vm_limit,
             memory_budget_mib=self.memory_budget_mib,
             now=self._clock(),
             for_call=for_call,
@@ -359,6 +368,10 @@ class Pool:
             self.counters["evictions"] += 1
             stop = self._discard(decision.victim)
         return _Grant(self._new_vm(fv), StartKind.COLD, stop)
+
+    def _vm_limit(self) -> int:
+        memory, vms = self.memory, self._vms.values()
+        return self.max_vms if memory is None else memory.vm_limit(self.max_vms, vms)
 
     def _new_vm(self, fv: FunctionVersion | None) -> VMRecord:
         vm = VMRecord.booting(next(self._ids), fv)
@@ -394,7 +407,7 @@ class Pool:
         if self._closed or self._clock() < self._topup_after:
             return
         generic = placement.generic_count(self._vms.values())
-        while generic < self.settings.idle_target and len(self._vms) < self.max_vms:
+        while generic < self.settings.idle_target and len(self._vms) < self._vm_limit():
             self._spawn(self._boot_generic(self._new_vm(None)))
             generic += 1
 
@@ -438,27 +451,16 @@ class Pool:
         """Retire ``name``'s VMs except those of ``keep``: no new calls, stop when idle."""
         self._current[name] = keep.version if keep is not None else None
         self._templates.retire(name, keep)
-        stops: list[asyncio.Task[None]] = []
-        for vm in list(self._vms.values()):
-            fv = vm.fv
-            if fv is None or fv.name != name or fv.ref == keep:
-                continue
-            if vm.in_flight == 0:
-                stops.append(self._discard(vm))
-            elif vm.state is not VMState.DRAINING:
-                vm.drain()
-        await asyncio.gather(*stops)
+        idle, busy = placement.retiring(self._vms.values(), name, keep)
+        for vm in busy:
+            vm.drain()
+        await asyncio.gather(*map(self._discard, idle))
         self._dispatch()
 
     # -- keep-alive -----------------------------------------------------------
-    async def _reclaim_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.settings.reclaim_interval_s)
-            try:
-                self.reclaim()
-                self._health.tick(self._clock())
-            except Exception:
-                log.exception("pool reclaim failed")
+    def _housekeeping(self) -> None:
+        self.reclaim()
+        self._health.tick(self._clock())
 
     def _hung(self, vm: VMRecord) -> None:
         self.counters["hung"] += 1
@@ -466,13 +468,10 @@ class Pool:
         self._dispatch()  # room for a replacement (and queued calls)
 
     def reclaim(self) -> int:
-        """Stop bound VMs idle past their keep-alive (keeping min_warm); returns how many."""
+        """Stop bound VMs idle past their keep-alive (keeping min_warm), and idle VMs while
+        memory is short; returns how many went for their keep-alive."""
         self._drop_dead()
-        stopped = 0
-        for vm in placement.expired(self._vms.values(), self._clock(), self._retired):
-            self._discard(vm)
-            stopped += 1
-        self.counters["reclaims"] += stopped
+        stopped = self._keepalive.tick(self._clock())
         self._dispatch()
         return stopped
 
@@ -491,6 +490,7 @@ class Pool:
         return summarize(
             list(self._vms.values()),
             max_vms=self.max_vms,
+            memory=self.memory.status(self._vms.values()) if self.memory else None,
             queue_depth=len(self._queue),
             boots_waiting=self._boot_gate.waiting,
             templates=self._templates.counts(),

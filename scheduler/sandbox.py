@@ -64,6 +64,10 @@ class Sandbox(Protocol):
 
     def rss_kib(self) -> int: ...
 
+    def private_kib(self) -> int:
+        """Its private resident memory: what one more VM like it costs the host."""
+        ...
+
     def limit_memory(self, memory_bytes: int) -> None:
         """Bound the host memory the VM may hold from now on (its cgroup; no-op without)."""
 
@@ -86,7 +90,8 @@ class HostConfinement:
 class HostLimits:
     """What the host allows the pool, whatever its settings say."""
 
-    max_vms: int | None = None  # VMs the host's memory holds (None: no limit known)
+    # The most host memory one VM can hold (None: VMs are not admitted by memory).
+    vm_ceiling_mib: int | None = None
     # Guest RAM one VM has for its calls' linear memory (None: not limited).
     memory_budget_mib: int | None = None
     confinement: HostConfinement = HostConfinement()
@@ -175,7 +180,7 @@ class MicroVMFactory:
 
     def host_limits(self) -> HostLimits:
         return HostLimits(
-            memory_capacity(self.vm_settings),
+            vm_memory_ceiling_mib(self.vm_settings),
             function_memory_budget(self.vm_settings),
             host_confinement(self.confinement),
         )
@@ -285,19 +290,3 @@ GUEST_SYSTEM_MIB = 96
 def function_memory_budget(vm_settings: VMSettings) -> int:
     """Guest RAM left for the linear memory of the calls running in one VM."""
     return max(16, vm_settings.guest_memory_mib - GUEST_SYSTEM_MIB)
-
-
-# Left to the host: gateway, Redis, page cache for the image.
-HOST_RESERVE_MIB = 1024
-
-
-def memory_capacity(vm_settings: VMSettings, meminfo: str | None = None) -> int:
-    """How many VMs this host's available memory holds if every guest used all its RAM."""
-    if meminfo is None:
-        with open("/proc/meminfo") as f:
-            meminfo = f.read()
-    available_kib = next(
-        int(line.split()[1]) for line in meminfo.splitlines() if line.startswith("MemAvailable:")
-    )
-    per_vm = vm_memory_ceiling_mib(vm_settings)
-    return max(1, (available_kib // 1024 - HOST_RESERVE_MIB) // per_vm)

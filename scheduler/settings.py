@@ -47,9 +47,12 @@ class PoolSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="UNIFAAS_", frozen=True, extra="ignore")
 
     # Most microVMs this node runs at once (any state, booting and draining
-    # included); capped further by what available memory holds
-    # (scheduler.sandbox.memory_capacity).
+    # included); fewer while the host's available memory holds fewer
+    # (scheduler.capacity).
     max_vms: int = Field(default=8, ge=1)
+    # Memory left to the rest of the host: no VM starts unless available memory
+    # stays above it, and idle VMs are stopped while it is below.
+    memory_reserve_mib: int = Field(default=1024, ge=0)
     # Generic idle VMs kept booted so a new function gets a pre-warmed start.
     idle_target: int = Field(default=1, ge=0)
     # Invocations that may wait for a VM slot, and for how long, before a 503.

@@ -9,6 +9,7 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
+from scheduler.capacity import MemoryStatus
 from scheduler.model import FunctionRef, StartKind
 from scheduler.vmrecord import VMRecord, VMState
 from wasm_runtime.types import InvocationResult
@@ -43,6 +44,7 @@ class TemplateCounts:
 class PoolStatus:
     vms: int  # in any state but gone
     max_vms: int
+    memory: MemoryStatus | None  # admission by available memory (None: not admitted by it)
     booting: int
     idle: int
     loading: int
@@ -58,6 +60,7 @@ class PoolStatus:
     boot_failures: int
     evictions: int
     reclaims: int
+    pressure_evictions: int  # idle VMs stopped while memory was below the reserve
     deaths: int
     retries: int  # calls run again on another VM after theirs was lost
     hung: int  # VMs killed for missing a ping deadline
@@ -84,6 +87,7 @@ def summarize(
     vms: Sequence[VMRecord],
     *,
     max_vms: int,
+    memory: MemoryStatus | None,
     queue_depth: int,
     boots_waiting: int,
     templates: TemplateCounts,
@@ -100,6 +104,7 @@ def summarize(
     return PoolStatus(
         vms=len(vms),
         max_vms=max_vms,
+        memory=memory,
         booting=by_state[VMState.BOOTING],
         idle=by_state[VMState.IDLE],
         loading=by_state[VMState.LOADING],
@@ -115,6 +120,7 @@ def summarize(
         boot_failures=counters.get("boot_failures", 0),
         evictions=counters.get("evictions", 0),
         reclaims=counters.get("reclaims", 0),
+        pressure_evictions=counters.get("pressure_evictions", 0),
         deaths=counters.get("deaths", 0),
         retries=counters.get("retries", 0),
         hung=counters.get("hung", 0),

@@ -320,6 +320,10 @@ class MicroVM:
             pass
         return 0
 
+    def private_kib(self) -> int:
+        """Private resident memory (``RssAnon``): what one more VM like it costs the host."""
+        return self.rss_kib("RssAnon")
+
     # -- QMP ------------------------------------------------------------------
     async def status(self) -> str:
         return await self.qmp.status()

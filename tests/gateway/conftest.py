@@ -71,6 +71,9 @@ class InProcessSandbox:
     def rss_kib(self) -> int:
         return 0
 
+    def private_kib(self) -> int:
+        return 0
+
 
 class InProcessFactory:
     def __init__(self) -> None:

@@ -168,7 +168,7 @@ def test_place(
 ) -> None:
     recs = records(vms)
     decision = placement.place(
-        recs, want, max_vms=max_vms, memory_budget_mib=None, now=NOW, for_call=for_call
+        recs, want, vm_limit=lambda: max_vms, memory_budget_mib=None, now=NOW, for_call=for_call
     )
     if step is None:
         assert decision is None
@@ -181,9 +181,9 @@ def test_place(
 def test_memory_budget_limits_warm_slots() -> None:
     big = fv("a", concurrency=8, memory_mib=200)
     recs = records([V(S.BOUND, big, 2), V(S.IDLE)])
-    warm = placement.place(recs, big, max_vms=4, memory_budget_mib=416, now=NOW)
+    warm = placement.place(recs, big, vm_limit=lambda: 4, memory_budget_mib=416, now=NOW)
     assert warm is not None and warm.step is Step.PREWARMED  # 416 // 200 = 2 slots, both taken
-    unlimited = placement.place(recs, big, max_vms=4, memory_budget_mib=None, now=NOW)
+    unlimited = placement.place(recs, big, vm_limit=lambda: 4, memory_budget_mib=None, now=NOW)
     assert unlimited is not None and unlimited.step is Step.WARM
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -39,6 +40,7 @@ class FakeSandbox:
         self.frozen = False  # stops answering (SIGSTOP)
         self.pings = 0
         self.memory_limit: int | None = None
+        self.private_kib_value = 40 * 1024
         self._gone = asyncio.Event()
 
     @property
@@ -100,6 +102,9 @@ class FakeSandbox:
     def rss_kib(self) -> int:
         return 0 if self.stopped else 1000
 
+    def private_kib(self) -> int:
+        return 0 if self.stopped else self.private_kib_value
+
     def limit_memory(self, memory_bytes: int) -> None:
         self.memory_limit = memory_bytes
 
@@ -114,6 +119,7 @@ class FakeFactory:
         self.max_live = 0
         self.memory_budget_mib: int | None = None
         self.vm_memory_mib: int | None = None
+        self.vm_ceiling_mib: int | None = None  # set: pools admit VMs by (fake) meminfo
         self.die_once_left = 1  # VMs a b"die-once" call kills before it succeeds
         self.templates_on = False  # keep "templates": boots of their version come loaded
         self.templates: set[str] = set()
@@ -122,6 +128,7 @@ class FakeFactory:
 
     def host_limits(self) -> HostLimits:
         return HostLimits(
+            vm_ceiling_mib=self.vm_ceiling_mib,
             memory_budget_mib=self.memory_budget_mib,
             confinement=HostConfinement(memory_limit_mib=self.vm_memory_mib),
         )
@@ -205,10 +212,12 @@ class PoolMaker:
         self.factory = factory
         self.pools: list[Pool] = []
 
-    def __call__(self, **settings: Any) -> Pool:
+    def __call__(self, meminfo: Callable[[], str] | None = None, **settings: Any) -> Pool:
         settings.setdefault("idle_target", 0)
         settings.setdefault("reclaim_interval_s", 60.0)
-        pool = Pool(self.factory, PoolSettings(**settings), clock=asyncio.get_running_loop().time)
+        clock = asyncio.get_running_loop().time
+        extra = {"meminfo": meminfo} if meminfo is not None else {}
+        pool = Pool(self.factory, PoolSettings(**settings), clock=clock, **extra)
         self.pools.append(pool)
         return pool
 
@@ -558,17 +567,6 @@ async def test_cancelled_waiter_leaves_the_queue(make_pool: MakePool) -> None:
     await busy
     assert functions_of(pool)["a@1"]["in_flight"] == 0
     assert pool.status().bound == 1
-
-
-def test_memory_capacity_from_meminfo() -> None:
-    from scheduler.sandbox import memory_capacity
-    from unikernel.settings import VMSettings
-
-    settings = VMSettings(guest_memory_mib=192, tcg_tb_size_mib=64)
-    per_vm = 192 + 64 + 48
-    meminfo = f"MemTotal: 99 kB\nMemAvailable: {(1024 + 5 * per_vm) * 1024} kB\n"
-    assert memory_capacity(settings, meminfo) == 5
-    assert memory_capacity(settings, "MemAvailable: 1 kB\n") == 1
 
 
 def test_slots_fit_memory_caps_in_the_guest() -> None:
