@@ -1,5 +1,6 @@
 """The pool on real QEMU microVMs: cold, warm and pre-warmed starts, a cold start from its
-version's template; close leaves no QEMU and no template."""
+version's template, admission by the host's real memory; close leaves no QEMU and no
+template."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from collections.abc import Callable
 
 import pytest
 
+from scheduler.capacity import MIN_VM_MIB, VM_MARGIN
+from scheduler.errors import CapacityExhausted
 from scheduler.model import FunctionConfig, FunctionVersion, StartKind
 from scheduler.pool import Pool
 from scheduler.sandbox import MicroVMFactory, Sandbox
@@ -105,3 +108,40 @@ async def test_a_cold_start_restores_its_versions_template(
         await pool.close()
     assert [pid for pid in factory.pids if running(pid)] == []
     assert not template.directory.exists()
+
+
+async def test_memory_admission_reads_the_real_host(
+    guest_image: GuestImage, vm_settings: VMSettings, accel: Accel
+) -> None:
+    factory = RecordingFactory(guest_image, vm_settings, accel)
+    factory.pids, factory.vms = [], []
+    settings = PoolSettings(max_vms=4, idle_target=0, reclaim_interval_s=60, queue_timeout_s=1)
+    pool = Pool(factory, settings)
+    call = Invocation(stdin=b"ping", limits=Limits(timeout_ms=5000))
+    try:
+        await pool.invoke(_version("echo"), _load_echo, call)
+        memory = pool.memory
+        assert memory is not None
+        pool.reclaim()  # measures the live VM
+        private_mib = factory.vms[0].private_kib() / 1024
+        assert 1 < private_mib < vm_settings.guest_memory_mib + vm_settings.tcg_tb_size_mib
+        assert memory.vm_mib == pytest.approx(
+            min(memory.ceiling_mib, max(MIN_VM_MIB, private_mib * VM_MARGIN)), rel=0.2
+        )
+        status = pool.status().memory
+        assert status is not None and status.available_mib > 0
+        # A host whose available memory is below the reserve: a new function still gets
+        # a VM by evicting an idle one (memory-neutral), the idle VM left is stopped, and
+        # then no VM starts at all.
+        memory.reserve_mib = memory.available_mib() + 100_000
+        await pool.invoke(_version("other"), _load_echo, call)
+        assert pool.status().evictions == 1 and pool.status().vms == 1
+        pool.reclaim()
+        await _until("the idle VM stopped", lambda: not any(map(running, factory.pids)))
+        assert pool.status().pressure_evictions == 1 and pool.status().vms == 0
+        with pytest.raises(CapacityExhausted):
+            await pool.invoke(_version("third"), _load_echo, call)
+        assert len(factory.pids) == 2
+    finally:
+        await pool.close()
+    assert [pid for pid in factory.pids if running(pid)] == []
