@@ -1,5 +1,5 @@
-"""``unifaas bench sandbox`` and ``unifaas bench platform``, registered into the CLI through
-the ``unifaas.commands`` entry point."""
+"""The ``unifaas bench`` suites (sandbox, platform, density, ...), registered into the CLI
+through the ``unifaas.commands`` entry point."""
 
 from __future__ import annotations
 
@@ -56,6 +56,14 @@ def cmd_bench_burst(args: argparse.Namespace) -> int:
     from loadtests.bench.burst import bench_burst
 
     _print(bench_burst(_module(args), args.clients, args.duration, progress), args.json)
+    return 0
+
+
+def cmd_bench_density(args: argparse.Namespace) -> int:
+    from loadtests.bench.density import bench_density
+
+    result = bench_density(_module(args), args.vms, args.settle, args.window, progress)
+    _print(result, args.json)
     return 0
 
 
@@ -131,6 +139,27 @@ def register(cli: Commands) -> None:
     )
     burst.add_argument("--wasm", help="module to use instead of the echo example")
     burst.set_defaults(func=cmd_bench_burst)
+
+    density = cli.command(
+        "density",
+        "warm bound VMs this host holds, PSS and idle CPU per VM",
+        "Start `unifaas up` allowed VMS microVMs, deploy VMS copies of echo with one warm "
+        "VM each and wait until they are bound or memory admission stops adding VMs; then, "
+        "all idle, read each QEMU's PSS, private memory and CPU over WINDOW seconds. The "
+        "baseline is the old rule (every VM at its cgroup ceiling) on the same reading. "
+        "Takes ~1 s per VM to fill under TCG.",
+        group="bench",
+    )
+    density.add_argument("--json", action="store_true", help="print one JSON object")
+    density.add_argument("--vms", type=int, default=300, help="VMs wanted (default 300)")
+    density.add_argument(
+        "--settle", type=float, default=10.0, metavar="S", help="idle seconds before measuring"
+    )
+    density.add_argument(
+        "--window", type=float, default=20.0, metavar="S", help="CPU measuring window (s)"
+    )
+    density.add_argument("--wasm", help="module to use instead of the echo example")
+    density.set_defaults(func=cmd_bench_density)
 
     chaos = cli.command(
         "chaos",
