@@ -1,5 +1,6 @@
-"""Stopping what the pool no longer needs, once per reclaim tick: bound VMs idle past
-their keep-alive, and idle VMs while the host is short of memory.
+"""The pool's upkeep, once per reclaim tick: stop bound VMs idle past their keep-alive,
+stop idle VMs while the host is short of memory, and bring each function's min_warm
+back when its VMs died or could not start (the node was full when it was deployed).
 
 It also keeps the host-memory estimate of the next VM current
 (:class:`scheduler.capacity.HostMemory`), from a sample of the newest booted VMs:
@@ -11,11 +12,12 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from typing import Any
 
 from scheduler import placement
 from scheduler.capacity import SAMPLE_VMS, HostMemory
-from scheduler.model import FunctionVersion
+from scheduler.model import ArtifactLoader, FunctionRef, FunctionVersion
 from scheduler.vmrecord import VMRecord, VMState
 
 log = logging.getLogger(__name__)
@@ -29,6 +31,9 @@ async def periodic(interval_s: float, tick: Callable[[], None], what: str) -> No
             tick()
         except Exception:
             log.exception("%s failed", what)
+
+
+Ensure = Callable[[FunctionVersion, ArtifactLoader], Awaitable[None]]
 
 
 class KeepAlive:
@@ -45,6 +50,26 @@ class KeepAlive:
         self._counters = counters
         # Stops started for memory and not over: their memory is not back yet.
         self._relieving: set[asyncio.Task[None]] = set()
+        # Function name -> its current version with a min_warm, and how to load it.
+        self._wants: dict[str, tuple[FunctionVersion, ArtifactLoader]] = {}
+        self._ensure: Ensure | None = None
+        self._spawn: Callable[[Coroutine[Any, Any, None]], object] | None = None
+
+    def keep_min_warm(
+        self, ensure: Ensure, spawn: Callable[[Coroutine[Any, Any, None]], object]
+    ) -> None:
+        """How min_warm VMs are brought back: ``ensure(fv, load)``, run by ``spawn``."""
+        self._ensure, self._spawn = ensure, spawn
+
+    def want(self, fv: FunctionVersion, load: ArtifactLoader) -> None:
+        """Keep ``fv``'s min_warm VMs from now on."""
+        self._wants[fv.name] = (fv, load)
+
+    def retire(self, name: str, keep: FunctionRef | None) -> None:
+        """``name``'s versions other than ``keep`` no longer get min_warm VMs."""
+        wanted = self._wants.get(name)
+        if wanted is not None and wanted[0].ref != keep:
+            del self._wants[name]
 
     def tick(self, now: float) -> int:
         """Stop expired VMs (keeping each version's min_warm), then relieve memory pressure;
@@ -56,7 +81,24 @@ class KeepAlive:
         if self.memory is not None:
             self._observe(self.memory)
             self._relieve(self.memory)
+        self._rewarm()
         return len(expired)
+
+    def _rewarm(self) -> None:
+        if self._ensure is None or self._spawn is None:
+            return
+        vms = list(self._vms())
+        for fv, load in self._wants.values():
+            # Booting and loading VMs count: a start under way is not asked for twice.
+            if placement.count_of(vms, fv) < fv.config.min_warm:
+                self._spawn(self._logged(self._ensure(fv, load), fv))
+
+    @staticmethod
+    async def _logged(ensuring: Awaitable[None], fv: FunctionVersion) -> None:
+        try:
+            await ensuring
+        except Exception as err:
+            log.warning("bringing back %s's min_warm VMs failed: %s", fv.key, err)
 
     def _observe(self, memory: HostMemory) -> None:
         booted = [

@@ -7,6 +7,7 @@ import enum
 import functools
 import json
 import math
+from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
 import pydantic
@@ -18,6 +19,10 @@ from wasm_runtime.types import MIB, Limits, known_fields
 # How much of a call's stderr the platform keeps: in its record, its error
 # body and the CLI's X-Stderr header.
 STDERR_TAIL_BYTES = 4096
+
+
+# Fetches a version's precompiled artifact and files bundle when a VM must load it.
+ArtifactLoader = Callable[[], Awaitable[tuple[bytes, bytes | None]]]
 
 
 class StartKind(enum.StrEnum):

@@ -18,7 +18,7 @@ import dataclasses
 import itertools
 import logging
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from scheduler import placement
@@ -27,7 +27,7 @@ from scheduler.capacity import host_memory, read_meminfo
 from scheduler.errors import CapacityExhausted, PoolClosed, SandboxLost
 from scheduler.health import HealthCheck
 from scheduler.keepalive import KeepAlive, periodic
-from scheduler.model import FunctionRef, FunctionVersion, StartKind
+from scheduler.model import ArtifactLoader, FunctionRef, FunctionVersion, StartKind
 from scheduler.placement import Decision, Step, host_memory_mib
 from scheduler.sandbox import Sandbox, SandboxFactory, translated
 from scheduler.settings import PoolSettings
@@ -40,8 +40,6 @@ from wasm_runtime.types import Invocation, InvocationResult
 __all__ = ["ArtifactLoader", "Pool", "Ran"]
 
 log = logging.getLogger(__name__)
-
-ArtifactLoader = Callable[[], Awaitable[tuple[bytes, bytes | None]]]
 
 # Starting guess of a call's duration, used for Retry-After before any call ended.
 INITIAL_CALL_ESTIMATE_S = 0.1
@@ -67,10 +65,8 @@ class Pool:
         self.factory = factory
         self.settings = settings or PoolSettings()
         self.host = host = factory.host_limits()
-        # The node's most VMs; fewer while the host's memory holds fewer (_vm_limit).
-        self.max_vms = self.settings.max_vms
-        reserve = self.settings.memory_reserve_mib
-        self.memory = host_memory(host.vm_ceiling_mib, reserve, meminfo)
+        self.max_vms = self.settings.max_vms  # fewer while memory holds fewer (_vm_limit)
+        self.memory = host_memory(host.vm_ceiling_mib, self.settings.memory_reserve_mib, meminfo)
         self.memory_budget_mib = host.memory_budget_mib
         self._clock = clock
         self._vms: dict[int, VMRecord] = {}
@@ -98,6 +94,7 @@ class Pool:
         self._keepalive = KeepAlive(
             self._vms.values, self._discard, self._retired, self.memory, self.counters
         )
+        self._keepalive.keep_min_warm(self.ensure_min_warm, self._spawn)
         self.starts: dict[StartKind, int] = dict.fromkeys(StartKind, 0)
 
     # -- lifecycle ------------------------------------------------------------
@@ -190,6 +187,8 @@ class Pool:
         more), generic VMs first, then boots, never evicting and never past its max_vms."""
         if self._closed or self._retired(fv):
             return
+        if count is None:  # kept from now on: replaced when they die or could not start
+            self._keepalive.want(fv, load_artifacts)
         want = fv.config.min_warm if count is None else count
         missing = want - placement.count_of(self._vms.values(), fv)
         grants: list[_Grant] = []
@@ -451,6 +450,7 @@ class Pool:
         """Retire ``name``'s VMs except those of ``keep``: no new calls, stop when idle."""
         self._current[name] = keep.version if keep is not None else None
         self._templates.retire(name, keep)
+        self._keepalive.retire(name, keep)
         idle, busy = placement.retiring(self._vms.values(), name, keep)
         for vm in busy:
             vm.drain()

@@ -744,3 +744,30 @@ async def test_a_call_reports_its_round_trip_to_the_vm(make_pool: MakePool) -> N
     await pool.start()
     ran = await pool.invoke(fv(), load_ok, call(b"sleep 0.25"))
     assert ran.vm_ms == pytest.approx(250, abs=1)  # the call itself, not the boot before it
+
+
+@virtual_time
+async def test_min_warm_is_kept_when_it_could_not_start_or_its_vm_died(
+    make_pool: MakePool, factory: FakeFactory
+) -> None:
+    pool = make_pool(max_vms=1)
+    other, kept = fv("other", keep_alive_s=5), fv("kept", min_warm=1, keep_alive_s=600)
+    busy = asyncio.ensure_future(pool.invoke(other, load_ok, call(b"sleep 3")))
+    await asyncio.sleep(0.1)
+    await pool.ensure_min_warm(kept, load_ok)  # the node is full: nothing starts now
+    assert "kept@1" not in functions_of(pool)
+    await busy
+    await asyncio.sleep(6)
+    pool.reclaim()  # other's VM goes for its keep-alive; kept's min_warm VM comes back
+    await asyncio.sleep(0.1)
+    assert functions_of(pool) == {"kept@1": {"vms": 1, "in_flight": 0, "draining": 0}}
+    (vm,) = factory.live()
+    vm.dead = True  # its VM dies while idle
+    pool.reclaim()
+    await asyncio.sleep(0.1)
+    assert functions_of(pool)["kept@1"]["vms"] == 1 and factory.live() != [vm]
+    assert pool.status().deaths == 1
+    await pool.drain("kept")  # deleted: no min_warm any more
+    pool.reclaim()
+    await asyncio.sleep(0.1)
+    assert functions_of(pool) == {} and factory.live() == []
