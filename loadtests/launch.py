@@ -56,7 +56,11 @@ class Served:
 @contextlib.contextmanager
 def serving(argv: list[str], url: str, env: dict[str, str], log: Path) -> Iterator[Served]:
     with log.open("wb") as out:
-        proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
+        # A group of its own: if it must be killed, its QEMUs and Redis go with it (a
+        # killed platform cannot stop them; bench density once left 115 behind).
+        proc = subprocess.Popen(
+            argv, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
         try:
             deadline = time.monotonic() + START_DEADLINE_S
             while True:
@@ -75,8 +79,14 @@ def serving(argv: list[str], url: str, env: dict[str, str], log: Path) -> Iterat
                 try:
                     proc.wait(STOP_WAIT_S)
                 except subprocess.TimeoutExpired:
+                    log.write_text(
+                        log.read_text() + f"\nnot stopped in {STOP_WAIT_S:g} s: killed\n"
+                    )
                     proc.kill()
                     proc.wait()
+            # Whatever it left running (it was killed, or crashed) goes with its group.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
 
 
 @contextlib.contextmanager

@@ -63,7 +63,7 @@ class Pool:
         meminfo: Callable[[], str] = read_meminfo,
     ) -> None:
         self.factory = factory
-        self.settings = settings or PoolSettings()
+        self.settings = s = settings or PoolSettings()
         self.host = host = factory.host_limits()
         self.max_vms = self.settings.max_vms  # fewer while memory holds fewer (_vm_limit)
         self.memory = host_memory(host.vm_ceiling_mib, self.settings.memory_reserve_mib, meminfo)
@@ -72,8 +72,7 @@ class Pool:
         self._vms: dict[int, VMRecord] = {}
         self._ids = itertools.count(1)
         self._queue: WaitQueue[_Grant] = WaitQueue()
-        # function name -> its current version (None after delete); other
-        # versions are retired: their VMs drain and get no min_warm.
+        # name -> its current version (None once deleted); others are retired: drain, no min_warm
         self._current: dict[str, int | None] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._reclaimer: asyncio.Task[None] | None = None
@@ -81,7 +80,7 @@ class Pool:
         self._close_done = asyncio.Event()
         self._topup_after = 0.0  # no generic boots before this (back-off after a failure)
         self._call_estimate_s = INITIAL_CALL_ESTIMATE_S
-        self._boot_gate = BootGate(self.settings.boot_concurrency)
+        self._boot_gate = BootGate(s.boot_concurrency, s.speculative_boot_concurrency)
         self._health = HealthCheck(
             self._vms.values,
             self._hung,
@@ -361,6 +360,7 @@ class Pool:
             return _Grant(vm, StartKind.WARM)
         if step in (Step.PREWARMED, Step.CLAIM_BOOTING) and vm is not None:
             vm.claim(fv)
+            self._boot_gate.reranked()  # a boot it waits on is no longer speculative
             return _Grant(vm, step.start, claimed=step is Step.CLAIM_BOOTING)
         stop = None
         if step is Step.EVICT_AND_BOOT and decision.victim is not None:

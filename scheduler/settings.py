@@ -7,6 +7,7 @@ behaves). How VMs themselves are built and launched is ``unikernel.settings``.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from pydantic import Field
@@ -70,3 +71,6 @@ class PoolSettings(BaseSettings):
     # on an idle node, but under load the last function's first VM waits behind
     # the warm traffic of the others (21-23 s vs 13-14 s), so no limit is the default.
     boot_concurrency: int | None = Field(default=None, ge=1)
+    # Of which boots no call waits on (generic, min_warm and autoscaler VMs,
+    # templates); default the host's cores (scheduler/bootgate.py says why).
+    speculative_boot_concurrency: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)

@@ -15,8 +15,11 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import os
 import re
+import signal
+import time
 from pathlib import Path
 from typing import Literal
 
@@ -28,6 +31,10 @@ V1_CONTROLLERS = ("memory", "cpu", "pids")
 V2_CONTROLLERS = ("memory", "cpu", "pids")
 GROUP_PARENT = "unifaas"
 _OWNED = re.compile(r"^(\d+)-")
+# How long processes killed in a stale group get to leave it before it is removed.
+STALE_EXIT_WAIT_S = 2.0
+
+log = logging.getLogger(__name__)
 
 Version = Literal["v1", "v2"]
 
@@ -115,17 +122,54 @@ class CgroupTree:
         return group
 
     def sweep_stale(self) -> int:
-        """Remove groups left by hosts that are gone (empty ones only); how many."""
+        """Remove groups left by hosts that are gone; how many.
+
+        A host killed with SIGKILL leaves its QEMUs running: their parent-death
+        signal is cleared when ``-runas`` changes their credentials. They are still
+        in their groups, so they are killed here before the groups go.
+        """
+        stale = [
+            entry
+            for parent in set(self.parents.values())
+            for entry in _entries(parent)
+            if (match := _OWNED.match(entry.name)) and not pid_alive(int(match.group(1)))
+        ]
+        # On v1 a group is one directory per controller, each listing the same pids.
+        killed = _kill({pid for entry in stale for pid in _members(entry)})
+        if killed:
+            log.warning("killed %d process(es) left in cgroups of hosts that are gone", killed)
+            deadline = time.monotonic() + STALE_EXIT_WAIT_S
+            while any(_members(e) for e in stale) and time.monotonic() < deadline:
+                time.sleep(0.05)
         removed = 0
-        for parent in set(self.parents.values()):
+        for entry in stale:
             with contextlib.suppress(OSError):
-                for entry in parent.iterdir():
-                    match = _OWNED.match(entry.name)
-                    if entry.is_dir() and match and not pid_alive(int(match.group(1))):
-                        with contextlib.suppress(OSError):
-                            entry.rmdir()
-                            removed += 1
+                entry.rmdir()
+                removed += 1
         return removed
+
+
+def _entries(parent: Path) -> list[Path]:
+    try:
+        return [entry for entry in parent.iterdir() if entry.is_dir()]
+    except OSError:
+        return []
+
+
+def _members(group: Path) -> list[int]:
+    try:
+        return [int(pid) for pid in (group / "cgroup.procs").read_text().split()]
+    except (OSError, ValueError):
+        return []
+
+
+def _kill(pids: set[int]) -> int:
+    killed = 0
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+            killed += 1
+    return killed
 
 
 class VMCgroup:

@@ -86,3 +86,48 @@ async def test_priority_is_read_when_a_slot_frees() -> None:
     await held.__aexit__(None, None, None)
     await asyncio.gather(*tasks)
     assert order == ["y", "x"]
+
+
+async def test_speculative_boots_have_a_limit_of_their_own() -> None:
+    gate = BootGate(None, speculative_limit=2)
+    running: list[str] = []
+    started: list[str] = []
+    peak = {"speculative": 0}
+
+    async def boot(name: str, priority: Priority) -> None:
+        async with gate.slot(priority):
+            started.append(name)
+            running.append(name)
+            spec = sum(1 for n in running if n.startswith("s"))
+            peak["speculative"] = max(peak["speculative"], spec)
+            await asyncio.sleep(0.01)
+            running.remove(name)
+
+    specs = [asyncio.create_task(boot(f"s{i}", speculative)) for i in range(6)]
+    await asyncio.sleep(0)
+    assert gate.waiting == 4  # two run, four wait
+    # A call's boot does not wait behind them: it starts at once, beside the two.
+    await boot("call", top)
+    await asyncio.gather(*specs)
+    assert started[:3] == ["s0", "s1", "call"]
+    assert peak["speculative"] == 2 and gate.running == 0
+
+
+async def test_a_claimed_generic_boot_leaves_the_speculative_line() -> None:
+    gate = BootGate(None, speculative_limit=1)
+    claimed = {"x": False}
+    held = gate.slot(speculative)
+    await held.__aenter__()
+    waiter = asyncio.create_task(boot_when(gate, lambda: 0 if claimed["x"] else speculative()))
+    await asyncio.sleep(0)
+    assert gate.waiting == 1
+    claimed["x"] = True  # a call claimed the VM this boot is for
+    gate.reranked()
+    await asyncio.wait_for(waiter, timeout=0.01)  # served while the speculative slot is held
+    await held.__aexit__(None, None, None)
+    assert gate.running == 0
+
+
+async def boot_when(gate: BootGate, priority: Priority) -> None:
+    async with gate.slot(priority):
+        await asyncio.sleep(0)

@@ -4,10 +4,13 @@ out) and the probe against the real QEMU binary (machine-less, no guest)."""
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
 from pathlib import Path
 
 import pytest
 
+from unikernel import cgroups
 from unikernel.cgroups import CgroupTree, Limits, v1_shares
 from unikernel.confine import SECCOMP_BASE, SECCOMP_FULL, Confinement, probe
 from unikernel.errors import ConfinementError
@@ -126,3 +129,23 @@ async def test_probe_with_a_qemu_that_cannot_run() -> None:
 async def test_everything_off_by_setting() -> None:
     c = await probe(VMSettings(seccomp=False, vm_user="", chroot=False, cgroups=False))
     assert c == Confinement.none()
+
+
+def test_processes_left_in_groups_of_dead_hosts_are_killed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cgroups, "STALE_EXIT_WAIT_S", 0.1)
+    fake_v1(tmp_path)
+    tree = CgroupTree.detect(LIMITS, tmp_path, PROC_V1)
+    tree.create("vm")  # makes the parents
+    orphan = subprocess.Popen(["sleep", "60"])
+    try:
+        for parent in set(tree.parents.values()):
+            dead = parent / "999999999-vm"
+            dead.mkdir()
+            (dead / "cgroup.procs").write_text(f"{orphan.pid}\n")
+        tree.sweep_stale()  # a fake tree's dirs hold a real file: they stay
+        assert orphan.wait(timeout=5) == -signal.SIGKILL
+    finally:
+        orphan.kill()
+        orphan.wait()
