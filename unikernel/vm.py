@@ -26,6 +26,7 @@ from unikernel.process import VMProcess
 from unikernel.qmp import QmpControl
 from unikernel.settings import VMSettings
 from unikernel.shim import AgentClient
+from unikernel.tsc import tcg_kernel_args
 from wasm_runtime.replies import AgentStats, LoadReply, ResumeReply
 from wasm_runtime.types import Invocation, InvocationResult
 
@@ -46,6 +47,7 @@ def _overrides(settings: VMSettings, accel: Literal["kvm", "tcg"]) -> dict[str, 
         "tcg_tb_size_mib": settings.tcg_tb_size_mib,
         "qemu_binary": settings.qemu_binary,
         "extra_kernel_args": settings.extra_kernel_args,
+        "tsc_kernel_args": tcg_kernel_args() if accel == "tcg" else "",
     }
 
 

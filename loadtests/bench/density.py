@@ -34,8 +34,8 @@ from unikernel.confine import vm_memory_ceiling_mib
 from unikernel.settings import VMSettings
 
 Progress = Callable[[str], None]
-# Bound VMs stop growing for this long: the platform holds what it can.
-STALL_S = 90.0
+# No VM starting and none added for this long: the platform holds what it can.
+STALL_S = 30.0
 CLOCK_TICKS = 100  # USER_HZ on Linux
 
 
@@ -78,9 +78,11 @@ async def _hold(
         status: dict[str, Any] = (await c.get("/v1/status")).json()
         pool = status["pool"]
         now = time.perf_counter()
-        if pool["bound"] > best:
-            best, best_at = pool["bound"], now
+        starting = pool["booting"] + pool["loading"]
+        if pool["bound"] > best or starting:
+            best, best_at = max(best, pool["bound"]), now
         settled = pool["vms"] == pool["bound"] and not pool["templates_making"]
+        # Full: every VM bound, or none starting any more and no VM added for a while.
         if (pool["bound"] >= want and settled) or now - best_at > STALL_S:
             return status, now - began
         if now - last_note > 15:
