@@ -33,6 +33,9 @@ async def periodic(interval_s: float, tick: Callable[[], None], what: str) -> No
             log.exception("%s failed", what)
 
 
+# Longest wait between tries to bring back min_warm VMs that failed to start.
+REWARM_BACKOFF_MAX_S = 60.0
+
 Ensure = Callable[[FunctionVersion, ArtifactLoader], Awaitable[None]]
 
 
@@ -53,6 +56,8 @@ class KeepAlive:
         # Function name -> its current version with a min_warm, and how to load it.
         self._wants: dict[str, tuple[FunctionVersion, ArtifactLoader]] = {}
         self._ensure: Ensure | None = None
+        # Function name -> (no new try before, the delay that gave it) after a failure.
+        self._backoff: dict[str, tuple[float, float]] = {}
         self._spawn: Callable[[Coroutine[Any, Any, None]], object] | None = None
 
     def keep_min_warm(
@@ -81,24 +86,31 @@ class KeepAlive:
         if self.memory is not None:
             self._observe(self.memory)
             self._relieve(self.memory)
-        self._rewarm()
+        self._rewarm(now)
         return len(expired)
 
-    def _rewarm(self) -> None:
+    def _rewarm(self, now: float) -> None:
         if self._ensure is None or self._spawn is None:
             return
         vms = list(self._vms())
         for fv, load in self._wants.values():
             # Booting and loading VMs count: a start under way is not asked for twice.
-            if placement.count_of(vms, fv) < fv.config.min_warm:
-                self._spawn(self._logged(self._ensure(fv, load), fv))
+            due = now >= self._backoff.get(fv.name, (0.0, 0.0))[0]
+            if due and placement.count_of(vms, fv) < fv.config.min_warm:
+                self._spawn(self._logged(self._ensure(fv, load), fv, now))
 
-    @staticmethod
-    async def _logged(ensuring: Awaitable[None], fv: FunctionVersion) -> None:
+    async def _logged(self, ensuring: Awaitable[None], fv: FunctionVersion, now: float) -> None:
         try:
             await ensuring
         except Exception as err:
-            log.warning("bringing back %s's min_warm VMs failed: %s", fv.key, err)
+            # A version whose VMs cannot start is tried again later and later, not every tick.
+            delay = min(REWARM_BACKOFF_MAX_S, 2 * self._backoff.get(fv.name, (0.0, 0.5))[1])
+            self._backoff[fv.name] = (now + delay, delay)
+            log.warning(
+                "bringing back %s's min_warm VMs failed (again in %gs): %s", fv.key, delay, err
+            )
+        else:
+            self._backoff.pop(fv.name, None)
 
     def _observe(self, memory: HostMemory) -> None:
         booted = [

@@ -771,3 +771,19 @@ async def test_min_warm_is_kept_when_it_could_not_start_or_its_vm_died(
     pool.reclaim()
     await asyncio.sleep(0.1)
     assert functions_of(pool) == {} and factory.live() == []
+
+
+@virtual_time
+async def test_min_warm_that_cannot_start_is_tried_again_later_and_later(
+    make_pool: MakePool, factory: FakeFactory
+) -> None:
+    pool = make_pool(max_vms=2)
+    broken = fv("broken", min_warm=1)
+    with pytest.raises(InvalidModule):
+        await pool.ensure_min_warm(broken, load_bad)  # its load fails
+    tries = len(factory.sandboxes)
+    for _ in range(12):  # one reclaim tick a second for 12 s
+        await asyncio.sleep(1)
+        pool.reclaim()
+    # Tried at about 1, 2, 4 and 8 s (each failure doubles the wait), not on every tick.
+    assert len(factory.sandboxes) - tries == 4
