@@ -14,6 +14,8 @@ import sys
 from collections.abc import Sequence
 from importlib.metadata import entry_points
 
+import pydantic
+
 from gateway import commands
 from scheduler.model import FunctionConfig
 from wasm_runtime.cliargs import env_pair
@@ -237,6 +239,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UnifaasError as err:
         print(f"unifaas: error: {err}", file=sys.stderr)
         return 1
+    except pydantic.ValidationError as err:  # a setting from the environment or an option
+        for problem in err.errors():
+            field = "_".join(str(part) for part in problem["loc"])
+            print(f"unifaas: error: {err.title} {field}: {problem['msg']}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
 

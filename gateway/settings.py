@@ -12,6 +12,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from scheduler.registry import TIMEOUT_MAX_S
 from scheduler.settings import default_state_dir
 
+# A shared token shorter than this is refused at start (a made one has 43).
+TOKEN_MIN_CHARS = 16
+
 
 def given(**values: Any) -> dict[str, Any]:
     """The options a user gave (not None), to build settings whose defaults fill the rest."""
@@ -33,6 +36,9 @@ class GatewaySettings(BaseSettings):
     # (default: the longest timeout a function may have, plus room to queue)
     # before the VMs are stopped under them.
     drain_timeout_s: float = TIMEOUT_MAX_S + 30
+    # The management token every server of a cluster accepts (UNIFAAS_TOKEN, the same
+    # variable the CLI reads); unset: made once and kept in <state_dir>/token.
+    token: str | None = Field(default=None, min_length=TOKEN_MIN_CHARS)
 
 
 class ClientSettings(BaseSettings):

@@ -35,7 +35,10 @@ class _Server(uvicorn.Server):
 async def serve(settings: GatewaySettings, node_settings: NodeSettings, pool: PoolSettings) -> None:
     url = f"http://{settings.host}:{settings.port}"
     async with Node(node_settings, pool, url=url, progress=progress) as node:
-        token = load_or_create_token(node_settings.state_dir)
+        token = settings.token or load_or_create_token(node_settings.state_dir)
+        where = (
+            "from UNIFAAS_TOKEN" if settings.token else f"in {token_path(node_settings.state_dir)}"
+        )
         app = create_app(node.platform, token, settings)
         server = _Server(
             uvicorn.Config(
@@ -52,7 +55,7 @@ async def serve(settings: GatewaySettings, node_settings: NodeSettings, pool: Po
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, setattr, server, "should_exit", True)
                 stack.callback(loop.remove_signal_handler, sig)
-            progress(f"unifaas listening on {url} (token in {token_path(node_settings.state_dir)})")
+            progress(f"unifaas listening on {url} (token {where})")
             await server.serve()
         progress("unifaas: stopping")
 

@@ -111,3 +111,17 @@ def test_commands_of_other_packages_are_registered_by_entry_point() -> None:
     ):
         args = parser.parse_args(argv)
         assert args.func.__module__ in ("unikernel.cli", "loadtests.cli")
+
+
+def test_a_bad_setting_is_one_clear_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from gateway.cli import main
+
+    monkeypatch.setenv("UNIFAAS_TOKEN", "short")  # a shared token must be 16 characters or more
+    assert main(["up", "--port", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == (
+        "unifaas: error: GatewaySettings token: String should have at least 16 characters"
+    )
+    assert "short" not in err  # the value is never echoed

@@ -22,8 +22,11 @@ pytestmark = pytest.mark.vm
 
 def test_sigterm_finishes_calls_in_flight_and_refuses_new_ones(tmp_path: Path) -> None:
     state = tmp_path / "state"
-    with platform_process(state, max_vms=4, extra_env={"UNIFAAS_IDLE_TARGET": "0"}) as served:
-        token = (state / "token").read_text().strip()
+    # Also a server taking the cluster's token from UNIFAAS_TOKEN: no token file is made.
+    token = "shared-cluster-token-0123456789"
+    env = {"UNIFAAS_IDLE_TARGET": "0", "UNIFAAS_TOKEN": token}
+    with platform_process(state, max_vms=4, extra_env=env) as served:
+        assert not (state / "token").exists()
         auth = {"Authorization": f"Bearer {token}"}
         with httpx.Client(base_url=served.url, headers=auth, timeout=60) as http:
             for name, module, config in (
