@@ -79,9 +79,9 @@ def serving(argv: list[str], url: str, env: dict[str, str], log: Path) -> Iterat
                 try:
                     proc.wait(STOP_WAIT_S)
                 except subprocess.TimeoutExpired:
-                    log.write_text(
-                        log.read_text() + f"\nnot stopped in {STOP_WAIT_S:g} s: killed\n"
-                    )
+                    # Appended through the child's own file: it shares the offset.
+                    out.write(f"\n[launch] not stopped in {STOP_WAIT_S:g} s: killed\n".encode())
+                    out.flush()
                     proc.kill()
                     proc.wait()
             # Whatever it left running (it was killed, or crashed) goes with its group.

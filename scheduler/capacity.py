@@ -81,10 +81,10 @@ class HostMemory:
         """What a pool holding ``vms`` may hold now: ``max_vms``, fewer while memory holds fewer."""
         return min(max_vms, len(vms) + self.room(booting(vms)))
 
-    def room(self, booting: int) -> int:
+    def room(self, booting: int, available_mib: int | None = None) -> int:
         """VMs that may start now; ``booting`` ones are not in the reading yet."""
-        spare = self.available_mib() - self.reserve_mib
-        return max(0, math.floor(spare / self.vm_mib) - booting)
+        available = self.available_mib() if available_mib is None else available_mib
+        return max(0, math.floor((available - self.reserve_mib) / self.vm_mib) - booting)
 
     def shortfall_vms(self) -> int:
         """VMs to stop for available memory to be back above the reserve."""
@@ -92,11 +92,12 @@ class HostMemory:
         return math.ceil(short / self.vm_mib) if short > 0 else 0
 
     def status(self, vms: Collection[VMRecord]) -> MemoryStatus:
+        available = self.available_mib()  # one reading for both fields
         return MemoryStatus(
-            available_mib=self.available_mib(),
+            available_mib=available,
             reserve_mib=self.reserve_mib,
             vm_mib=round(self.vm_mib, 1),
-            room=self.room(booting(vms)),
+            room=self.room(booting(vms), available),
         )
 
 

@@ -116,18 +116,17 @@ class Node:
         confinement = await probe_confinement(self.vm_settings)
         factory = MicroVMFactory(image, self.vm_settings, accel, confinement)
         pool = Pool(factory, self.pool_settings)
-        host = factory.host_limits()
-        memory = pool.status().memory
+        memory = pool.memory
         self.progress(
             f"microVMs: {accel}, up to {pool.max_vms} on this node"
             + (
-                f" while memory allows ({memory.available_mib} MiB available, "
+                f" while memory allows ({memory.available_mib()} MiB available, "
                 f"{memory.reserve_mib} MiB kept for the host)"
                 if memory is not None
                 else ""
             )
         )
-        self.progress(f"confinement: {describe(host.confinement)}")
+        self.progress(f"confinement: {describe(pool.host.confinement)}")
         self._platform = platform = Platform(
             Registry(redis), pool, self.id, autoscale=self.settings.autoscale
         )

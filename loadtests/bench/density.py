@@ -30,6 +30,7 @@ from loadtests.chaos import qemu_children
 from loadtests.errors import BenchError
 from loadtests.launch import platform_process
 from scheduler.capacity import available_mib, read_meminfo
+from scheduler.settings import PoolSettings
 from unikernel.confine import vm_memory_ceiling_mib
 from unikernel.settings import VMSettings
 
@@ -128,7 +129,8 @@ async def _run(
     if not pids:
         raise BenchError("no QEMU was running when the VMs were measured")
     held = status["pool"]["bound"]
-    ceiling_rule = max(1, (available_before - 1024) // ceiling)
+    reserve = PoolSettings().memory_reserve_mib
+    ceiling_rule = max(1, (available_before - reserve) // ceiling)
     cpu_pct = [100 * u / CLOCK_TICKS / elapsed for u in used]
     memory = status["pool"].get("memory") or {}
     return {
