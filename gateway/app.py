@@ -18,24 +18,34 @@ from gateway.errors import (
     error_response,
 )
 from gateway.limits import HeaderLimit
-from gateway.routers import functions, invoke, system
+from gateway.relay import Relay
+from gateway.routers import functions, internal, invoke, system
 from gateway.settings import GatewaySettings
 from gateway.telemetry import Telemetry
+from scheduler.cluster import Cluster
 from scheduler.service import Platform
 from wasm_runtime.errors import UnifaasError
 
 
-def create_app(platform: Platform, token: str, settings: GatewaySettings) -> FastAPI:
-    """Build the app around an already-started platform (its owner stops it)."""
+def create_app(
+    control: Platform | Cluster, token: str, settings: GatewaySettings, relay: Relay | None = None
+) -> FastAPI:
+    """Build the app around an already-started node platform, or a gateway's cluster and
+    its relay to the nodes (their owner stops them)."""
     app = FastAPI(
         title="unifaas",
         version="0.1.0",
         description="WebAssembly functions in unikernel-style microVMs.",
     )
+    platform = control if isinstance(control, Platform) else None
+    if platform is None and relay is None:
+        raise ValueError("a gateway's app needs its relay to the nodes")
+    app.state.control = control
     app.state.platform = platform
+    app.state.relay = relay
     app.state.token = token
     app.state.settings = settings
-    app.state.telemetry = Telemetry(platform)
+    app.state.telemetry = Telemetry(platform, relay)
 
     @app.exception_handler(UnifaasError)
     async def unifaas_error(request: Request, err: UnifaasError) -> JSONResponse:
@@ -54,6 +64,8 @@ def create_app(platform: Platform, token: str, settings: GatewaySettings) -> Fas
     app.include_router(system.router)
     app.include_router(functions.router)
     app.include_router(invoke.router)
+    if platform is not None:
+        app.include_router(internal.router)
     return app
 
 

@@ -67,6 +67,40 @@ def _cmd_up(args: argparse.Namespace) -> int:
     return cmd_up(args)
 
 
+def _cmd_node(args: argparse.Namespace) -> int:
+    from gateway.up import cmd_node
+
+    return cmd_node(args)
+
+
+def _cmd_gateway(args: argparse.Namespace) -> int:
+    from gateway.up import cmd_gateway
+
+    return cmd_gateway(args)
+
+
+def _listen(p: argparse.ArgumentParser, *, cluster: bool) -> None:
+    p.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port to listen on (default 8080)")
+    p.add_argument(
+        "--state-dir",
+        help="token, Redis data and logs (default $UNIFAAS_STATE_DIR or ~/.local/state/unifaas)",
+    )
+    if cluster:
+        p.add_argument(
+            "--redis",
+            metavar="URL",
+            help="the cluster's Redis: redis://HOST:PORT/DB (default $UNIFAAS_REDIS_URL)",
+        )
+        p.add_argument(
+            "--advertise-url",
+            metavar="URL",
+            help="where the others reach this server (default http://HOST:PORT)",
+        )
+    else:
+        p.add_argument("--redis", metavar="URL", help="use this Redis instead of a private one")
+
+
 def _add_up(cli: Registrar) -> None:
     up = cli.command(
         "up",
@@ -75,15 +109,32 @@ def _add_up(cli: Registrar) -> None:
         "microVMs. Without --redis it starts a private redis-server that keeps its data in "
         "the state dir. Stop with Ctrl-C or SIGTERM: every VM it started is stopped.",
     )
-    up.add_argument("--host", help="address to listen on (default 127.0.0.1)")
-    up.add_argument("--port", type=int, help="port to listen on (default 8080)")
-    up.add_argument(
-        "--state-dir",
-        help="token, Redis data and logs (default $UNIFAAS_STATE_DIR or ~/.local/state/unifaas)",
-    )
-    up.add_argument("--redis", metavar="URL", help="use this Redis instead of a private one")
+    _listen(up, cluster=False)
     up.add_argument("--max-vms", type=int, help="microVMs this node may run (default 8)")
     up.set_defaults(func=_cmd_up)
+    node = cli.command(
+        "node",
+        "run a cluster node: scheduler + microVM pool, registered in the cluster's Redis",
+        "Start a node of a cluster: the scheduler and its warm pool of microVMs. It "
+        "registers itself in the cluster's Redis every second (its URL, VMs, free slots, "
+        "warm functions), serves the calls gateways send it, and serves the public API "
+        "too. Every server of a cluster needs the same UNIFAAS_TOKEN. Stop with Ctrl-C or "
+        "SIGTERM: it leaves the cluster, finishes its calls and stops its VMs.",
+    )
+    _listen(node, cluster=True)
+    node.add_argument("--max-vms", type=int, help="microVMs this node may run (default 8)")
+    node.set_defaults(func=_cmd_node)
+    gateway = cli.command(
+        "gateway",
+        "run a stateless gateway: the public API over the cluster's nodes",
+        "Serve the public API (/fn, /v1, /metrics, /dashboard) with no VMs of its own: "
+        "functions are managed in the cluster's Redis and each call goes to a node (one "
+        "with a warm VM of the function first; a call whose node dies is run again once "
+        "on another). Run as many as you like. Every server of a cluster needs the same "
+        "UNIFAAS_TOKEN.",
+    )
+    _listen(gateway, cluster=True)
+    gateway.set_defaults(func=_cmd_gateway)
 
 
 def _add_deploy(cli: Registrar) -> None:

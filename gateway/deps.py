@@ -6,14 +6,37 @@ from fastapi import Request
 
 from gateway.auth import bearer_matches
 from gateway.errors import Unauthorized
+from gateway.relay import Relay
 from gateway.settings import GatewaySettings
 from gateway.telemetry import Telemetry
+from scheduler.control import Control
 from scheduler.service import Platform
 
 
-def platform(request: Request) -> Platform:
-    p: Platform = request.app.state.platform
+def control(request: Request) -> Control:
+    """Function management: a node's platform, or a gateway's cluster."""
+    c: Control = request.app.state.control
+    return c
+
+
+def platform(request: Request) -> Platform | None:
+    """This server's own platform (None on a gateway, which holds no VMs)."""
+    p: Platform | None = request.app.state.platform
     return p
+
+
+def local(request: Request) -> Platform:
+    """This server's own platform, on the routes only a node serves."""
+    p = platform(request)
+    if p is None:
+        raise RuntimeError("a gateway has no platform of its own")
+    return p
+
+
+def relay(request: Request) -> Relay | None:
+    """A gateway's way to its nodes (None on a node: calls run here)."""
+    r: Relay | None = request.app.state.relay
+    return r
 
 
 def telemetry(request: Request) -> Telemetry:

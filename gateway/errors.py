@@ -11,10 +11,12 @@ from starlette.responses import JSONResponse
 
 from scheduler.errors import (
     AccessDenied,
+    BadNodeRequest,
     CapacityExhausted,
     FunctionNotFound,
     InvalidConfig,
     InvocationNotFound,
+    NoNodeAvailable,
     PoolClosed,
     SandboxLost,
     SandboxUnavailable,
@@ -94,6 +96,7 @@ ERROR_TABLE: dict[type[UnifaasError], tuple[int, str]] = {
     InvalidModule: (400, "invalid_module"),
     InvalidConfig: (400, "invalid_config"),
     BadRequest: (400, "bad_request"),
+    BadNodeRequest: (400, "bad_request"),
     RequestInvalid: (422, "invalid_request"),
     MethodNotAllowed: (405, "method_not_allowed"),
     Throttled: (429, "throttled"),
@@ -111,6 +114,7 @@ ERROR_TABLE: dict[type[UnifaasError], tuple[int, str]] = {
     SandboxLost: (503, "sandbox_lost"),
     SandboxUnavailable: (503, "sandbox_unavailable"),
     StateStoreError: (503, "state_store_unavailable"),
+    NoNodeAvailable: (503, "no_node"),
     UnifaasError: (500, "internal"),
 }
 UNKNOWN_ERROR = (500, "internal")
@@ -147,6 +151,7 @@ _BEARER = ErrorHeader("WWW-Authenticate", lambda err: "Bearer", "Bearer")
 ERROR_HEADERS: dict[type[UnifaasError], ErrorHeader] = {
     CapacityExhausted: _RETRY_AFTER,
     Throttled: _RETRY_AFTER,
+    NoNodeAvailable: _RETRY_AFTER,
     SandboxLost: _RETRY_SOON,
     StateStoreError: _RETRY_SOON,
     Unauthorized: _BEARER,

@@ -26,6 +26,9 @@ class GatewaySettings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = 8080
+    # Where the other servers of a cluster reach this one (a node's heartbeat carries it);
+    # unset: http://HOST:PORT, a wildcard HOST replaced by this machine's name.
+    advertise_url: str | None = None
     # Largest request body an invocation accepts; larger gets 413.
     max_body_bytes: int = 6 * 1024 * 1024
     # Largest request head (header names and values) any route accepts; larger gets 431.

@@ -17,8 +17,9 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from gateway.errors import error_message
-from scheduler.service import InvokeOutcome, Platform
+from gateway.observation import Observation
+from gateway.relay import Relay
+from scheduler.service import Platform
 
 # Latency buckets in seconds: TCG warm calls take ~10 ms, cold starts ~2 s.
 BUCKETS = (0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
@@ -147,11 +148,62 @@ def _autoscaler_metrics(platform: Platform) -> Iterator[Metric]:
     yield from (desired, demand, panic, ups)
 
 
+class _ClusterCollector(Collector):
+    """A gateway's view of its nodes, from their heartbeats and its own calls to them."""
+
+    def __init__(self, relay: Relay) -> None:
+        self._relay = relay
+
+    def collect(self) -> Iterator[Metric]:
+        nodes = self._relay.nodes
+        known = nodes.known()
+        yield GaugeMetricFamily(
+            "unifaas_nodes", "nodes this gateway places calls on", value=len(nodes.alive())
+        )
+        labels = ["node"]
+        gauges = {
+            name: GaugeMetricFamily(f"unifaas_node_{name}", help_text, labels=labels)
+            for name, help_text in (
+                ("vms", "microVMs on a node, as its last heartbeat said"),
+                ("max_vms", "most microVMs a node may run"),
+                ("room", "VMs a node can start or bind now, as its last heartbeat said"),
+                ("in_flight", "calls on a node, as its last heartbeat said"),
+                ("relaying", "calls this gateway has on a node now"),
+                ("up", "1 while this gateway places calls on a node"),
+            )
+        }
+        for node, up in known:
+            for name, value in (
+                ("vms", node.vms),
+                ("max_vms", node.max_vms),
+                ("room", node.room),
+                ("in_flight", node.in_flight),
+                ("relaying", nodes.in_flight[node.id]),
+                ("up", 1 if up else 0),
+            ):
+                gauges[name].add_metric([node.id], value)
+        yield from gauges.values()
+        dropped = CounterMetricFamily(
+            "unifaas_node_dropped",
+            "times this gateway stopped placing calls on a node (unreachable, refused, stopping)",
+            labels=labels,
+        )
+        for node_id, count in sorted(nodes.failures.items()):
+            dropped.add_metric([node_id], count)
+        yield dropped
+        yield CounterMetricFamily(
+            "unifaas_relay_reruns",
+            "calls run again on another node after the connection to theirs broke",
+            value=self._relay.reruns,
+        )
+
+
 class Telemetry:
     """Metrics registry plus the short in-memory history the dashboard shows."""
 
-    def __init__(self, platform: Platform) -> None:
+    def __init__(self, platform: Platform | None, relay: Relay | None = None) -> None:
         self.platform = platform
+        self.relay = relay
         self.registry = CollectorRegistry()
         self.invocations = Counter(
             "unifaas_invocations",
@@ -182,7 +234,10 @@ class Telemetry:
             buckets=BUCKETS,
             registry=self.registry,
         )
-        self.registry.register(_PoolCollector(platform))
+        if platform is not None:
+            self.registry.register(_PoolCollector(platform))
+        if relay is not None:
+            self.registry.register(_ClusterCollector(relay))
         self._window: collections.deque[tuple[float, float]] = collections.deque()
         self._recent_errors: collections.deque[dict[str, Any]] = collections.deque(
             maxlen=RECENT_ERRORS
@@ -190,32 +245,28 @@ class Telemetry:
         self._total = 0
         self._error_total = 0
 
-    def observe(self, outcome: InvokeOutcome, status: int, kind: str | None) -> None:
-        """Record one invocation as answered with ``status`` (``kind`` set for errors)."""
-        result = outcome.result
-        start = outcome.start.value if outcome.start else "none"
-        outcome_label = result.outcome.value if result else (kind or "error")
-        self.invocations.labels(outcome.function, outcome_label, start).inc()
-        self.latency.labels(outcome.function).observe(outcome.total_ms / 1000)
-        if outcome.retries:
-            self.retries.labels(outcome.function).inc(outcome.retries)
-        if result is not None:
-            self.vm_latency.labels(outcome.function).observe(result.duration_ms / 1000)
+    def observe(self, seen: Observation) -> None:
+        """Record one invocation as answered."""
+        self.invocations.labels(seen.function, seen.outcome, seen.start).inc()
+        self.latency.labels(seen.function).observe(seen.total_ms / 1000)
+        if seen.retries:
+            self.retries.labels(seen.function).inc(seen.retries)
+        if seen.run_ms is not None:
+            self.vm_latency.labels(seen.function).observe(seen.run_ms / 1000)
         now = time.time()
         self._total += 1
-        self._window.append((now, outcome.total_ms))
-        if kind is not None:
+        self._window.append((now, seen.total_ms))
+        if seen.kind is not None:
             self._error_total += 1
-            self.errors.labels(kind).inc()
-            message = error_message(outcome.error) if outcome.error else ""
+            self.errors.labels(seen.kind).inc()
             self._recent_errors.appendleft(
                 {
                     "time": now,
-                    "function": outcome.function,
-                    "kind": kind,
-                    "status": status,
-                    "message": message[:300],
-                    "invocation_id": outcome.invocation_id,
+                    "function": seen.function,
+                    "kind": seen.kind,
+                    "status": seen.status,
+                    "message": seen.message[:300],
+                    "invocation_id": seen.invocation_id,
                 }
             )
 
@@ -240,6 +291,8 @@ class Telemetry:
         }
 
     def dashboard_data(self) -> dict[str, Any]:
+        if self.platform is None:
+            return self._cluster_data() if self.relay is not None else {}
         now = time.time()
         status = self.platform.pool.status()
         decisions = self.platform.autoscaler.decisions
@@ -280,6 +333,42 @@ class Telemetry:
                     **wanted(fn.ref.name),
                 }
                 for fn in status.functions
+            ],
+            "recent_errors": list(self._recent_errors),
+        }
+
+    def _cluster_data(self) -> dict[str, Any]:
+        """A gateway's dashboard: its own calls, and the nodes' VMs as their beats said
+        (a heartbeat does not split VMs by state: the bound ones are those serving)."""
+        assert self.relay is not None
+        now = time.time()
+        nodes = self.relay.nodes.alive()
+        warm: dict[str, list[int]] = {}
+        for node in nodes:
+            for w in node.warm:
+                counts = warm.setdefault(w.ref, [0, 0])
+                counts[0] += w.vms
+                counts[1] += w.in_flight
+        bound = sum(vms for vms, _ in warm.values())
+        vms = sum(n.vms for n in nodes)
+        return {
+            "time": now,
+            "node": f"gateway {self.relay.nodes_label()}",
+            "pool": {
+                "vms": vms,
+                "max_vms": sum(n.max_vms for n in nodes),
+                "booting": 0,
+                "idle": max(0, vms - bound),
+                "loading": 0,
+                "bound": bound,
+                "draining": 0,
+                "queue_depth": sum(n.queue_depth for n in nodes),
+            },
+            "totals": {"invocations": self._total, "errors": self._error_total, "starts": {}},
+            "latency_ms": self._latency(now),
+            "functions": [
+                {"key": ref, "vms": v, "in_flight": f, "wanted": None, "panic": False}
+                for ref, (v, f) in sorted(warm.items())
             ],
             "recent_errors": list(self._recent_errors),
         }

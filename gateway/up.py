@@ -1,8 +1,14 @@
-"""``unifaas up``: one node in the foreground, with the HTTP gateway served on top of it.
+"""The three server roles, one HTTP server each, in the foreground:
 
-The node (Redis, image, pool, heartbeat: :class:`scheduler.node.Node`) is
-started first and stopped last; uvicorn serves in between. Everything is
-stopped in reverse order on every way out (SIGINT/SIGTERM, errors at start-up, ...).
+- ``unifaas up``: one node (:class:`scheduler.node.Node`: Redis, image, pool,
+  heartbeat) with the public API on top. The one-machine default.
+- ``unifaas node``: the same against a shared Redis: it registers itself, and
+  gateways send it calls through its internal API.
+- ``unifaas gateway``: the public API with no VMs and no state of its own; calls
+  go to the nodes (:mod:`gateway.relay`). Run as many as you like.
+
+Everything a role starts is stopped in reverse order on every way out
+(SIGINT/SIGTERM, errors at start-up, ...).
 """
 
 from __future__ import annotations
@@ -11,16 +17,25 @@ import argparse
 import asyncio
 import contextlib
 import signal
+import socket
+import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import uvicorn
+from fastapi import FastAPI
 
 from gateway.app import create_app
 from gateway.auth import load_or_create_token, token_path
+from gateway.relay import Relay
 from gateway.settings import GatewaySettings, given
+from scheduler.cluster import Cluster
 from scheduler.node import Node
+from scheduler.redis_server import connect
+from scheduler.registry import Registry
 from scheduler.settings import NodeSettings, PoolSettings
 from wasm_runtime.cliargs import progress
+from wasm_runtime.errors import UsageError
 
 
 class _Server(uvicorn.Server):
@@ -32,42 +47,119 @@ class _Server(uvicorn.Server):
         yield
 
 
-async def serve(settings: GatewaySettings, node_settings: NodeSettings, pool: PoolSettings) -> None:
-    url = f"http://{settings.host}:{settings.port}"
+def _token(settings: GatewaySettings, state_dir: Path) -> tuple[str, str]:
+    """The token and where it came from."""
+    if settings.token:
+        return settings.token, "from UNIFAAS_TOKEN"
+    return load_or_create_token(state_dir), f"in {token_path(state_dir)}"
+
+
+def advertised_url(settings: GatewaySettings) -> str:
+    """Where the others reach this server: as set, else the address it listens on
+    (a wildcard address is replaced by this host's name)."""
+    if settings.advertise_url:
+        return settings.advertise_url.rstrip("/")
+    host = settings.host
+    if host in ("0.0.0.0", "::", ""):
+        host = socket.getfqdn()
+    return f"http://{host}:{settings.port}"
+
+
+async def _run(app: FastAPI, settings: GatewaySettings, banner: str) -> None:
+    server = _Server(
+        uvicorn.Config(
+            app,
+            host=settings.host,
+            port=settings.port,
+            log_level="warning",
+            lifespan="off",
+            timeout_graceful_shutdown=int(settings.drain_timeout_s),
+        )
+    )
+    loop = asyncio.get_running_loop()
+    with contextlib.ExitStack() as stack:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, setattr, server, "should_exit", True)
+            stack.callback(loop.remove_signal_handler, sig)
+        progress(banner)
+        await server.serve()
+    progress("unifaas: stopping")
+
+
+async def serve(
+    settings: GatewaySettings,
+    node_settings: NodeSettings,
+    pool: PoolSettings,
+    *,
+    role: str = "up",
+) -> None:
+    """``up`` or ``node``: a node and the HTTP server on top of it."""
+    url = advertised_url(settings)
     async with Node(node_settings, pool, url=url, progress=progress) as node:
-        token = settings.token or load_or_create_token(node_settings.state_dir)
-        where = (
-            "from UNIFAAS_TOKEN" if settings.token else f"in {token_path(node_settings.state_dir)}"
-        )
+        token, where = _token(settings, node_settings.state_dir)
         app = create_app(node.platform, token, settings)
-        server = _Server(
-            uvicorn.Config(
-                app,
-                host=settings.host,
-                port=settings.port,
-                log_level="warning",
-                lifespan="off",
-                timeout_graceful_shutdown=int(settings.drain_timeout_s),
-            )
+        await _run(app, settings, f"unifaas {role} {node.id} listening on {url} (token {where})")
+
+
+async def serve_gateway(settings: GatewaySettings, node_settings: NodeSettings) -> None:
+    """``gateway``: the public API over the nodes registered in Redis."""
+    if node_settings.redis_url is None:
+        raise UsageError("a gateway needs the cluster's Redis: --redis URL or UNIFAAS_REDIS_URL")
+    token, where = _token(settings, node_settings.state_dir)
+    redis = await connect(node_settings.redis_url)
+    gateway_id = f"gw-{socket.gethostname()}-{uuid.uuid4().hex[:6]}"
+    cluster = Cluster(Registry(redis), gateway_id)
+    relay = Relay(cluster.nodes, token)
+    follow = asyncio.create_task(cluster.nodes.follow(), name="node-directory")
+    try:
+        await cluster.nodes.refresh()
+        app = create_app(cluster, token, settings, relay)
+        count = len(cluster.nodes.alive())
+        await _run(
+            app,
+            settings,
+            f"unifaas gateway {gateway_id} listening on {advertised_url(settings)} "
+            f"({count} node{'s' if count != 1 else ''} now; token {where})",
         )
-        loop = asyncio.get_running_loop()
-        with contextlib.ExitStack() as stack:
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.add_signal_handler(sig, setattr, server, "should_exit", True)
-                stack.callback(loop.remove_signal_handler, sig)
-            progress(f"unifaas listening on {url} (token {where})")
-            await server.serve()
-        progress("unifaas: stopping")
+    finally:
+        follow.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await follow
+        await relay.close()
+        await redis.aclose()
+
+
+def _settings(args: argparse.Namespace) -> tuple[GatewaySettings, NodeSettings]:
+    return (
+        GatewaySettings(
+            **given(
+                host=args.host,
+                port=args.port,
+                advertise_url=getattr(args, "advertise_url", None),
+            )
+        ),
+        NodeSettings(**given(state_dir=args.state_dir, redis_url=args.redis)),
+    )
 
 
 def cmd_up(args: argparse.Namespace) -> int:
     # Not uvloop, though it would speed the host path: qemu.qmp passes descriptors
     # (snapshots) through the loop's socket, which uvloop's pseudo-sockets cannot do.
-    asyncio.run(
-        serve(
-            GatewaySettings(**given(host=args.host, port=args.port)),
-            NodeSettings(**given(state_dir=args.state_dir, redis_url=args.redis)),
-            PoolSettings(**given(max_vms=args.max_vms)),
-        )
-    )
+    settings, node_settings = _settings(args)
+    asyncio.run(serve(settings, node_settings, PoolSettings(**given(max_vms=args.max_vms))))
+    return 0
+
+
+def cmd_node(args: argparse.Namespace) -> int:
+    settings, node_settings = _settings(args)
+    if node_settings.redis_url is None:
+        raise UsageError("a node needs the cluster's Redis: --redis URL or UNIFAAS_REDIS_URL")
+    pool = PoolSettings(**given(max_vms=args.max_vms))
+    asyncio.run(serve(settings, node_settings, pool, role="node"))
+    return 0
+
+
+def cmd_gateway(args: argparse.Namespace) -> int:
+    settings, node_settings = _settings(args)
+    asyncio.run(serve_gateway(settings, node_settings))
     return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 from typing import Any
 
 from scheduler.capacity import MemoryStatus
@@ -31,8 +32,13 @@ def confinement_json(c: HostConfinement) -> dict[str, Any]:
     return d
 
 
-def node_json(node: NodeRecord) -> dict[str, Any]:
-    return node.to_dict()
+def node_json(node: NodeRecord, *, alive: bool = True) -> dict[str, Any]:
+    return {
+        **node.to_dict(),
+        "alive": alive,
+        "free_slots": sum(w.free_slots for w in node.warm),
+        "seen_s_ago": round(max(0.0, time.time() - node.seen_at), 3),
+    }
 
 
 def function_vms_json(functions: tuple[FunctionVMs, ...]) -> dict[str, dict[str, int]]:

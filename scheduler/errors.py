@@ -118,3 +118,20 @@ class InvocationNotFound(SchedulerError):
     def __init__(self, invocation_id: str) -> None:
         super().__init__(f"invocation {invocation_id!r} does not exist (or its record expired)")
         self.invocation_id = invocation_id
+
+
+class NodeLost(SandboxLost):
+    """The node running a call went away (or its connection broke) before it answered,
+    and the one run again elsewhere was lost too."""
+
+
+class NoNodeAvailable(SchedulerError):
+    """A gateway has no live node to place a call on (none registered, or none reachable)."""
+
+    def __init__(self, message: str, retry_after_s: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class BadNodeRequest(SchedulerError):
+    """A gateway's request to a node's internal API cannot be read (a bug or a stranger)."""

@@ -107,6 +107,12 @@ class FunctionRef:
     def __str__(self) -> str:
         return f"{self.name}@{self.version}"
 
+    @classmethod
+    def parse(cls, text: str) -> FunctionRef:
+        """The inverse of ``str``: ``name@version``."""
+        name, _, version = text.rpartition("@")
+        return cls(name, int(version))
+
 
 @dataclasses.dataclass(frozen=True)
 class FunctionVersion:
@@ -154,23 +160,47 @@ class InvocationRecord:
 
 
 @dataclasses.dataclass(frozen=True)
+class WarmVersion:
+    """A function version with bound VMs on a node, as its heartbeat tells the gateways."""
+
+    ref: str  # name@version
+    vms: int
+    in_flight: int
+    free_slots: int  # calls its bound VMs take now without waiting
+
+    @property
+    def name(self) -> str:
+        return self.ref.rpartition("@")[0]
+
+
+@dataclasses.dataclass(frozen=True)
 class NodeRecord:
-    """What a node says of itself in its heartbeat (and ``GET /v1/status`` lists)."""
+    """What a node says of itself in its heartbeat (``GET /v1/nodes`` lists these)."""
 
     id: str
     host: str
     pid: int
-    url: str  # where its gateway listens
+    url: str  # where its HTTP server listens (public API and the gateways' internal one)
     started_at: float
     seen_at: float  # time of its last heartbeat
     vms: int
     max_vms: int
     queue_depth: int
-    functions: list[str]  # function versions with VMs on it, as name@version
+    room: int = 0  # VMs it can start or bind now: idle generic ones plus free capacity
+    in_flight: int = 0  # calls running or waiting on it
+    warm: tuple[WarmVersion, ...] = ()
+
+    def warm_slots(self, function: str) -> int:
+        """Free slots of the function's bound VMs here (any version)."""
+        return sum(w.free_slots for w in self.warm if w.name == function)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> NodeRecord:
-        return cls(**known_fields(cls, data))
+        fields = known_fields(cls, data)
+        fields["warm"] = tuple(
+            WarmVersion(**known_fields(WarmVersion, w)) for w in fields.get("warm", ())
+        )
+        return cls(**fields)

@@ -10,15 +10,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import socket
-import time
 import uuid
 from collections.abc import Callable
 from types import TracebackType
 
-from scheduler.errors import StateStoreError
-from scheduler.model import NodeRecord
+from scheduler.heartbeat import Heartbeat
 from scheduler.pool import Pool
 from scheduler.redis_server import EmbeddedRedis, connect
 from scheduler.registry import Registry
@@ -74,9 +71,9 @@ class Node:
         self.progress = progress
         self.host = socket.gethostname()
         self.id = f"{self.host}-{uuid.uuid4().hex[:6]}"
-        self.started_at = time.time()
         self._stack = contextlib.AsyncExitStack()
         self._platform: Platform | None = None
+        self.heartbeat: Heartbeat | None = None
         self.embedded_redis: EmbeddedRedis | None = None  # when no Redis URL was given
 
     @property
@@ -134,35 +131,6 @@ class Node:
         await pool.start()
         await platform.start()
         await platform.warm_up()
-        beat = asyncio.create_task(self._heartbeat(), name="node-heartbeat")
-        stack.callback(beat.cancel)
-
-    def record(self) -> NodeRecord:
-        status = self.platform.pool.status()
-        return NodeRecord(
-            id=self.id,
-            host=self.host,
-            pid=os.getpid(),
-            url=self.url,
-            started_at=self.started_at,
-            seen_at=time.time(),
-            vms=status.vms,
-            max_vms=status.max_vms,
-            queue_depth=status.queue_depth,
-            functions=[str(f.ref) for f in status.functions],
+        self.heartbeat = await stack.enter_async_context(
+            Heartbeat(platform, self.url, settings.heartbeat_s)
         )
-
-    async def _heartbeat(self) -> None:
-        """Beat until cancelled; an unreachable state store costs beats, not the heartbeat."""
-        reachable = True
-        while True:
-            try:
-                await self.platform.registry.register_node(self.record())
-                if not reachable:
-                    log.warning("heartbeat: state store reachable again")
-                reachable = True
-            except StateStoreError as err:
-                if reachable:
-                    log.warning("heartbeat: state store unreachable (%s); still beating", err)
-                reachable = False
-            await asyncio.sleep(self.settings.heartbeat_s)

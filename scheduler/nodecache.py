@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+from collections.abc import Callable
 
 from scheduler.errors import StateStoreError
 from scheduler.model import FunctionVersion
@@ -29,8 +30,14 @@ BLOB_BUDGET_BYTES = 256 * 1024 * 1024
 
 
 class NodeCache:
-    def __init__(self, registry: Registry, blob_budget_bytes: int = BLOB_BUDGET_BYTES) -> None:
+    def __init__(
+        self,
+        registry: Registry,
+        blob_budget_bytes: int = BLOB_BUDGET_BYTES,
+        on_change: Callable[[str], None] | None = None,
+    ) -> None:
         self.registry = registry
+        self._on_change = on_change  # told the name of each function a notification names
         self._versions: dict[str, FunctionVersion] = {}
         self._blobs: collections.OrderedDict[str, bytes] = collections.OrderedDict()
         self._blob_bytes = 0
@@ -91,6 +98,8 @@ class NodeCache:
                 async for name in self.registry.state.changes():
                     if name:
                         self.forget(name)
+                        if self._on_change is not None:
+                            self._on_change(name)
                         continue
                     # Subscribed: what was cached before may have missed a change.
                     self.forget()

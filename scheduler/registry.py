@@ -315,9 +315,13 @@ class Registry:
 
     # nodes
 
-    async def register_node(self, node: NodeRecord) -> None:
-        """Heartbeat: (re)register a node; it drops out of list_nodes when beats stop."""
-        await self.state.put_node(node.id, node.to_dict())
+    async def register_node(self, node: NodeRecord, ttl_s: float) -> None:
+        """Heartbeat: (re)register a node; it drops out of list_nodes ``ttl_s`` after
+        beats stop."""
+        await self.state.put_node(node.id, node.to_dict(), ttl_s)
+
+    async def unregister_node(self, node_id: str) -> None:
+        await self.state.remove_node(node_id)
 
     async def list_nodes(self) -> builtins.list[NodeRecord]:
         """Live nodes, by id."""

@@ -15,11 +15,10 @@ import uuid
 from typing import Any
 
 from scheduler.autoscaler import Autoscaler
-from scheduler.errors import AccessDenied, SandboxLost, SchedulerError
+from scheduler.control import Control
+from scheduler.errors import AccessDenied, FunctionNotFound, SandboxLost, SchedulerError
 from scheduler.model import (
     STDERR_TAIL_BYTES,
-    FunctionConfig,
-    FunctionInfo,
     FunctionVersion,
     InvocationRecord,
     StartKind,
@@ -50,13 +49,6 @@ class InvokeRequest:
     authorized: bool = False  # the caller presented the management token
 
 
-@dataclasses.dataclass(frozen=True)
-class FunctionDescription:
-    info: FunctionInfo
-    versions: list[FunctionVersion]
-    vms: tuple[FunctionVMs, ...]  # its versions' VMs on this node
-
-
 @dataclasses.dataclass
 class InvokeOutcome:
     """What the gateway turns into a response: either a response or a typed error."""
@@ -82,16 +74,15 @@ class InvokeOutcome:
         return self.stderr[-STDERR_TAIL_BYTES:]
 
 
-class Platform:
+class Platform(Control):
     """One node's platform: a registry in Redis and a warm pool of microVMs."""
 
     def __init__(
         self, registry: Registry, pool: Pool, node_id: str, *, autoscale: bool = True
     ) -> None:
-        self.registry = registry
+        super().__init__(registry, node_id)
         self.pool = pool
-        self.node_id = node_id
-        self.cache = NodeCache(registry)
+        self.cache = NodeCache(registry, on_change=self._heard)
         self.records = RecordWriter(registry)
         self.throttle = Throttle()
         self.autoscaler = Autoscaler(pool, self.cache, self.throttle, self._loader)
@@ -118,35 +109,32 @@ class Platform:
         return load
 
     # -- management -----------------------------------------------------------
-    async def deploy(
-        self, name: str, module: bytes, config: FunctionConfig, files_tar: bytes | None = None
-    ) -> FunctionVersion:
-        fv = await self.registry.deploy(name, module, config, files_tar)
+    async def changed(self, name: str, current: FunctionVersion | None) -> None:
+        """A function's current version is ``current`` now (None: it was deleted): drain
+        what no longer serves, start its min_warm VMs. Idempotent, for the notification
+        of this node's own change arrives too."""
         self.cache.forget(name)
-        await self.pool.drain(name, keep=fv.ref)
-        if fv.config.min_warm:
-            self._spawn(self.pool.ensure_min_warm(fv, self._loader(fv)))
-        return fv
+        if current is None:
+            self.throttle.forget(name)
+            await self.pool.drain(name)
+            return
+        await self.pool.drain(name, keep=current.ref)
+        if current.config.min_warm:
+            self._spawn(self.pool.ensure_min_warm(current, self._loader(current)))
 
-    async def rollback(self, name: str, to: int | None = None) -> FunctionVersion:
-        fv = await self.registry.rollback(name, to)
-        self.cache.forget(name)
-        await self.pool.drain(name, keep=fv.ref)
-        return fv
+    def _heard(self, name: str) -> None:
+        """Another server (a gateway, another node) changed ``name``."""
+        self._spawn(self._apply_heard(name))
 
-    async def delete(self, name: str) -> None:
-        await self.registry.delete(name)
-        self.cache.forget(name)
-        self.throttle.forget(name)
-        await self.pool.drain(name)
+    async def _apply_heard(self, name: str) -> None:
+        try:
+            current: FunctionVersion | None = await self.registry.current(name)
+        except FunctionNotFound:
+            current = None
+        await self.changed(name, current)
 
-    async def describe(self, name: str) -> FunctionDescription:
-        info = await self.registry.get(name)
-        versions = [await self.registry.version(name, v) for v in info.versions]
-        return FunctionDescription(info, versions, self.pool.status().of(name))
-
-    async def list(self) -> list[FunctionInfo]:
-        return await self.registry.list()
+    def vms_of(self, name: str) -> tuple[FunctionVMs, ...]:
+        return self.pool.status().of(name)
 
     async def warm_up(self) -> None:
         """After a restart: bring every function's min_warm VMs back."""

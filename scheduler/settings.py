@@ -32,9 +32,9 @@ class NodeSettings(BaseSettings):
     # Redis shared by all nodes and gateways; None = start a private redis-server
     # on a unix socket under state_dir (single-machine default).
     redis_url: str | None = None
-    # How often the node re-registers itself in Redis (its record expires
-    # after scheduler.state.NODE_TTL_S without one).
-    heartbeat_s: float = Field(default=5.0, gt=0)
+    # How often the node re-registers itself in Redis; its record expires after
+    # three beats missed (scheduler.heartbeat.HEARTBEATS_TO_LIVE), and gateways drop it.
+    heartbeat_s: float = Field(default=1.0, gt=0)
     # Add VMs to a busy function before its slots run out (scheduler.autoscaler).
     autoscale: bool = True
 

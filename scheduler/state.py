@@ -16,8 +16,8 @@ in the project builds a key or runs a command. Keys (all under ``unifaas:``)::
     unifaas:inv:{id}                    STRING  JSON invocation record, expires after
                                                 INVOCATION_TTL_S
     unifaas:nodes                       SET     ids of nodes that registered (pruned lazily)
-    unifaas:node:{id}                   STRING  JSON node info, expires after NODE_TTL_S
-                                                unless the node heartbeats again
+    unifaas:node:{id}                   STRING  JSON node info, expires after the node's TTL
+                                                (a few heartbeats) unless it beats again
     unifaas:changes                     CHANNEL pub/sub: the name of a function whose
                                                 current version changed (deploy, rollback,
                                                 delete), for the nodes' caches
@@ -45,8 +45,9 @@ PREFIX = "unifaas:"
 # Invocation records are kept for a day; `logs` shows at most this many per function.
 INVOCATION_TTL_S = 24 * 3600
 RECENT_INVOCATIONS = 200
-# A node that has not heartbeated for this long is gone (nodes beat every ~5 s).
-NODE_TTL_S = 30
+# A node that has not heartbeated for this long is gone, unless it says otherwise
+# (nodes beat every second and ask for three).
+NODE_TTL_S = 3.0
 # Waits between attempts while Redis is unreachable: soon at first, then every
 # 2 s (resubscribing to changes, writing kept records).
 OUTAGE_BACKOFF_S = (0.1, 0.2, 0.5, 1.0, 2.0)
@@ -360,12 +361,20 @@ class StateStore:
 
     # nodes
 
-    async def put_node(self, node_id: str, info: dict[str, Any], ttl_s: int = NODE_TTL_S) -> None:
+    async def put_node(self, node_id: str, info: dict[str, Any], ttl_s: float = NODE_TTL_S) -> None:
         """Register or refresh a node; it disappears ``ttl_s`` after its last heartbeat."""
         with _translated("register node"):
             async with self._r.pipeline(transaction=True) as pipe:
-                pipe.set(node_key(node_id), json.dumps(info), ex=ttl_s)
+                pipe.set(node_key(node_id), json.dumps(info), px=max(1, int(ttl_s * 1000)))
                 pipe.sadd(nodes_key(), node_id)
+                await pipe.execute()
+
+    async def remove_node(self, node_id: str) -> None:
+        """A stopping node leaves at once rather than when its record expires."""
+        with _translated("remove node"):
+            async with self._r.pipeline(transaction=True) as pipe:
+                pipe.delete(node_key(node_id))
+                pipe.srem(nodes_key(), node_id)
                 await pipe.execute()
 
     async def nodes(self) -> dict[str, dict[str, Any]]:

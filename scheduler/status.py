@@ -32,6 +32,7 @@ class FunctionVMs:
     vms: int  # booting, loading, bound or draining for this version
     in_flight: int  # calls running on them (and boots/loads reserved for calls)
     draining: int
+    free_slots: int = 0  # calls its bound VMs take now without waiting
 
 
 @dataclasses.dataclass(frozen=True)
@@ -133,6 +134,11 @@ def summarize(
                 vms=len(group),
                 in_flight=sum(vm.in_flight for vm in group),
                 draining=sum(vm.state is VMState.DRAINING for vm in group),
+                free_slots=sum(
+                    max(0, vm.fv.config.concurrency - vm.in_flight)
+                    for vm in group
+                    if vm.state is VMState.BOUND and vm.fv is not None
+                ),
             )
             for ref, group in sorted(per_version.items())
         ),

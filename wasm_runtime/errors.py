@@ -36,8 +36,11 @@ guest agent) imports it. Each package defines its own sub-root in its
     |   +-- PoolClosed                    the pool is shutting down
     |   +-- SandboxError                  a VM failed the platform (from UnikernelError, once)
     |   |   +-- SandboxLost               the VM of a call went away before it answered
+    |   |   |   +-- NodeLost              ... its node went away, twice (gateway to node)
     |   |   +-- SandboxUnavailable        no VM could be started for a call
     |   +-- InvalidTransition(vm_id, state, event)  a pool VM was driven against its table
+    |   +-- NoNodeAvailable(retry_after_s)  a gateway has no live node for a call
+    |   +-- BadNodeRequest                a node's internal API got an unreadable request
     |   +-- StateStoreError               Redis unreachable or erroring (translated once)
     |       +-- RedisNotInstalled(binary)
     |       +-- RedisStartError(log_tail)

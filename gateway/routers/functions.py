@@ -117,7 +117,7 @@ def _parse_config(text: str) -> FunctionConfig:
 async def deploy(request: Request, name: str) -> dict[str, Any]:
     parts = await _deploy_parts(request, deps.settings(request).max_deploy_bytes)
     config = _parse_config(parts.get("config", b"").decode(errors="replace"))
-    fv = await deps.platform(request).deploy(name, parts["module"], config, parts.get("files"))
+    fv = await deps.control(request).deploy(name, parts["module"], config, parts.get("files"))
     return version_json(fv)
 
 
@@ -127,12 +127,12 @@ NAMED = error_responses(*MANAGEMENT, FunctionNotFound)
 
 @router.get("/functions", summary="List functions")
 async def list_functions(request: Request) -> list[dict[str, Any]]:
-    return [info_json(i) for i in await deps.platform(request).list()]
+    return [info_json(i) for i in await deps.control(request).list()]
 
 
 @router.get("/functions/{name}", summary="Describe a function", responses=NAMED)
 async def describe(request: Request, name: str) -> dict[str, Any]:
-    d = await deps.platform(request).describe(name)
+    d = await deps.control(request).describe(name)
     return {
         **info_json(d.info),
         "versions": [version_json(v) for v in d.versions],
@@ -144,7 +144,7 @@ async def describe(request: Request, name: str) -> dict[str, Any]:
     "/functions/{name}", summary="Delete a function and all its versions", responses=NAMED
 )
 async def delete(request: Request, name: str) -> dict[str, Any]:
-    await deps.platform(request).delete(name)
+    await deps.control(request).delete(name)
     return {"deleted": name}
 
 
@@ -156,7 +156,7 @@ async def rollback(
     name: str,
     to: Annotated[int | None, Query(ge=1, description="default: the version before")] = None,
 ) -> dict[str, Any]:
-    return version_json(await deps.platform(request).rollback(name, to))
+    return version_json(await deps.control(request).rollback(name, to))
 
 
 @router.get("/functions/{name}/invocations", summary="Recent invocations (logs)", responses=NAMED)
@@ -165,9 +165,8 @@ async def logs(
     name: str,
     limit: Annotated[int, Query(ge=1, le=LOGS_MAX, description="newest first")] = 50,
 ) -> list[dict[str, Any]]:
-    platform = deps.platform(request)
-    await platform.registry.get(name)  # 404 for unknown functions
-    return [record_json(r) for r in await platform.registry.recent_invocations(name, limit)]
+    records = await deps.control(request).recent_invocations(name, limit)
+    return [record_json(r) for r in records]
 
 
 @router.get(
@@ -176,4 +175,4 @@ async def logs(
     responses=error_responses(*MANAGEMENT, InvocationNotFound),
 )
 async def invocation(request: Request, invocation_id: str) -> dict[str, Any]:
-    return record_json(await deps.platform(request).registry.invocation(invocation_id))
+    return record_json(await deps.control(request).invocation(invocation_id))

@@ -27,18 +27,41 @@ async def healthz() -> dict[str, str]:
 
 @router.get(
     "/v1/status",
-    summary="Nodes and pool",
+    summary="This server, its pool (on a node) and the cluster's nodes",
     dependencies=[Depends(deps.require_token)],
     responses=error_responses(*MANAGEMENT),
 )
 async def status(request: Request) -> dict[str, Any]:
     platform = deps.platform(request)
+    nodes = await _nodes(request)
+    if platform is None:
+        return {"role": "gateway", "node": deps.control(request).node_id, "nodes": nodes}
     return {
+        "role": "node",
         "node": platform.node_id,
         "pool": pool_json(platform.pool.status()),
         "confinement": confinement_json(platform.pool.host.confinement),
-        "nodes": [node_json(n) for n in await platform.registry.list_nodes()],
+        "nodes": nodes,
     }
+
+
+@router.get(
+    "/v1/nodes",
+    summary="The nodes that run VMs: URL, liveness, VMs, free slots, warm functions",
+    dependencies=[Depends(deps.require_token)],
+    responses=error_responses(*MANAGEMENT),
+)
+async def nodes(request: Request) -> list[dict[str, Any]]:
+    return await _nodes(request)
+
+
+async def _nodes(request: Request) -> list[dict[str, Any]]:
+    """Every node with a live record; ``alive`` false for one this gateway gave up on
+    until its next heartbeat."""
+    records = await deps.control(request).registry.list_nodes()
+    relay = deps.relay(request)
+    down = set() if relay is None else {n.id for n, up in relay.nodes.known() if not up}
+    return [node_json(n, alive=n.id not in down) for n in records]
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)

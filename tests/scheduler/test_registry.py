@@ -14,7 +14,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from scheduler.errors import FunctionNotFound, InvalidConfig, InvocationNotFound
-from scheduler.model import FunctionConfig, InvocationRecord, NodeRecord, StartKind
+from scheduler.model import FunctionConfig, InvocationRecord, NodeRecord, StartKind, WarmVersion
 from scheduler.registry import Registry
 from tests.conftest import artifact, wasm
 from wasm_runtime.compiler import CompileLimits, precompile_isolated
@@ -196,15 +196,19 @@ async def test_invocation_records(registry: Registry) -> None:
 
 
 def node(node_id: str, host: str, vms: int) -> NodeRecord:
-    return NodeRecord(node_id, host, 1, "http://h:1", 10.0, 11.0, vms, 8, 0, ["f@1"])
+    warm = (WarmVersion("f@1", vms=1, in_flight=1, free_slots=3),)
+    return NodeRecord(node_id, host, 1, "http://h:1", 10.0, 11.0, vms, 8, 0, 2, 1, warm)
 
 
 async def test_nodes(registry: Registry) -> None:
     assert await registry.list_nodes() == []
-    await registry.register_node(node("n1", "h", 2))
-    await registry.register_node(node("n1", "h", 3))
-    await registry.register_node(node("n2", "k", 0))
+    await registry.register_node(node("n1", "h", 2), ttl_s=3)
+    await registry.register_node(node("n1", "h", 3), ttl_s=3)
+    await registry.register_node(node("n2", "k", 0), ttl_s=3)
     assert await registry.list_nodes() == [node("n1", "h", 3), node("n2", "k", 0)]
+    assert (await registry.list_nodes())[0].warm_slots("f") == 3
+    await registry.unregister_node("n1")
+    assert [n.id for n in await registry.list_nodes()] == ["n2"]
 
 
 async def test_deploy_compiles_off_the_event_loop(registry: Registry) -> None:

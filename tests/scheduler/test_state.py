@@ -113,8 +113,8 @@ async def test_invocations_expire_and_recent_list_is_capped(
 
 async def test_nodes_expire_and_are_pruned(store: StateStore, redis: aioredis.Redis) -> None:
     await store.put_node("a", {"host": "h1"})
-    await store.put_node("b", {"host": "h2"}, ttl_s=1)
-    assert await redis.ttl(state.node_key("a")) > 0
+    await store.put_node("b", {"host": "h2"}, ttl_s=1.5)
+    assert 0 < await redis.pttl(state.node_key("b")) <= 1500
     await redis.delete(state.node_key("b"))  # as if its heartbeat expired
     assert await store.nodes() == {"a": {"host": "h1"}}
     assert await redis.smembers(state.nodes_key()) == {b"a"}

@@ -1,0 +1,68 @@
+"""Managing functions through the registry: the part every server role shares.
+
+A node (:class:`~scheduler.service.Platform`) also acts on its own pool at once
+when a function changes; a gateway (:class:`~scheduler.cluster.Cluster`) holds
+no VMs and leaves that to the nodes, which hear of every change by the
+registry's notification. Both answer ``describe`` with the VMs they can see.
+"""
+
+from __future__ import annotations
+
+import builtins
+import dataclasses
+
+from scheduler.model import FunctionConfig, FunctionInfo, FunctionVersion, InvocationRecord
+from scheduler.registry import Registry
+from scheduler.status import FunctionVMs
+
+
+@dataclasses.dataclass(frozen=True)
+class FunctionDescription:
+    info: FunctionInfo
+    versions: list[FunctionVersion]
+    vms: tuple[FunctionVMs, ...]  # its versions' VMs (on this node, or across the cluster)
+
+
+class Control:
+    """Deploy, roll back, delete, list and describe functions; read their records."""
+
+    def __init__(self, registry: Registry, node_id: str) -> None:
+        self.registry = registry
+        self.node_id = node_id  # this server's id (a node's, or a gateway's)
+
+    async def deploy(
+        self, name: str, module: bytes, config: FunctionConfig, files_tar: bytes | None = None
+    ) -> FunctionVersion:
+        fv = await self.registry.deploy(name, module, config, files_tar)
+        await self.changed(name, fv)
+        return fv
+
+    async def rollback(self, name: str, to: int | None = None) -> FunctionVersion:
+        fv = await self.registry.rollback(name, to)
+        await self.changed(name, fv)
+        return fv
+
+    async def delete(self, name: str) -> None:
+        await self.registry.delete(name)
+        await self.changed(name, None)
+
+    async def describe(self, name: str) -> FunctionDescription:
+        info = await self.registry.get(name)
+        versions = [await self.registry.version(name, v) for v in info.versions]
+        return FunctionDescription(info, versions, self.vms_of(name))
+
+    async def list(self) -> builtins.list[FunctionInfo]:
+        return await self.registry.list()
+
+    async def recent_invocations(self, name: str, limit: int) -> builtins.list[InvocationRecord]:
+        await self.registry.get(name)  # FunctionNotFound for unknown functions
+        return await self.registry.recent_invocations(name, limit)
+
+    async def invocation(self, invocation_id: str) -> InvocationRecord:
+        return await self.registry.invocation(invocation_id)
+
+    async def changed(self, name: str, current: FunctionVersion | None) -> None:
+        """This server changed ``name`` (None: deleted); the others hear it from Redis."""
+
+    def vms_of(self, name: str) -> tuple[FunctionVMs, ...]:
+        return ()
