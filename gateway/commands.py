@@ -198,20 +198,44 @@ def cmd_status(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(status)
         return 0
-    print(f"node {status['node']}")
-    pool = status["pool"]
-    for key in sorted(k for k in pool if k != "functions"):
-        print(f"  {key}: {pool[key]}")
-    for key, info in sorted(pool.get("functions", {}).items()):
-        print(f"  {key}: {info}")
-    confinement = status.get("confinement", {})
-    print("VM confinement:")
-    for key, value in confinement.items():
-        if key != "not_applied":
-            print(f"  {key}: {value}")
-    for why in confinement.get("not_applied", []):
-        print(f"  NOT APPLIED {why}")
-    print(f"nodes: {len(status['nodes'])}")
-    for node in status["nodes"]:
-        print(f"  {node}")
+    print(f"{status.get('role', 'node')} {status['node']}")
+    pool = status.get("pool")
+    if pool is not None:
+        for key in sorted(k for k in pool if k != "functions"):
+            print(f"  {key}: {pool[key]}")
+        for key, info in sorted(pool.get("functions", {}).items()):
+            print(f"  {key}: {info}")
+    confinement = status.get("confinement")
+    if confinement is not None:
+        print("VM confinement:")
+        for key, value in confinement.items():
+            if key != "not_applied":
+                print(f"  {key}: {value}")
+        for why in confinement.get("not_applied", []):
+            print(f"  NOT APPLIED {why}")
+    print_nodes(status["nodes"])
     return 0
+
+
+def print_nodes(nodes: list[dict[str, Any]]) -> None:
+    print(f"nodes: {len(nodes)}")
+    if not nodes:
+        return
+    rows = [
+        (
+            n["id"],
+            n["url"],
+            "up" if n.get("alive", True) else "DOWN",
+            f"{n['vms']}/{n['max_vms']}",
+            str(n.get("room", "")),
+            str(n.get("free_slots", "")),
+            str(n.get("in_flight", "")),
+            " ".join(f"{w['ref']}({w['vms']})" for w in n.get("warm", [])) or "-",
+        )
+        for n in nodes
+    ]
+    header = ("ID", "URL", "STATE", "VMS", "ROOM", "FREE", "LOAD", "WARM")
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header) - 1)]
+    for row in [header, *rows]:
+        cells = [c.ljust(w) for c, w in zip(row[:-1], widths, strict=True)]
+        print("  " + "  ".join([*cells, row[-1]]))

@@ -22,7 +22,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -87,7 +87,9 @@ def children(parent: int, program: bytes) -> list[int]:
     return sorted(found)
 
 
-class _Tally:
+class Tally:
+    """What the clients of a campaign saw, and when its faults were."""
+
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.sent = self.answered = self.retried = 0
@@ -95,8 +97,52 @@ class _Tally:
         self.latencies: list[tuple[float, float]] = []  # (start, ms)
         self.fault_windows: list[tuple[float, float]] = []
 
+    def fault(self, window_s: float = FAULT_WINDOW_S) -> None:
+        """A fault is injected now: calls started in the next ``window_s`` are during it."""
+        now = time.perf_counter()
+        self.fault_windows.append((now, now + window_s))
 
-def _client(url: str, token: str, stop: threading.Event, tally: _Tally, n: int) -> None:
+    def fill(self, report: Report) -> None:
+        report.sent, report.answered, report.retried = self.sent, self.answered, self.retried
+        report.failed = dict(self.failed)
+        report.lost = self.sent - self.answered
+
+        def during(start: float) -> bool:
+            return any(a <= start <= b for a, b in self.fault_windows)
+
+        groups = {
+            "": [ms for _, ms in self.latencies],
+            "during_faults_": [ms for t, ms in self.latencies if during(t)],
+            "outside_faults_": [ms for t, ms in self.latencies if not during(t)],
+        }
+        for prefix, samples in groups.items():
+            if samples:
+                setattr(report, f"{prefix}p50_ms", round(percentile(samples, 50), 2))
+                setattr(report, f"{prefix}p99_ms", round(percentile(samples, 99), 2))
+
+
+@contextlib.contextmanager
+def load(urls: list[str], token: str, clients: int) -> Iterator[Tally]:
+    """``clients`` threads calling the campaign's echo, client n through ``urls[n % len]``,
+    until the block ends (each finishes its call in flight)."""
+    tally, stop = Tally(), threading.Event()
+    threads = [
+        threading.Thread(
+            target=_client, args=(urls[n % len(urls)], token, stop, tally, n), daemon=True
+        )
+        for n in range(clients)
+    ]
+    for t in threads:
+        t.start()
+    try:
+        yield tally
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(150)
+
+
+def _client(url: str, token: str, stop: threading.Event, tally: Tally, n: int) -> None:
     headers = {"Authorization": f"Bearer {token}"}
     with httpx.Client(base_url=url, headers=headers, timeout=120) as http:
         i = 0
@@ -160,23 +206,14 @@ def run_campaign(
     """Drive ``clients`` against the deployed echo for ``duration_s`` while injecting
     ``faults``, evenly spaced in their order; the report counts every call."""
     freeze_s = faults.freeze_s
-    tally, stop = _Tally(), threading.Event()
     report = Report(clients, duration_s)
-    threads = [
-        threading.Thread(target=_client, args=(url, token, stop, tally, n), daemon=True)
-        for n in range(clients)
-    ]
-    for t in threads:
-        t.start()
-    try:
+    with load([url], token, clients) as tally:
         schedule = faults.schedule()
         gap = duration_s / (len(schedule) + 1)
         for k, fault in enumerate(schedule):
             time.sleep(gap)
             at = f"at {gap * (k + 1):.1f}s"
-            now = time.perf_counter()
-            window = FAULT_WINDOW_S + (freeze_s if fault == "freeze" else 0.0)
-            tally.fault_windows.append((now, now + window))
+            tally.fault(FAULT_WINDOW_S + (freeze_s if fault == "freeze" else 0.0))
             if fault == "template":
                 rams = sorted(Path(SNAPSHOT_DIR).glob(f"unifaas-tpl-{up_pid}-*/ram"))
                 for ram in rams:
@@ -200,26 +237,7 @@ def run_campaign(
                 report.faults.append(f"SIGSTOP QEMU {victim} for {freeze_s:g}s {at}")
             progress(report.faults[-1])
         time.sleep(max(gap, freeze_s))
-    finally:
-        stop.set()
-        for t in threads:
-            t.join(150)
-    report.sent, report.answered, report.retried = tally.sent, tally.answered, tally.retried
-    report.failed = dict(tally.failed)
-    report.lost = tally.sent - tally.answered
-
-    def during(start: float) -> bool:
-        return any(a <= start <= b for a, b in tally.fault_windows)
-
-    groups = {
-        "": [ms for _, ms in tally.latencies],
-        "during_faults_": [ms for t, ms in tally.latencies if during(t)],
-        "outside_faults_": [ms for t, ms in tally.latencies if not during(t)],
-    }
-    for prefix, samples in groups.items():
-        if samples:
-            setattr(report, f"{prefix}p50_ms", round(percentile(samples, 50), 2))
-            setattr(report, f"{prefix}p99_ms", round(percentile(samples, 99), 2))
+    tally.fill(report)
     return report
 
 

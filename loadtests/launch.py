@@ -54,7 +54,8 @@ class Served:
 
 
 @contextlib.contextmanager
-def serving(argv: list[str], url: str, env: dict[str, str], log: Path) -> Iterator[Served]:
+def running(argv: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """A child process, its output in ``log``, stopped (and its group killed) on the way out."""
     with log.open("wb") as out:
         # A group of its own: if it must be killed, its QEMUs and Redis go with it (a
         # killed platform cannot stop them; bench density once left 115 behind).
@@ -62,17 +63,7 @@ def serving(argv: list[str], url: str, env: dict[str, str], log: Path) -> Iterat
             argv, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
         )
         try:
-            deadline = time.monotonic() + START_DEADLINE_S
-            while True:
-                if proc.poll() is not None:
-                    raise LaunchError(f"{' '.join(argv[1:4])} exited early; see {log}")
-                with contextlib.suppress(httpx.HTTPError):
-                    if httpx.get(url + "/healthz", timeout=1).status_code < 500:
-                        break
-                if time.monotonic() > deadline:
-                    raise LaunchError(f"{' '.join(argv[1:4])} did not start; see {log}")
-                time.sleep(0.2)
-            yield Served(url, proc, env, log)
+            yield proc
         finally:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
@@ -87,6 +78,28 @@ def serving(argv: list[str], url: str, env: dict[str, str], log: Path) -> Iterat
             # Whatever it left running (it was killed, or crashed) goes with its group.
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
+
+
+def wait_healthy(proc: subprocess.Popen[bytes], url: str, log: Path) -> None:
+    """Until ``url``/healthz answers; LaunchError if the child exits or takes too long."""
+    what = " ".join(str(a) for a in proc.args[1:4]) if isinstance(proc.args, list) else "server"
+    deadline = time.monotonic() + START_DEADLINE_S
+    while True:
+        if proc.poll() is not None:
+            raise LaunchError(f"{what} exited early; see {log}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(url + "/healthz", timeout=1).status_code < 500:
+                return
+        if time.monotonic() > deadline:
+            raise LaunchError(f"{what} did not start; see {log}")
+        time.sleep(0.2)
+
+
+@contextlib.contextmanager
+def serving(argv: list[str], url: str, env: dict[str, str], log: Path) -> Iterator[Served]:
+    with running(argv, env, log) as proc:
+        wait_healthy(proc, url, log)
+        yield Served(url, proc, env, log)
 
 
 @contextlib.contextmanager

@@ -1,0 +1,223 @@
+"""A cluster on one machine, as real processes: one redis-server on a loopback port, N
+``unifaas node`` and M ``unifaas gateway`` processes sharing a token; and the campaigns run
+against it (kill -9 of a node under load). Every process is stopped by its pid (its process
+group: a node's QEMUs go with it) on every way out.
+
+The end-to-end tests and ``unifaas bench cluster`` use it; the README's three-node recipe
+does by hand what :func:`local_cluster` does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import redis
+
+from functions import wat_module
+from loadtests.chaos import FUNCTION, Report, load
+from loadtests.errors import BenchError, LaunchError
+from loadtests.launch import CLI, Served, free_port, running, wait_healthy
+
+Progress = Callable[[str], None]
+REDIS_START_S = 10.0
+
+
+@dataclasses.dataclass
+class LocalCluster:
+    redis_url: str
+    redis_proc: subprocess.Popen[bytes]
+    token: str
+    nodes: list[Served]
+    gateways: list[Served]
+
+    def http(self, gateway: int = 0) -> httpx.Client:
+        return httpx.Client(
+            base_url=self.gateways[gateway].url,
+            timeout=120,
+            headers={"Authorization": f"Bearer {self.token}"},
+        )
+
+    def live_nodes(self, gateway: int = 0) -> list[dict[str, Any]]:
+        with self.http(gateway) as http:
+            nodes: list[dict[str, Any]] = http.get("/v1/nodes").json()
+        return [n for n in nodes if n["alive"]]
+
+    def wait_nodes(self, count: int, timeout_s: float = 120.0, gateway: int = 0) -> float:
+        """Until ``gateway`` lists exactly ``count`` live nodes; returns the seconds it took."""
+        started = time.monotonic()
+        while len(self.live_nodes(gateway)) != count:
+            if time.monotonic() - started > timeout_s:
+                raise BenchError(f"the gateway did not see {count} live nodes in {timeout_s:g} s")
+            time.sleep(0.1)
+        return time.monotonic() - started
+
+    def node_pid(self, node_id: str) -> int:
+        """The pid of the node process whose record has ``node_id``."""
+        for node in self.live_nodes():
+            if node["id"] == node_id:
+                return int(node["pid"])
+        raise BenchError(f"no live node {node_id}")
+
+    def kill_node(self, node_id: str) -> None:
+        """kill -9 of a node's whole process group: the node and its QEMUs."""
+        pid = self.node_pid(node_id)
+        os.killpg(pid, signal.SIGKILL)
+        for served in self.nodes:
+            if served.proc.pid == pid:
+                served.proc.wait()
+
+
+def redis_argv(binary: str, port: int, data_dir: Path) -> list[str]:
+    return [
+        binary,
+        "--port", str(port),
+        "--bind", "127.0.0.1",
+        "--dir", str(data_dir),
+        "--save", "",
+        "--appendonly", "no",
+        "--daemonize", "no",
+        "--logfile", str(data_dir / "redis.log"),
+    ]  # fmt: skip
+
+
+@contextlib.contextmanager
+def redis_process(base: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """A redis-server on a free loopback port (the cluster's shared Redis)."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise LaunchError("redis-server is not installed (scripts/install.sh installs it)")
+    data = base / "redis"
+    data.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    url = f"redis://127.0.0.1:{port}/0"
+    with running(redis_argv(binary, port, data), dict(os.environ), base / "redis.out") as proc:
+        deadline = time.monotonic() + REDIS_START_S
+        client = redis.Redis(port=port, socket_connect_timeout=0.5)
+        try:
+            while True:
+                if proc.poll() is not None:
+                    raise LaunchError(f"redis-server exited at start; see {data / 'redis.log'}")
+                with contextlib.suppress(redis.RedisError):
+                    if client.ping():
+                        break
+                if time.monotonic() > deadline:
+                    raise LaunchError("redis-server did not answer PING")
+                time.sleep(0.05)
+        finally:
+            client.close()
+        yield url, proc
+
+
+@contextlib.contextmanager
+def local_cluster(
+    base: Path,
+    *,
+    nodes: int = 3,
+    gateways: int = 2,
+    max_vms: int = 3,
+    extra_env: dict[str, str] | None = None,
+) -> Iterator[LocalCluster]:
+    """Start Redis, then every node and gateway at once, and wait until all are healthy."""
+    token = secrets.token_urlsafe(24)
+    with contextlib.ExitStack() as stack:
+        redis_url, redis_proc = stack.enter_context(redis_process(base))
+        env = {
+            **os.environ,
+            "UNIFAAS_TOKEN": token,
+            "UNIFAAS_REDIS_URL": redis_url,
+            **(extra_env or {}),
+        }
+        started: list[tuple[subprocess.Popen[bytes], str, dict[str, str], Path]] = []
+        for role, count in (("node", nodes), ("gateway", gateways)):
+            for i in range(count):
+                port = free_port()
+                url = f"http://127.0.0.1:{port}"
+                state = base / f"{role}{i}"
+                own_env = {**env, "UNIFAAS_URL": url, "UNIFAAS_STATE_DIR": str(state)}
+                argv = [*CLI, role, "--port", str(port), "--state-dir", str(state)]
+                if role == "node":
+                    argv += ["--max-vms", str(max_vms)]
+                log = base / f"{role}{i}.log"
+                proc = stack.enter_context(running(argv, own_env, log))
+                started.append((proc, url, own_env, log))
+        served = []
+        for proc, url, own_env, log in started:
+            wait_healthy(proc, url, log)
+            served.append(Served(url, proc, own_env, log))
+        cluster = LocalCluster(redis_url, redis_proc, token, served[:nodes], served[nodes:])
+        cluster.wait_nodes(nodes)
+        yield cluster
+
+
+def deploy_echo_everywhere(cluster: LocalCluster, *, concurrency: int = 2) -> None:
+    """Deploy the campaign's echo through the first gateway with one warm VM per node, and
+    wait until every node says it holds it."""
+    config = {"min_warm": 1, "max_vms": 3, "concurrency": concurrency, "timeout_s": 5.0}
+    with cluster.http() as http:
+        r = http.post(
+            f"/v1/functions/{FUNCTION}",
+            files={"module": ("echo.wasm", wat_module("echo"))},
+            data={"config": json.dumps(config)},
+        )
+        if r.status_code != 201:
+            raise BenchError(f"deploy failed: {r.status_code} {r.text[:200]}")
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        nodes = cluster.live_nodes()
+        if all(any(w["name"] == FUNCTION for w in _warm(n)) for n in nodes):
+            return
+        time.sleep(0.2)
+    raise BenchError(f"{FUNCTION} did not get a warm VM on every node")
+
+
+def _warm(node: dict[str, Any]) -> list[dict[str, Any]]:
+    return [{**w, "name": w["ref"].rpartition("@")[0]} for w in node.get("warm", [])]
+
+
+@dataclasses.dataclass
+class NodeKillReport(Report):
+    killed: str = ""
+    recovered_s: float = 0.0  # kill -> every gateway lists one node fewer
+
+
+def node_kill_campaign(
+    cluster: LocalCluster,
+    *,
+    clients: int = 4,
+    duration_s: float = 20.0,
+    kill_at_s: float = 6.0,
+    progress: Progress = print,
+) -> NodeKillReport:
+    """Clients through every gateway in turn; at ``kill_at_s`` the node holding the most of
+    the echo's VMs is killed with its QEMUs (kill -9 of its process group)."""
+    report = NodeKillReport(clients, duration_s)
+    urls = [g.url for g in cluster.gateways]
+    before = len(cluster.live_nodes())
+    with load(urls, cluster.token, clients) as tally:
+        time.sleep(kill_at_s)
+        victim = max(cluster.live_nodes(), key=lambda n: (n["in_flight"], n["vms"]))
+        tally.fault()
+        killed_at = time.monotonic()
+        cluster.kill_node(victim["id"])
+        report.killed = victim["id"]
+        report.faults.append(f"kill -9 node {victim['id']} (pid {victim['pid']}) at {kill_at_s}s")
+        progress(report.faults[-1])
+        for gateway in range(len(cluster.gateways)):
+            cluster.wait_nodes(before - 1, timeout_s=30, gateway=gateway)
+        report.recovered_s = round(time.monotonic() - killed_at, 2)
+        progress(f"every gateway dropped it {report.recovered_s} s after the kill")
+        time.sleep(max(0.0, duration_s - (time.monotonic() - killed_at) - kill_at_s))
+    tally.fill(report)
+    return report
