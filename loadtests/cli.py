@@ -67,6 +67,13 @@ def cmd_bench_density(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_cluster(args: argparse.Namespace) -> int:
+    from loadtests.bench.cluster import bench_cluster
+
+    _print(bench_cluster(args.clients, args.duration, progress), args.json)
+    return 0
+
+
 def cmd_bench_chaos(args: argparse.Namespace) -> int:
     from loadtests.chaos import Faults, chaos
 
@@ -160,6 +167,22 @@ def register(cli: Commands) -> None:
     )
     density.add_argument("--wasm", help="module to use instead of the echo example")
     density.set_defaults(func=cmd_bench_density)
+
+    cluster = cli.command(
+        "cluster",
+        "calls/s through a gateway over 1 node vs 3, and the CPU per call by process",
+        "Start a local cluster twice (a redis-server, one gateway, and 1 then 3 nodes), "
+        "deploy echo with a warm VM per node, drive CLIENTS clients through the gateway for "
+        "DURATION seconds each, and print calls/s, p50/p99 and the CPU time per call of the "
+        "gateway, the nodes and their QEMUs, with the 3-vs-1 ratio.",
+        group="bench",
+    )
+    cluster.add_argument("--json", action="store_true", help="print one JSON object")
+    cluster.add_argument("--clients", type=int, default=16, help="concurrent clients (default 16)")
+    cluster.add_argument(
+        "--duration", type=float, default=15.0, metavar="S", help="seconds per arm (default 15)"
+    )
+    cluster.set_defaults(func=cmd_bench_cluster)
 
     chaos = cli.command(
         "chaos",

@@ -37,7 +37,7 @@ REDIS_START_S = 10.0
 @dataclasses.dataclass
 class LocalCluster:
     redis_url: str
-    redis_proc: subprocess.Popen[bytes]
+    redis_proc: subprocess.Popen[bytes] | None  # None: a Redis it did not start
     token: str
     nodes: list[Served]
     gateways: list[Served]
@@ -103,21 +103,115 @@ def redis_process(base: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     port = free_port()
     url = f"redis://127.0.0.1:{port}/0"
     with running(redis_argv(binary, port, data), dict(os.environ), base / "redis.out") as proc:
-        deadline = time.monotonic() + REDIS_START_S
-        client = redis.Redis(port=port, socket_connect_timeout=0.5)
+        _wait_ping(port, proc, data)
+        yield url, proc
+
+
+SENTINEL_SERVICE = "unifaas"
+
+
+@dataclasses.dataclass
+class SentinelGroup:
+    """A primary, its replica and three sentinels watching them, all on loopback."""
+
+    url: str  # redis+sentinel://... for the servers
+    primary: subprocess.Popen[bytes]
+    replica: subprocess.Popen[bytes]
+    sentinel_ports: list[int]
+
+    def primary_port(self) -> int:
+        """The port of the primary the sentinels name now."""
+        client = redis.Redis(port=self.sentinel_ports[0], socket_timeout=1)
         try:
-            while True:
-                if proc.poll() is not None:
-                    raise LaunchError(f"redis-server exited at start; see {data / 'redis.log'}")
-                with contextlib.suppress(redis.RedisError):
-                    if client.ping():
-                        break
-                if time.monotonic() > deadline:
-                    raise LaunchError("redis-server did not answer PING")
-                time.sleep(0.05)
+            host_port = client.execute_command(  # type: ignore[no-untyped-call]
+                "SENTINEL", "GET-MASTER-ADDR-BY-NAME", SENTINEL_SERVICE
+            )
         finally:
             client.close()
-        yield url, proc
+        return int(host_port[1])
+
+
+@contextlib.contextmanager
+def sentinel_group(base: Path) -> Iterator[SentinelGroup]:
+    """Start the group and wait until every sentinel sees the primary and its replica.
+    Sentinels here decide fast (the primary is down after 1 s without an answer)."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise LaunchError("redis-server is not installed (scripts/install.sh installs it)")
+    with contextlib.ExitStack() as stack:
+        primary_port, replica_port = free_port(), free_port()
+        procs = []
+        for name, port, extra in (
+            ("primary", primary_port, []),
+            ("replica", replica_port, ["--replicaof", "127.0.0.1", str(primary_port)]),
+        ):
+            data = base / name
+            data.mkdir(parents=True, exist_ok=True)
+            argv = [*redis_argv(binary, port, data), *extra]
+            procs.append(stack.enter_context(running(argv, dict(os.environ), base / f"{name}.out")))
+            _wait_ping(port, procs[-1], data)
+        sentinel_ports = [free_port() for _ in range(3)]
+        for i, port in enumerate(sentinel_ports):
+            data = base / f"sentinel{i}"
+            data.mkdir(parents=True, exist_ok=True)
+            conf = data / "sentinel.conf"  # sentinels rewrite their own config
+            conf.write_text(
+                f"port {port}\nbind 127.0.0.1\ndir {data}\n"
+                f"sentinel monitor {SENTINEL_SERVICE} 127.0.0.1 {primary_port} 2\n"
+                f"sentinel down-after-milliseconds {SENTINEL_SERVICE} 1000\n"
+                f"sentinel failover-timeout {SENTINEL_SERVICE} 5000\n"
+                f"sentinel parallel-syncs {SENTINEL_SERVICE} 1\n"
+            )
+            argv = [binary, str(conf), "--sentinel", "--logfile", str(data / "sentinel.log")]
+            proc = stack.enter_context(running(argv, dict(os.environ), base / f"sentinel{i}.out"))
+            _wait_ping(port, proc, data)
+        hosts = ",".join(f"127.0.0.1:{p}" for p in sentinel_ports)
+        group = SentinelGroup(
+            f"redis+sentinel://{hosts}/{SENTINEL_SERVICE}/0", procs[0], procs[1], sentinel_ports
+        )
+        _wait_sentinels(sentinel_ports)
+        yield group
+
+
+def _wait_ping(port: int, proc: subprocess.Popen[bytes], data: Path) -> None:
+    deadline = time.monotonic() + REDIS_START_S
+    client = redis.Redis(port=port, socket_connect_timeout=0.5)
+    try:
+        while True:
+            if proc.poll() is not None:
+                raise LaunchError(f"redis-server on port {port} exited at start; see {data}")
+            with contextlib.suppress(redis.RedisError):
+                if client.ping():
+                    return
+            if time.monotonic() > deadline:
+                raise LaunchError(f"redis-server on port {port} did not answer PING")
+            time.sleep(0.05)
+    finally:
+        client.close()
+
+
+def _wait_sentinels(ports: list[int]) -> None:
+    """Until each sentinel knows the replica and the other two sentinels."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        ready = 0
+        for port in ports:
+            client = redis.Redis(port=port, socket_timeout=1, decode_responses=True)
+            try:
+                info = client.execute_command(  # type: ignore[no-untyped-call]
+                    "SENTINEL", "MASTER", SENTINEL_SERVICE
+                )
+                fields = dict(zip(info[::2], info[1::2], strict=False))
+                if int(fields["num-slaves"]) >= 1 and int(fields["num-other-sentinels"]) >= 2:
+                    ready += 1
+            except redis.RedisError:
+                pass
+            finally:
+                client.close()
+        if ready == len(ports):
+            return
+        time.sleep(0.2)
+    raise LaunchError("the sentinels did not find each other and the replica in 30 s")
 
 
 @contextlib.contextmanager
@@ -128,11 +222,15 @@ def local_cluster(
     gateways: int = 2,
     max_vms: int = 3,
     extra_env: dict[str, str] | None = None,
+    redis_url: str | None = None,
 ) -> Iterator[LocalCluster]:
-    """Start Redis, then every node and gateway at once, and wait until all are healthy."""
+    """Start Redis (unless ``redis_url`` names one), then every node and gateway at once,
+    and wait until all are healthy."""
     token = secrets.token_urlsafe(24)
     with contextlib.ExitStack() as stack:
-        redis_url, redis_proc = stack.enter_context(redis_process(base))
+        redis_proc: subprocess.Popen[bytes] | None = None
+        if redis_url is None:
+            redis_url, redis_proc = stack.enter_context(redis_process(base))
         env = {
             **os.environ,
             "UNIFAAS_TOKEN": token,

@@ -9,7 +9,7 @@ Placement, in order (:func:`choose`):
 3. else the less loaded of two nodes picked at random among those with room
    (power of two choices), or of all nodes when none has room (the node queues).
 
-A node drops out when its record expires (a few missed heartbeats) or at once
+A node drops out a little after its record expires (a few missed heartbeats) or at once
 when this gateway fails to reach it; it comes back with its next heartbeat after that.
 """
 
@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 
 # How often a gateway re-reads the nodes' records.
 REFRESH_S = 0.5
+# How long a node whose record vanished is still used (see NodeDirectory.set_nodes).
+LINGER_S = 3.0
 
 
 def load_of(node: NodeRecord, local: int) -> int:
@@ -75,6 +77,7 @@ class NodeDirectory:
         self._nodes: dict[str, NodeRecord] = {}
         self._down: dict[str, float] = {}  # node id -> seen_at of the record we gave up on
         self._sticky: dict[str, str] = {}  # function -> node id
+        self._listed_at: dict[str, float] = {}  # node id -> when Redis last listed it
         self.in_flight: collections.Counter[str] = collections.Counter()
         self.failures: collections.Counter[str] = collections.Counter()  # by node id
         self._rng = rng or random.Random()
@@ -87,12 +90,24 @@ class NodeDirectory:
         """Every node with a live record, and whether this gateway places calls on it."""
         return [(n, n.id not in self._down) for n in self._nodes.values()]
 
-    def set_nodes(self, nodes: Sequence[NodeRecord]) -> None:
-        self._nodes = {n.id: n for n in nodes}
+    def set_nodes(self, nodes: Sequence[NodeRecord], now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        listed = {n.id: n for n in nodes}
+        for node_id in listed:
+            self._listed_at[node_id] = now
+        # A record that vanished lingers a little: after a Redis failover the records may
+        # have expired while no beat could be written, and the nodes beat again within a
+        # second. A node that is really gone is dropped by its first refused connection.
+        for node_id, node in self._nodes.items():
+            if node_id not in listed and now - self._listed_at.get(node_id, now) < LINGER_S:
+                listed[node_id] = node
+        for node_id in [i for i in self._listed_at if i not in listed]:
+            del self._listed_at[node_id]
+        self._nodes = listed
         for node_id, seen_at in list(self._down.items()):
-            node = self._nodes.get(node_id)
+            current = self._nodes.get(node_id)
             # A beat newer than the one we gave up on: it is back (or it never left).
-            if node is None or node.seen_at > seen_at:
+            if current is None or current.seen_at > seen_at:
                 del self._down[node_id]
         self.refreshed_at = time.time()
 

@@ -17,15 +17,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import shutil
 import signal
 import tempfile
+import urllib.parse
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
+from redis.asyncio.sentinel import Sentinel
 from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
@@ -74,18 +78,75 @@ def redis_argv(binary: str, data_dir: Path, socket_path: Path) -> list[str]:
     ]  # fmt: skip
 
 
-async def connect(url: str) -> aioredis.Redis:
-    """A client for ``url`` (``redis://``, ``rediss://``, ``unix://``) that answered PING."""
+SENTINEL_SCHEME = "redis+sentinel://"
+DEFAULT_SENTINEL_PORT = 26379
+
+
+@dataclasses.dataclass(frozen=True)
+class SentinelTarget:
+    """``redis+sentinel://[:PASSWORD@]HOST[:PORT][,HOST[:PORT]...]/SERVICE[/DB]``."""
+
+    sentinels: tuple[tuple[str, int], ...]
+    service: str
+    db: int = 0
+    password: str | None = None
+
+
+def parse_sentinel_url(url: str) -> SentinelTarget:
+    """The sentinels, service name and database of a Sentinel URL (StateStoreError if bad)."""
+    rest = url.removeprefix(SENTINEL_SCHEME)
+    password = None
+    if "@" in rest:
+        auth, _, rest = rest.rpartition("@")
+        password = urllib.parse.unquote(auth.partition(":")[2] or auth) or None
+    hosts, _, path = rest.partition("/")
+    parts = [p for p in path.split("/") if p]
     try:
-        client = aioredis.Redis.from_url(
-            url,
-            socket_connect_timeout=CONNECT_TIMEOUT_S,
-            retry=Retry(
-                ExponentialBackoff(cap=COMMAND_BACKOFF_CAP_S, base=COMMAND_BACKOFF_BASE_S),
-                COMMAND_RETRIES,
-            ),
-            retry_on_error=[RedisConnectionError, RedisTimeoutError, ConnectionError, OSError],
+        sentinels = tuple(_host_port(h) for h in hosts.split(",") if h)
+        db = int(parts[1]) if len(parts) > 1 else 0
+    except ValueError as err:
+        raise StateStoreError(f"bad Sentinel URL {url!r}: {err}") from None
+    if not sentinels or not parts:
+        raise StateStoreError(
+            f"bad Sentinel URL {url!r}: want redis+sentinel://HOST:PORT[,HOST:PORT...]/SERVICE[/DB]"
         )
+    return SentinelTarget(sentinels, parts[0], db, password)
+
+
+def _host_port(text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":") if ":" in text else (text, "", "")
+    return host, int(port) if port else DEFAULT_SENTINEL_PORT
+
+
+def _client(url: str) -> aioredis.Redis:
+    options: dict[str, Any] = {
+        "socket_connect_timeout": CONNECT_TIMEOUT_S,
+        "retry": Retry(
+            ExponentialBackoff(cap=COMMAND_BACKOFF_CAP_S, base=COMMAND_BACKOFF_BASE_S),
+            COMMAND_RETRIES,
+        ),
+        "retry_on_error": [RedisConnectionError, RedisTimeoutError, ConnectionError, OSError],
+    }
+    if not url.startswith(SENTINEL_SCHEME):
+        return aioredis.Redis.from_url(url, **options)
+    # The primary is asked of the sentinels on every new connection, so after a
+    # failover the retried command reaches the new one.
+    target = parse_sentinel_url(url)
+    sentinel = Sentinel(  # type: ignore[no-untyped-call]
+        list(target.sentinels),
+        sentinel_kwargs={"socket_connect_timeout": CONNECT_TIMEOUT_S, "socket_timeout": 2.0},
+    )
+    primary: aioredis.Redis = sentinel.master_for(
+        target.service, db=target.db, password=target.password, **options
+    )
+    return primary
+
+
+async def connect(url: str) -> aioredis.Redis:
+    """A client for ``url`` (``redis://``, ``rediss://``, ``unix://``, or
+    ``redis+sentinel://`` for a primary that Sentinel fails over) that answered PING."""
+    try:
+        client = _client(url)
     except (ValueError, RedisError) as err:
         raise StateStoreError(f"bad Redis URL {url!r}: {err}") from err
     try:

@@ -26,6 +26,7 @@ from typing import Any
 
 import httpx
 
+from loadtests.bench.stats import cpu_ticks
 from loadtests.chaos import qemu_children
 from loadtests.errors import BenchError
 from loadtests.launch import platform_process
@@ -48,14 +49,6 @@ def _proc_kib(pid: int, path: str, field: str) -> int:
     except OSError:
         pass
     return 0
-
-
-def _cpu_ticks(pid: int) -> int:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0
-    return int(fields[11]) + int(fields[12])  # utime + stime
 
 
 async def _deploy(c: httpx.AsyncClient, wasm: bytes, count: int, progress: Progress) -> None:
@@ -118,11 +111,11 @@ async def _run(
                 await asyncio.sleep(settle_s)
                 pids = qemu_children(served.proc.pid)
                 available_held = available_mib(read_meminfo())
-                ticks = {pid: _cpu_ticks(pid) for pid in pids}
+                ticks = {pid: cpu_ticks(pid) for pid in pids}
                 t0 = time.perf_counter()
                 await asyncio.sleep(window_s)
                 elapsed = time.perf_counter() - t0
-                used = [_cpu_ticks(pid) - before for pid, before in ticks.items()]
+                used = [cpu_ticks(pid) - before for pid, before in ticks.items()]
                 pss = [_proc_kib(pid, "smaps_rollup", "Pss") / 1024 for pid in pids]
                 anon = [_proc_kib(pid, "status", "RssAnon") / 1024 for pid in pids]
                 status = (await c.get("/v1/status")).json()

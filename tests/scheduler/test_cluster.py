@@ -68,12 +68,27 @@ def test_else_the_less_loaded_of_two_with_room() -> None:
 @pytest.mark.parametrize("beat_again", [True, False])
 def test_a_dropped_node_comes_back_with_its_next_heartbeat(beat_again: bool) -> None:
     directory = NodeDirectory(registry=None, rng=random.Random(1))  # type: ignore[arg-type]
-    directory.set_nodes([node("a", seen_at=1.0), node("b", seen_at=1.0)])
+    directory.set_nodes([node("a", seen_at=1.0), node("b", seen_at=1.0)], now=1.0)
     directory.down(directory.alive()[0], "test")
     assert [n.id for n in directory.alive()] == ["b"]
     assert directory.choose("f", exclude=frozenset({"b"})) is None
-    directory.set_nodes([node("a", seen_at=2.0 if beat_again else 1.0), node("b")])
+    directory.set_nodes([node("a", seen_at=2.0 if beat_again else 1.0), node("b")], now=2.0)
     assert [n.id for n in directory.alive()] == (["a", "b"] if beat_again else ["b"])
-    directory.set_nodes([node("b")])  # a's record expired: forgotten
-    directory.set_nodes([node("a", seen_at=1.0), node("b")])
+    directory.set_nodes([node("b")], now=100.0)  # a's record expired: forgotten
+    directory.set_nodes([node("a", seen_at=1.0), node("b")], now=100.0)
     assert [n.id for n in directory.alive()] == ["a", "b"]
+
+
+def ids(directory: NodeDirectory) -> list[str]:
+    return sorted(n.id for n in directory.alive())
+
+
+def test_a_vanished_record_lingers_before_the_node_is_forgotten() -> None:
+    directory = NodeDirectory(registry=None)  # type: ignore[arg-type]
+    directory.set_nodes([node("a"), node("b")], now=10.0)
+    directory.set_nodes([node("b")], now=12.0)  # e.g. expired during a Redis failover
+    assert ids(directory) == ["a", "b"]
+    directory.set_nodes([node("b")], now=13.5)
+    assert ids(directory) == ["b"]
+    directory.set_nodes([node("a"), node("b")], now=14.0)  # it beats again
+    assert ids(directory) == ["a", "b"]

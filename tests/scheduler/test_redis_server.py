@@ -13,7 +13,13 @@ import pytest
 
 from scheduler import redis_server
 from scheduler.errors import RedisNotInstalled, RedisStartError, StateStoreError
-from scheduler.redis_server import EmbeddedRedis, connect, redis_argv
+from scheduler.redis_server import (
+    EmbeddedRedis,
+    SentinelTarget,
+    connect,
+    parse_sentinel_url,
+    redis_argv,
+)
 
 
 def alive(pid: int) -> bool:
@@ -137,3 +143,13 @@ async def test_a_killed_server_is_restarted_from_its_aof_and_clients_ride_it_out
             await client.aclose()
         second = server.pid
     assert second is not None and not alive(second)
+
+
+def test_sentinel_urls_are_parsed() -> None:
+    assert parse_sentinel_url("redis+sentinel://a:1,b/mymaster/3") == SentinelTarget(
+        (("a", 1), ("b", 26379)), "mymaster", 3
+    )
+    assert parse_sentinel_url("redis+sentinel://:s3cret@h:2/svc").password == "s3cret"
+    for bad in ("redis+sentinel://h:1", "redis+sentinel:///svc", "redis+sentinel://h:x/svc"):
+        with pytest.raises(StateStoreError, match="bad Sentinel URL"):
+            parse_sentinel_url(bad)
