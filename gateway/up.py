@@ -98,7 +98,7 @@ async def serve(
     async with Node(node_settings, pool, url=url, progress=progress) as node:
         token, where = _token(settings, node_settings.state_dir)
         app = create_app(node.platform, token, settings)
-        await _run(app, settings, f"unifaas {role} {node.id} listening on {url} (token {where})")
+        await _run(app, settings, f"unifaas listening on {url} ({role} {node.id}; token {where})")
 
 
 async def serve_gateway(settings: GatewaySettings, node_settings: NodeSettings) -> None:
@@ -118,8 +118,8 @@ async def serve_gateway(settings: GatewaySettings, node_settings: NodeSettings) 
         await _run(
             app,
             settings,
-            f"unifaas gateway {gateway_id} listening on {advertised_url(settings)} "
-            f"({count} node{'s' if count != 1 else ''} now; token {where})",
+            f"unifaas listening on {advertised_url(settings)} (gateway {gateway_id}, "
+            f"{count} node{'s' if count != 1 else ''} now; token {where})",
         )
     finally:
         follow.cancel()
