@@ -198,10 +198,8 @@ def _wait_sentinels(ports: list[int]) -> None:
         for port in ports:
             client = redis.Redis(port=port, socket_timeout=1, decode_responses=True)
             try:
-                info = client.execute_command(  # type: ignore[no-untyped-call]
-                    "SENTINEL", "MASTER", SENTINEL_SERVICE
-                )
-                fields = dict(zip(info[::2], info[1::2], strict=False))
+                fields = client.sentinel_master(SENTINEL_SERVICE)
+                assert isinstance(fields, dict)
                 if int(fields["num-slaves"]) >= 1 and int(fields["num-other-sentinels"]) >= 2:
                     ready += 1
             except redis.RedisError:
@@ -227,6 +225,7 @@ def local_cluster(
     """Start Redis (unless ``redis_url`` names one), then every node and gateway at once,
     and wait until all are healthy."""
     token = secrets.token_urlsafe(24)
+    base.mkdir(parents=True, exist_ok=True)
     with contextlib.ExitStack() as stack:
         redis_proc: subprocess.Popen[bytes] | None = None
         if redis_url is None:
@@ -274,7 +273,8 @@ def deploy_echo_everywhere(cluster: LocalCluster, *, concurrency: int = 2) -> No
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         nodes = cluster.live_nodes()
-        if all(any(w["name"] == FUNCTION for w in _warm(n)) for n in nodes):
+        # Bound and loaded: free slots (a booting VM is in the record, without slots).
+        if all(any(w["name"] == FUNCTION and w["free_slots"] for w in _warm(n)) for n in nodes):
             return
         time.sleep(0.2)
     raise BenchError(f"{FUNCTION} did not get a warm VM on every node")
