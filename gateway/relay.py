@@ -53,7 +53,11 @@ class Relay:
         self._auth = {"Authorization": f"Bearer {token}", "Content-Type": CONTENT_TYPE}
         self._client = httpx.AsyncClient(
             timeout=httpx.Timeout(READ_TIMEOUT_S, connect=CONNECT_TIMEOUT_S, pool=None),
-            limits=httpx.Limits(max_connections=None, max_keepalive_connections=256),
+            # Idle connections are closed before the node's server closes them (uvicorn
+            # after 5 s): one it had just closed would read as a node dying under a call.
+            limits=httpx.Limits(
+                max_connections=None, max_keepalive_connections=256, keepalive_expiry=2.0
+            ),
         )
         self.reruns = 0  # calls run again on another node (for /metrics)
 
