@@ -343,13 +343,8 @@ class Telemetry:
         assert self.relay is not None
         now = time.time()
         nodes = self.relay.nodes.alive()
-        warm: dict[str, list[int]] = {}
-        for node in nodes:
-            for w in node.warm:
-                counts = warm.setdefault(w.ref, [0, 0])
-                counts[0] += w.vms
-                counts[1] += w.in_flight
-        bound = sum(vms for vms, _ in warm.values())
+        warm = self.relay.nodes.vms_of()
+        bound = sum(f.vms for f in warm)
         vms = sum(n.vms for n in nodes)
         return {
             "time": now,
@@ -367,8 +362,14 @@ class Telemetry:
             "totals": {"invocations": self._total, "errors": self._error_total, "starts": {}},
             "latency_ms": self._latency(now),
             "functions": [
-                {"key": ref, "vms": v, "in_flight": f, "wanted": None, "panic": False}
-                for ref, (v, f) in sorted(warm.items())
+                {
+                    "key": str(f.ref),
+                    "vms": f.vms,
+                    "in_flight": f.in_flight,
+                    "wanted": None,
+                    "panic": False,
+                }
+                for f in warm
             ],
             "recent_errors": list(self._recent_errors),
         }

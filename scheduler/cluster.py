@@ -81,7 +81,6 @@ class NodeDirectory:
         self.in_flight: collections.Counter[str] = collections.Counter()
         self.failures: collections.Counter[str] = collections.Counter()  # by node id
         self._rng = rng or random.Random()
-        self.refreshed_at = 0.0
 
     def alive(self) -> list[NodeRecord]:
         return [n for n in self._nodes.values() if n.id not in self._down]
@@ -109,7 +108,6 @@ class NodeDirectory:
             # A beat newer than the one we gave up on: it is back (or it never left).
             if current is None or current.seen_at > seen_at:
                 del self._down[node_id]
-        self.refreshed_at = time.time()
 
     async def refresh(self) -> None:
         self.set_nodes(await self.registry.list_nodes())
@@ -150,12 +148,13 @@ class NodeDirectory:
         self._down[node.id] = node.seen_at
         self.failures[node.id] += 1
 
-    def vms_of(self, name: str) -> tuple[FunctionVMs, ...]:
-        """A function's VMs across the live nodes, per version, as their last beats said."""
+    def vms_of(self, name: str | None = None) -> tuple[FunctionVMs, ...]:
+        """A function's VMs (None: every function's) across the live nodes, per version,
+        as their last beats said."""
         per_ref: dict[str, list[int]] = {}
         for node in self.alive():
             for w in node.warm:
-                if w.name == name:
+                if name is None or w.name == name:
                     counts = per_ref.setdefault(w.ref, [0, 0, 0])
                     counts[0] += w.vms
                     counts[1] += w.in_flight

@@ -149,6 +149,9 @@ async def test_calls_go_to_a_node_and_stay_on_the_warm_one(
     assert warm["alive"] and [w["ref"] for w in warm["warm"]] == ["echo@1"]
     status = (await gateway.client.get("/v1/status", headers=AUTH)).json()
     assert status["role"] == "gateway" and len(status["nodes"]) == 2
+    dashboard = (await gateway.client.get("/dashboard/data")).json()
+    assert [f["key"] for f in dashboard["functions"]] == ["echo@1"]
+    assert dashboard["pool"]["bound"] == 1
     described = (await gateway.client.get("/v1/functions/echo", headers=AUTH)).json()
     assert described["warm_vms"]["echo@1"]["vms"] == 1
 
