@@ -29,7 +29,7 @@ from typing import Any
 import httpx
 
 from functions import wat_module
-from loadtests.bench.stats import percentile
+from loadtests.bench.stats import percentile, stat_fields
 from loadtests.errors import BenchError
 from loadtests.launch import platform_process
 
@@ -75,14 +75,14 @@ def children(parent: int, program: bytes) -> list[int]:
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
+        fields = stat_fields(int(entry.name))
+        if fields is None or int(fields[1]) != parent or fields[0] == "Z":
+            continue
         try:
-            stat = (entry / "stat").read_text()
             cmdline = (entry / "cmdline").read_bytes()
         except OSError:
             continue
-        # The command name may hold spaces or parentheses: fields follow the last ')'.
-        fields = stat.rsplit(")", 1)[1].split()
-        if int(fields[1]) == parent and fields[0] != "Z" and program in cmdline:
+        if program in cmdline:
             found.append(int(entry.name))
     return sorted(found)
 
@@ -245,10 +245,8 @@ def run_campaign(
 
 def _started(pid: int) -> int:
     """A process's start time (clock ticks since boot; gone: last)."""
-    try:
-        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
-    except (OSError, IndexError, ValueError):
-        return 1 << 62
+    fields = stat_fields(pid)
+    return 1 << 62 if fields is None else int(fields[19])
 
 
 def _freeze(pid: int, seconds: float) -> None:

@@ -79,6 +79,13 @@ class LocalCluster:
                 served.proc.wait()
 
 
+def _redis_binary() -> str:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise LaunchError("redis-server is not installed (scripts/bootstrap.sh installs it)")
+    return binary
+
+
 def redis_argv(binary: str, port: int, data_dir: Path) -> list[str]:
     return [
         binary,
@@ -95,9 +102,7 @@ def redis_argv(binary: str, port: int, data_dir: Path) -> list[str]:
 @contextlib.contextmanager
 def redis_process(base: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """A redis-server on a free loopback port (the cluster's shared Redis)."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        raise LaunchError("redis-server is not installed (scripts/install.sh installs it)")
+    binary = _redis_binary()
     data = base / "redis"
     data.mkdir(parents=True, exist_ok=True)
     port = free_port()
@@ -135,9 +140,7 @@ class SentinelGroup:
 def sentinel_group(base: Path) -> Iterator[SentinelGroup]:
     """Start the group and wait until every sentinel sees the primary and its replica.
     Sentinels here decide fast (the primary is down after 1 s without an answer)."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        raise LaunchError("redis-server is not installed (scripts/install.sh installs it)")
+    binary = _redis_binary()
     with contextlib.ExitStack() as stack:
         primary_port, replica_port = free_port(), free_port()
         procs = []

@@ -12,10 +12,17 @@ def percentile(samples: list[float], pct: float) -> float:
     return ordered[idx]
 
 
+def stat_fields(pid: int) -> list[str] | None:
+    """The fields of ``/proc/PID/stat`` after the command name, from the state on (field 3);
+    None once the process is gone. The name may hold spaces or parentheses: fields follow
+    the last ')'."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
 def cpu_ticks(pid: int) -> int:
     """User plus system CPU time of a process so far, in clock ticks (0 once it is gone)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0
-    return int(fields[11]) + int(fields[12])  # utime + stime
+    fields = stat_fields(pid)
+    return 0 if fields is None else int(fields[11]) + int(fields[12])  # utime + stime
