@@ -19,7 +19,7 @@ from gateway.errors import (
 )
 from gateway.limits import HeaderLimit
 from gateway.relay import Relay
-from gateway.routers import functions, internal, invoke, system
+from gateway.routers import functions, internal, invocations, invoke, system
 from gateway.settings import GatewaySettings
 from gateway.telemetry import Telemetry
 from scheduler.cluster import Cluster
@@ -63,6 +63,7 @@ def create_app(
     app.add_middleware(HeaderLimit, limit=settings.max_header_bytes)
     app.include_router(system.router)
     app.include_router(functions.router)
+    app.include_router(invocations.router)
     app.include_router(invoke.router)
     if platform is not None:
         app.include_router(internal.router)

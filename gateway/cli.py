@@ -16,7 +16,7 @@ from importlib.metadata import entry_points
 
 import pydantic
 
-from gateway import commands
+from gateway import asynccommands, commands
 from scheduler.model import FunctionConfig
 from wasm_runtime.cliargs import env_pair
 from wasm_runtime.errors import UnifaasError
@@ -236,7 +236,46 @@ def _add_remote_commands(cli: Registrar) -> None:
         metavar="K:V",
         help="request header (repeatable)",
     )
+    inv.add_argument(
+        "--async",
+        dest="async_",
+        action="store_true",
+        help="queue the call (Prefer: respond-async) and print its id; see `unifaas result`",
+    )
+    inv.add_argument(
+        "--callback",
+        metavar="URL",
+        help="with --async: POST the response here when it ends (hosts the platform allows)",
+    )
     inv.set_defaults(func=commands.cmd_invoke)
+
+    res = _remote(
+        cli,
+        "result",
+        "an async call's status, or its response once it ended",
+        "Show what became of a call made with `invoke --async`: its response as `invoke` "
+        "would have shown it (exit code the function's), or its status. Exit 3 when it has "
+        "not ended, 1 when it went dead.",
+    )
+    res.add_argument("id", help="the id `invoke --async` printed")
+    res.add_argument("--wait", action="store_true", help="wait until the call ends")
+    res.add_argument(
+        "--timeout", type=float, default=600.0, metavar="S", help="most to wait (default 600)"
+    )
+    res.add_argument("--json", action="store_true", help="print the status as JSON")
+    res.set_defaults(func=asynccommands.cmd_result)
+
+    dead = _remote(
+        cli,
+        "dead-letters",
+        "async calls the platform gave up on",
+        "List the async calls that went dead (their attempts used up by platform failures, "
+        "or older than the maximum event age), newest first; --retry ID queues one again.",
+    )
+    dead.add_argument("--retry", metavar="ID", help="queue this dead call again")
+    dead.add_argument("--limit", type=int, default=100, help="how many (default 100)")
+    dead.add_argument("--json", action="store_true")
+    dead.set_defaults(func=asynccommands.cmd_dead_letters)
 
     lst = _remote(cli, "list", "list functions")
     lst.add_argument("--json", action="store_true")

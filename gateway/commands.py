@@ -9,12 +9,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from gateway.client import Client, raise_for_error
 from gateway.settings import ClientSettings, given
 from wasm_runtime.cliargs import files_bundle, read_data, read_file
 
 
-def _client(args: argparse.Namespace) -> Client:
+def client_of(args: argparse.Namespace) -> Client:
     return Client.from_settings(ClientSettings(**given(url=args.url, state_dir=args.state_dir)))
 
 
@@ -66,7 +68,7 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     files: dict[str, Any] = {"module": (module.name, wasm, "application/wasm")}
     if args.files:
         files["files"] = ("files.tar", files_bundle(args.files), "application/x-tar")
-    client = _client(args)
+    client = client_of(args)
     print(f"deploying {args.name} from {module} ({len(wasm)} bytes)...", file=sys.stderr)
     fv = client.json(
         "POST", f"/v1/functions/{args.name}", files=files, data={"config": json.dumps(config)}
@@ -80,14 +82,29 @@ def cmd_deploy(args: argparse.Namespace) -> int:
 
 
 def cmd_invoke(args: argparse.Namespace) -> int:
-    client = _client(args)
+    client = client_of(args)
     path = f"/fn/{args.name}" + (("/" + args.path.lstrip("/")) if args.path else "")
     headers = {"X-Unifaas-Stderr": "1"}
     for header in args.header:
         key, _, value = header.partition(":")
         headers[key.strip()] = value.strip()
+    if getattr(args, "async_", False):
+        headers["Prefer"] = "respond-async"
+        if args.callback:
+            headers["X-Callback-Url"] = args.callback
     method = args.method or ("POST" if args.data is not None else "GET")
     response = client.request(method, path, content=read_data(args.data), headers=headers)
+    if response.status_code == 202 and headers.get("Prefer"):
+        accepted = response.json()
+        print(accepted["id"])
+        print(f"queued: unifaas result {accepted['id']} --wait", file=sys.stderr)
+        return 0
+    return print_answer(response)
+
+
+def print_answer(response: httpx.Response) -> int:
+    """A function's answer as `invoke` shows it: body to stdout, its stderr to stderr, the
+    exit code its own; an error of the platform on stderr."""
     exit_code = int(response.headers.get("x-exit-code", "1"))
     if response.headers.get("x-stderr"):
         sys.stderr.buffer.write(base64.b64decode(response.headers["x-stderr"]))
@@ -113,7 +130,7 @@ def cmd_invoke(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    items = _client(args).json("GET", "/v1/functions")
+    items = client_of(args).json("GET", "/v1/functions")
     if args.json:
         _print_json(items)
         return 0
@@ -125,7 +142,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_describe(args: argparse.Namespace) -> int:
-    d = _client(args).json("GET", f"/v1/functions/{args.name}")
+    d = client_of(args).json("GET", f"/v1/functions/{args.name}")
     if args.json:
         _print_json(d)
         return 0
@@ -149,7 +166,7 @@ def cmd_describe(args: argparse.Namespace) -> int:
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
-    client = _client(args)
+    client = client_of(args)
     if args.invocation:
         records = [client.json("GET", f"/v1/invocations/{args.invocation}")]
     else:
@@ -181,20 +198,20 @@ def cmd_logs(args: argparse.Namespace) -> int:
 
 
 def cmd_delete(args: argparse.Namespace) -> int:
-    _client(args).json("DELETE", f"/v1/functions/{args.name}")
+    client_of(args).json("DELETE", f"/v1/functions/{args.name}")
     print(f"deleted {args.name}")
     return 0
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
     params = {"to": args.to} if args.to is not None else {}
-    fv = _client(args).json("POST", f"/v1/functions/{args.name}/rollback", params=params)
+    fv = client_of(args).json("POST", f"/v1/functions/{args.name}/rollback", params=params)
     print(f"{fv['name']} is now at version {fv['version']}")
     return 0
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    status = _client(args).json("GET", "/v1/status")
+    status = client_of(args).json("GET", "/v1/status")
     if args.json:
         _print_json(status)
         return 0

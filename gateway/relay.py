@@ -17,10 +17,9 @@ import httpx
 
 from scheduler.cluster import NodeDirectory
 from scheduler.errors import NodeLost, NoNodeAvailable
-from scheduler.model import NodeRecord
+from scheduler.model import InvokeRequest, NodeRecord
 from scheduler.nodewire import CONTENT_TYPE, encode_invoke
 from scheduler.registry import TIMEOUT_MAX_S
-from scheduler.service import InvokeRequest
 
 log = logging.getLogger(__name__)
 

@@ -18,6 +18,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from gateway.observation import Observation
+from gateway.queuemetrics import QueueCollector
 from gateway.relay import Relay
 from scheduler.service import Platform
 
@@ -234,6 +235,14 @@ class Telemetry:
             buckets=BUCKETS,
             registry=self.registry,
         )
+        self.async_accepted = Counter(
+            "unifaas_async_accepted",
+            "async calls queued (202) by function",
+            ["function"],
+            registry=self.registry,
+        )
+        self.queue = QueueCollector()
+        self.registry.register(self.queue)
         if platform is not None:
             self.registry.register(_PoolCollector(platform))
         if relay is not None:
@@ -269,6 +278,9 @@ class Telemetry:
                     "invocation_id": seen.invocation_id,
                 }
             )
+
+    def async_accepted_call(self, function: str) -> None:
+        self.async_accepted.labels(function).inc()
 
     def metrics_text(self) -> bytes:
         return generate_latest(self.registry)

@@ -19,16 +19,19 @@ import contextlib
 import signal
 import socket
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import uvicorn
 from fastapi import FastAPI
 
 from gateway.app import create_app
+from gateway.asyncrun import AppRunner
 from gateway.auth import load_or_create_token, token_path
 from gateway.relay import Relay
 from gateway.settings import GatewaySettings, given
+from gateway.telemetry import Telemetry
+from scheduler.asyncworker import AsyncWorker
 from scheduler.cluster import Cluster
 from scheduler.node import Node
 from scheduler.redis_server import connect
@@ -65,7 +68,18 @@ def advertised_url(settings: GatewaySettings) -> str:
     return f"http://{host}:{settings.port}"
 
 
-async def _run(app: FastAPI, settings: GatewaySettings, banner: str) -> None:
+def _nothing() -> None:
+    pass
+
+
+def _stop(server: uvicorn.Server, on_stop: Callable[[], None]) -> None:
+    server.should_exit = True
+    on_stop()
+
+
+async def _run(
+    app: FastAPI, settings: GatewaySettings, banner: str, on_stop: Callable[[], None] = _nothing
+) -> None:
     server = _Server(
         uvicorn.Config(
             app,
@@ -79,7 +93,7 @@ async def _run(app: FastAPI, settings: GatewaySettings, banner: str) -> None:
     loop = asyncio.get_running_loop()
     with contextlib.ExitStack() as stack:
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, setattr, server, "should_exit", True)
+            loop.add_signal_handler(sig, _stop, server, on_stop)
             stack.callback(loop.remove_signal_handler, sig)
         progress(banner)
         await server.serve()
@@ -97,8 +111,25 @@ async def serve(
     url = advertised_url(settings)
     async with Node(node_settings, pool, url=url, progress=progress) as node:
         token, where = _token(settings, node_settings.state_dir)
-        app = create_app(node.platform, token, settings)
-        await _run(app, settings, f"unifaas listening on {url} ({role} {node.id}; token {where})")
+        platform = node.platform
+        app = create_app(platform, token, settings)
+        telemetry: Telemetry = app.state.telemetry
+        # Calls queued with Prefer: respond-async run on the nodes, up included.
+        worker = AsyncWorker(
+            platform.queue,
+            AppRunner(platform, telemetry),
+            node.id,
+            platform.async_settings,
+            drain_s=settings.drain_timeout_s,
+        )
+        telemetry.queue.worker = worker
+        async with worker:
+            await _run(
+                app,
+                settings,
+                f"unifaas listening on {url} ({role} {node.id}; token {where})",
+                on_stop=worker.stop_reading,
+            )
 
 
 async def serve_gateway(settings: GatewaySettings, node_settings: NodeSettings) -> None:

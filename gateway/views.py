@@ -6,6 +6,7 @@ import dataclasses
 import time
 from typing import Any
 
+from scheduler.asyncq import AsyncCall
 from scheduler.capacity import MemoryStatus
 from scheduler.model import FunctionInfo, FunctionVersion, InvocationRecord, NodeRecord
 from scheduler.sandbox import HostConfinement
@@ -84,4 +85,23 @@ def pool_json(status: PoolStatus) -> dict[str, Any]:
         "rss_kib": status.rss_kib,
         "closed": status.closed,
         "functions": function_vms_json(status.functions),
+    }
+
+
+def async_json(call: AsyncCall) -> dict[str, Any]:
+    """An async call's status; its response is at ``/response`` (kept apart: it may be big)."""
+    return {
+        "id": call.id,
+        "function": call.function,
+        "status": call.status.value,
+        "attempts": call.attempts,
+        "http_status": call.http_status,
+        "error": call.error,
+        "node": call.node,
+        "created_at": call.created_at,
+        "started_at": call.started_at,
+        "finished_at": call.finished_at,
+        "callback_url": call.callback_url,
+        "callback": call.callback,
+        "response": f"/v1/invocations/{call.id}/response" if call.response else None,
     }

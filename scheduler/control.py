@@ -10,9 +10,21 @@ from __future__ import annotations
 
 import builtins
 import dataclasses
+import uuid
 
-from scheduler.model import FunctionConfig, FunctionInfo, FunctionVersion, InvocationRecord
+from scheduler.asyncq import AsyncCall, AsyncQueue, Limits
+from scheduler.callback import check_callback
+from scheduler.errors import AccessDenied, InvocationNotFound, NotDead
+from scheduler.model import (
+    FunctionConfig,
+    FunctionInfo,
+    FunctionVersion,
+    InvocationRecord,
+    InvokeRequest,
+)
+from scheduler.nodewire import encode_invoke
 from scheduler.registry import Registry
+from scheduler.settings import AsyncSettings
 from scheduler.status import FunctionVMs
 
 
@@ -26,9 +38,16 @@ class FunctionDescription:
 class Control:
     """Deploy, roll back, delete, list and describe functions; read their records."""
 
-    def __init__(self, registry: Registry, node_id: str) -> None:
+    def __init__(
+        self, registry: Registry, node_id: str, async_settings: AsyncSettings | None = None
+    ) -> None:
         self.registry = registry
         self.node_id = node_id  # this server's id (a node's, or a gateway's)
+        self.async_settings = settings = async_settings or AsyncSettings()
+        self.queue = AsyncQueue(
+            registry.client,
+            Limits(settings.max_attempts, settings.max_event_age_s, settings.result_ttl_s),
+        )
 
     async def deploy(
         self, name: str, module: bytes, config: FunctionConfig, files_tar: bytes | None = None
@@ -60,6 +79,43 @@ class Control:
 
     async def invocation(self, invocation_id: str) -> InvocationRecord:
         return await self.registry.invocation(invocation_id)
+
+    # -- async calls ----------------------------------------------------------------------
+    async def enqueue(
+        self, name: str, request: InvokeRequest, callback_url: str | None = None
+    ) -> str:
+        """Accept a call for the queue once its function is known to exist; its id."""
+        fv = await self.registry.current(name)  # FunctionNotFound: 404 now, not later
+        if not fv.config.public and not request.authorized:
+            raise AccessDenied(name)
+        if callback_url is not None:
+            check_callback(callback_url, self.async_settings.allowed_callback_hosts)
+        call_id = uuid.uuid4().hex
+        await self.queue.enqueue(
+            call_id,
+            name,
+            encode_invoke(request),
+            callback_url=callback_url,
+            public=fv.config.public,
+        )
+        return call_id
+
+    async def async_call(self, call_id: str) -> AsyncCall | None:
+        return await self.queue.get(call_id)
+
+    async def dead_letters(self, limit: int) -> builtins.list[AsyncCall]:
+        return await self.queue.dead_letters(limit)
+
+    async def retry_dead(self, call_id: str) -> AsyncCall:
+        result = await self.queue.requeue(call_id)
+        if result == 0:
+            raise InvocationNotFound(call_id)
+        if result < 0:
+            raise NotDead(f"async call {call_id!r} is not dead: only dead-letters are retried")
+        call = await self.queue.get(call_id)
+        if call is None:
+            raise InvocationNotFound(call_id)
+        return call
 
     async def changed(self, name: str, current: FunctionVersion | None) -> None:
         """This server changed ``name`` (None: deleted); the others hear it from Redis."""

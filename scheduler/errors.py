@@ -135,3 +135,25 @@ class NoNodeAvailable(SchedulerError):
 
 class BadNodeRequest(SchedulerError):
     """A gateway's request to a node's internal API cannot be read (a bug or a stranger)."""
+
+
+class InvalidCallback(SchedulerError):
+    """An async call's X-Callback-Url is malformed or names a host callbacks may not go to."""
+
+
+class NotFinished(SchedulerError):
+    """An async call has no response yet (queued or running), or never will (dead)."""
+
+    def __init__(self, call_id: str, status: str, detail: str = "") -> None:
+        super().__init__(
+            f"async call {call_id!r} is {status}"
+            + (f": {detail}" if detail else "")
+            + ("" if status == "dead" else "; ask again later")
+        )
+        self.call_id = call_id
+        self.status = status
+        self.retry_after_s = 1
+
+
+class NotDead(SchedulerError):
+    """Only a dead-letter can be retried."""

@@ -204,3 +204,16 @@ class NodeRecord:
             WarmVersion(**known_fields(WarmVersion, w)) for w in fields.get("warm", ())
         )
         return cls(**fields)
+
+
+@dataclasses.dataclass(frozen=True)
+class InvokeRequest:
+    method: str
+    path_info: str  # the part after /fn/{name}, "" or starting with "/"
+    query_string: str
+    headers: list[tuple[str, str]]
+    body: bytes
+    remote_addr: str = ""
+    server_name: str = "localhost"
+    server_port: int = 8080
+    authorized: bool = False  # the caller presented the management token

@@ -14,7 +14,7 @@ from typing import Any
 import msgpack
 
 from scheduler.errors import BadNodeRequest
-from scheduler.service import InvokeRequest
+from scheduler.model import InvokeRequest
 
 CONTENT_TYPE = "application/vnd.unifaas.invoke+msgpack"
 WIRE_VERSION = 1

@@ -132,7 +132,9 @@ def _client(url: str) -> aioredis.Redis:
     # The primary is asked of the sentinels on every new connection, so after a
     # failover the retried command reaches the new one.
     target = parse_sentinel_url(url)
-    sentinel = Sentinel(  # type: ignore[no-untyped-call]
+    # Any: redis-py's Sentinel is typed in some releases and not in others.
+    make_sentinel: Any = Sentinel
+    sentinel = make_sentinel(
         list(target.sentinels),
         sentinel_kwargs={"socket_connect_timeout": CONNECT_TIMEOUT_S, "socket_timeout": 2.0},
     )

@@ -171,6 +171,7 @@ class Registry:
     """Deployed functions and their versions, invocation records and node heartbeats."""
 
     def __init__(self, client: aioredis.Redis, compile_limits: CompileLimits | None = None) -> None:
+        self.client = client  # for the other stores over the same Redis
         self.state = StateStore(client)
         self.compile_limits = compile_limits or CompileLimits()
 

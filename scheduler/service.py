@@ -21,6 +21,7 @@ from scheduler.model import (
     STDERR_TAIL_BYTES,
     FunctionVersion,
     InvocationRecord,
+    InvokeRequest,
     StartKind,
 )
 from scheduler.nodecache import NodeCache
@@ -34,19 +35,6 @@ from wasm_runtime.errors import BadCgiResponse, UnifaasError
 from wasm_runtime.types import EXIT_TRAP, InvocationResult
 
 log = logging.getLogger(__name__)
-
-
-@dataclasses.dataclass(frozen=True)
-class InvokeRequest:
-    method: str
-    path_info: str  # the part after /fn/{name}, "" or starting with "/"
-    query_string: str
-    headers: list[tuple[str, str]]
-    body: bytes
-    remote_addr: str = ""
-    server_name: str = "localhost"
-    server_port: int = 8080
-    authorized: bool = False  # the caller presented the management token
 
 
 @dataclasses.dataclass
@@ -144,9 +132,12 @@ class Platform(Control):
                 self._spawn(self.pool.ensure_min_warm(fv, self._loader(fv)))
 
     # -- invocation -----------------------------------------------------------
-    async def invoke(self, name: str, request: InvokeRequest) -> InvokeOutcome:
+    async def invoke(
+        self, name: str, request: InvokeRequest, *, invocation_id: str | None = None
+    ) -> InvokeOutcome:
+        """Run a call here. ``invocation_id``: an async call's, so its record has its id."""
         started = time.perf_counter()
-        outcome = InvokeOutcome(invocation_id=uuid.uuid4().hex[:16], function=name)
+        outcome = InvokeOutcome(invocation_id=invocation_id or uuid.uuid4().hex[:16], function=name)
         try:
             fv = await self.cache.current(name)
             outcome.version = fv.version

@@ -74,3 +74,35 @@ class PoolSettings(BaseSettings):
     # Of which boots no call waits on (generic, min_warm and autoscaler VMs,
     # templates); default the host's cores (scheduler/bootgate.py says why).
     speculative_boot_concurrency: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
+
+
+class AsyncSettings(BaseSettings):
+    """How the async invocation queue behaves (``Prefer: respond-async``); every server of a
+    cluster should have the same. E.g. ``UNIFAAS_ASYNC_MAX_ATTEMPTS=5``."""
+
+    model_config = SettingsConfigDict(env_prefix="UNIFAAS_ASYNC_", frozen=True, extra="ignore")
+
+    # Calls a node runs from the queue at once (besides its sync calls).
+    concurrency: int = Field(default=8, ge=1)
+    # Attempts of a call that fails for a platform reason (its VM or node lost, no
+    # capacity, Redis away): the first and two retries, like Lambda's event invocations.
+    max_attempts: int = Field(default=3, ge=1)
+    # Wait before the first retry; doubled for each next one.
+    retry_backoff_s: float = Field(default=1.0, ge=0)
+    # A call not started by then goes dead (Lambda's default maximum event age).
+    max_event_age_s: float = Field(default=6 * 3600.0, gt=0)
+    # An ended call's status and response are kept this long.
+    result_ttl_s: float = Field(default=24 * 3600.0, gt=0)
+    # The visibility timeout: a call whose node has not renewed its claim for this long
+    # (the node died) is taken by another. Nodes renew every fifth of it.
+    claim_idle_s: float = Field(default=10.0, gt=0)
+    # Hosts (HOST or HOST:PORT, comma-separated) an X-Callback-Url may name; empty: no
+    # callbacks. The node POSTs the response there when the call ends.
+    callback_hosts: str = ""
+    # How long a callback's POST may take, and how often it is tried.
+    callback_timeout_s: float = Field(default=10.0, gt=0)
+    callback_attempts: int = Field(default=3, ge=1)
+
+    @property
+    def allowed_callback_hosts(self) -> frozenset[str]:
+        return frozenset(h.strip().lower() for h in self.callback_hosts.split(",") if h.strip())

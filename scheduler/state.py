@@ -1,30 +1,10 @@
-"""The one module that knows Redis: every key pattern, every Lua script, every redis error.
+"""The function registry's, the invocation records' and the nodes' Redis commands.
 
-Everything unifaas keeps in Redis goes through :class:`StateStore`; nothing else
-in the project builds a key or runs a command. Keys (all under ``unifaas:``)::
-
-    unifaas:blob:{sha256}               STRING  content-addressed bytes (module, artifact,
-                                                files tar); written with SET NX, never changed
-    unifaas:artifact:{tag}:{module_sha} STRING  sha256 of the precompiled artifact of a module
-                                                for engine compat tag ``tag`` (compile cache)
-    unifaas:functions                   SET     names of the deployed functions
-    unifaas:fn:{name}                   HASH    current, latest, created_at, updated_at
-    unifaas:fn:{name}:versions          HASH    version number -> JSON {module_sha256,
-                                                artifact_sha256, files_sha256, config, created_at}
-    unifaas:fn:{name}:recent            LIST    ids of the latest invocations, newest first,
-                                                capped at RECENT_INVOCATIONS
-    unifaas:inv:{id}                    STRING  JSON invocation record, expires after
-                                                INVOCATION_TTL_S
-    unifaas:nodes                       SET     ids of nodes that registered (pruned lazily)
-    unifaas:node:{id}                   STRING  JSON node info, expires after the node's TTL
-                                                (a few heartbeats) unless it beats again
-    unifaas:changes                     CHANNEL pub/sub: the name of a function whose
-                                                current version changed (deploy, rollback,
-                                                delete), for the nodes' caches
-
-Function names are ``[a-z0-9-]`` (checked by the registry), so they never contain
-the ``:`` separator. Every redis-py error is translated into
-:class:`~scheduler.errors.StateStoreError` here, once (:func:`_translated`).
+Everything unifaas keeps in Redis goes through :class:`StateStore` or, for the
+async invocation queue, :class:`scheduler.queuestore.QueueStore`; their keys and
+Lua scripts are all in :mod:`scheduler.keys`, and nothing else in the project
+builds a key or runs a command. Every redis-py error is translated into
+:class:`~scheduler.errors.StateStoreError` here, once (:func:`translated`).
 """
 
 from __future__ import annotations
@@ -39,8 +19,22 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from scheduler.errors import FunctionNotFound, InvalidConfig, StateStoreError
-
-PREFIX = "unifaas:"
+from scheduler.keys import (
+    CREATE_VERSION_LUA,
+    DELETE_FUNCTION_LUA,
+    PUT_INVOCATIONS_LUA,
+    ROLLBACK_LUA,
+    artifact_index_key,
+    blob_key,
+    changes_channel,
+    function_key,
+    functions_key,
+    invocation_key,
+    node_key,
+    nodes_key,
+    recent_key,
+    versions_key,
+)
 
 # Invocation records are kept for a day; `logs` shows at most this many per function.
 INVOCATION_TTL_S = 24 * 3600
@@ -57,122 +51,8 @@ def outage_backoff_s(failures: int) -> float:
     return OUTAGE_BACKOFF_S[min(failures, len(OUTAGE_BACKOFF_S) - 1)]
 
 
-# --- key patterns -------------------------------------------------------------------
-
-
-def blob_key(sha256: str) -> str:
-    return f"{PREFIX}blob:{sha256}"
-
-
-def artifact_index_key(compat_tag: str, module_sha256: str) -> str:
-    return f"{PREFIX}artifact:{compat_tag}:{module_sha256}"
-
-
-def functions_key() -> str:
-    return f"{PREFIX}functions"
-
-
-def function_key(name: str) -> str:
-    return f"{PREFIX}fn:{name}"
-
-
-def versions_key(name: str) -> str:
-    return f"{PREFIX}fn:{name}:versions"
-
-
-def recent_key(name: str) -> str:
-    return f"{PREFIX}fn:{name}:recent"
-
-
-def changes_channel() -> str:
-    return f"{PREFIX}changes"
-
-
-def invocation_key(invocation_id: str) -> str:
-    return f"{PREFIX}inv:{invocation_id}"
-
-
-def nodes_key() -> str:
-    return f"{PREFIX}nodes"
-
-
-def node_key(node_id: str) -> str:
-    return f"{PREFIX}node:{node_id}"
-
-
-# --- Lua scripts ----------------------------------------------------------------------
-
-# Create the next version of a function and make it current, atomically.
-# KEYS[1] function hash, KEYS[2] versions hash, KEYS[3] functions set
-# ARGV[1] name, ARGV[2] version record JSON, ARGV[3] now (unix seconds)
-# Returns the new version number (1 for a new function).
-CREATE_VERSION_LUA = """
-local v = redis.call('HINCRBY', KEYS[1], 'latest', 1)
-redis.call('HSET', KEYS[2], v, ARGV[2])
-redis.call('HSETNX', KEYS[1], 'created_at', ARGV[3])
-redis.call('HSET', KEYS[1], 'current', v, 'updated_at', ARGV[3])
-redis.call('SADD', KEYS[3], ARGV[1])
-return v
-"""
-
-# Make an existing version current.
-# KEYS[1] function hash, KEYS[2] versions hash
-# ARGV[1] target version, or "" for the nearest existing version below the current one
-# ARGV[2] now (unix seconds)
-# Returns {status, version}: status 0 = done (version is now current),
-# 1 = no such function, 2 = the target version does not exist, 3 = nothing before current.
-ROLLBACK_LUA = """
-local current = tonumber(redis.call('HGET', KEYS[1], 'current'))
-if not current then return {1, 0} end
-local target
-if ARGV[1] == '' then
-  local v = current - 1
-  while v >= 1 do
-    if redis.call('HEXISTS', KEYS[2], v) == 1 then target = v; break end
-    v = v - 1
-  end
-  if not target then return {3, current} end
-else
-  target = tonumber(ARGV[1])
-  if redis.call('HEXISTS', KEYS[2], target) == 0 then return {2, target} end
-end
-redis.call('HSET', KEYS[1], 'current', target, 'updated_at', ARGV[2])
-return {0, target}
-"""
-
-# Delete a function, its versions and its recent-invocation list.
-# KEYS[1] function hash, KEYS[2] versions hash, KEYS[3] recent list, KEYS[4] functions set
-# ARGV[1] name
-# Returns 1 when the function existed, else 0.
-DELETE_FUNCTION_LUA = """
-local existed = redis.call('EXISTS', KEYS[1])
-redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
-redis.call('SREM', KEYS[4], ARGV[1])
-return existed
-"""
-
-
-# Store a batch of invocation records and push their ids on their functions' recent
-# lists, in one round trip with one reply to parse (a pipeline has one per command).
-# KEYS: the records' keys, then each record's recent list (same order)
-# ARGV[1] TTL seconds, ARGV[2] recent entries kept, then the records' JSON, then their ids
-PUT_INVOCATIONS_LUA = """
-local n = #KEYS / 2
-local trim = {}
-for i = 1, n do
-  redis.call('SET', KEYS[i], ARGV[2 + i], 'EX', ARGV[1])
-  redis.call('LPUSH', KEYS[n + i], ARGV[2 + n + i])
-  trim[KEYS[n + i]] = true
-end
-for key in pairs(trim) do
-  redis.call('LTRIM', key, 0, tonumber(ARGV[2]) - 1)
-end
-return n
-"""
-
-
 @contextlib.contextmanager
-def _translated(what: str) -> Iterator[None]:
+def translated(what: str) -> Iterator[None]:
     """The single seam where redis-py errors become StateStoreError."""
     try:
         yield
@@ -206,30 +86,30 @@ class StateStore:
     async def put_blob(self, data: bytes) -> str:
         """Store ``data`` under its sha256 (once: an existing blob is not rewritten)."""
         sha = sha256_hex(data)
-        with _translated("put blob"):
+        with translated("put blob"):
             await self._r.set(blob_key(sha), data, nx=True)
         return sha
 
     async def get_blob(self, sha256: str) -> bytes | None:
-        with _translated("get blob"):
+        with translated("get blob"):
             data = await self._r.get(blob_key(sha256))
         if data is None:
             return None
         return data if isinstance(data, bytes) else data.encode()
 
     async def has_blob(self, sha256: str) -> bool:
-        with _translated("check blob"):
+        with translated("check blob"):
             return bool(await self._r.exists(blob_key(sha256)))
 
     async def get_artifact_sha(self, compat_tag: str, module_sha256: str) -> str | None:
-        with _translated("get artifact index"):
+        with translated("get artifact index"):
             sha = await self._r.get(artifact_index_key(compat_tag, module_sha256))
         return None if sha is None else _str(sha)
 
     async def set_artifact_sha(
         self, compat_tag: str, module_sha256: str, artifact_sha256: str
     ) -> None:
-        with _translated("set artifact index"):
+        with translated("set artifact index"):
             await self._r.set(artifact_index_key(compat_tag, module_sha256), artifact_sha256)
 
     # functions and versions
@@ -237,7 +117,7 @@ class StateStore:
     async def create_version(self, name: str, record: dict[str, Any], now: float) -> int:
         """Store ``record`` as the next version of ``name`` and make it current."""
         keys = [function_key(name), versions_key(name), functions_key()]
-        with _translated("create version"):
+        with translated("create version"):
             version = await self._create_version(
                 keys=keys, args=[name, json.dumps(record), repr(now)]
             )
@@ -246,7 +126,7 @@ class StateStore:
 
     async def _changed(self, name: str) -> None:
         """Tell the nodes' caches (best effort: a node also re-reads on reconnect)."""
-        with _translated("publish change"):
+        with translated("publish change"):
             await self._r.publish(changes_channel(), name)
 
     async def changes(self) -> AsyncIterator[str]:
@@ -257,7 +137,7 @@ class StateStore:
         after redis-py reconnected by itself (Redis restarted: a change may have
         been missed, or lost with the last second of its append-only file).
         """
-        with _translated("subscribe to changes"):
+        with translated("subscribe to changes"):
             async with self._r.pubsub() as pubsub:
                 await pubsub.subscribe(changes_channel())
                 while True:
@@ -271,7 +151,7 @@ class StateStore:
     async def rollback(self, name: str, to: int | None, now: float) -> int:
         """Make version ``to`` (None: the one before the current) current; returns it."""
         keys = [function_key(name), versions_key(name)]
-        with _translated("rollback"):
+        with translated("rollback"):
             status, version = await self._rollback(
                 keys=keys, args=["" if to is None else str(to), repr(now)]
             )
@@ -296,14 +176,14 @@ class StateStore:
         Invocation records expire on their own.
         """
         keys = [function_key(name), versions_key(name), recent_key(name), functions_key()]
-        with _translated("delete function"):
+        with translated("delete function"):
             existed = await self._delete(keys=keys, args=[name])
         await self._changed(name)
         return bool(existed)
 
     async def get_function(self, name: str) -> tuple[dict[str, str], list[int]] | None:
         """The function hash and its version numbers (ascending), or None when unknown."""
-        with _translated("get function"):
+        with translated("get function"):
             async with self._r.pipeline(transaction=True) as pipe:
                 pipe.hgetall(function_key(name))
                 pipe.hkeys(versions_key(name))
@@ -314,12 +194,12 @@ class StateStore:
         return meta, sorted(int(v) for v in versions)
 
     async def get_version(self, name: str, version: int) -> dict[str, Any] | None:
-        with _translated("get version"):
+        with translated("get version"):
             raw = await self._r.hget(versions_key(name), str(version))
         return None if raw is None else dict(json.loads(raw))
 
     async def function_names(self) -> list[str]:
-        with _translated("list functions"):
+        with translated("list functions"):
             names = await self._r.smembers(functions_key())
         return sorted(_str(n) for n in names)
 
@@ -340,11 +220,11 @@ class StateStore:
         args: list[str | int] = [INVOCATION_TTL_S, RECENT_INVOCATIONS]
         args += [json.dumps(record) for _, _, record in records]
         args += [invocation_id for invocation_id, _, _ in records]
-        with _translated("record invocations"):
+        with translated("record invocations"):
             await self._put_invocations(keys=keys, args=args)
 
     async def get_invocation(self, invocation_id: str) -> dict[str, Any] | None:
-        with _translated("get invocation"):
+        with translated("get invocation"):
             raw = await self._r.get(invocation_key(invocation_id))
         return None if raw is None else dict(json.loads(raw))
 
@@ -352,7 +232,7 @@ class StateStore:
         """Up to ``limit`` records, newest first; ids whose record expired are skipped."""
         if limit <= 0:
             return []
-        with _translated("list invocations"):
+        with translated("list invocations"):
             ids = await self._r.lrange(recent_key(function), 0, limit - 1)
             if not ids:
                 return []
@@ -363,7 +243,7 @@ class StateStore:
 
     async def put_node(self, node_id: str, info: dict[str, Any], ttl_s: float = NODE_TTL_S) -> None:
         """Register or refresh a node; it disappears ``ttl_s`` after its last heartbeat."""
-        with _translated("register node"):
+        with translated("register node"):
             async with self._r.pipeline(transaction=True) as pipe:
                 pipe.set(node_key(node_id), json.dumps(info), px=max(1, int(ttl_s * 1000)))
                 pipe.sadd(nodes_key(), node_id)
@@ -371,7 +251,7 @@ class StateStore:
 
     async def remove_node(self, node_id: str) -> None:
         """A stopping node leaves at once rather than when its record expires."""
-        with _translated("remove node"):
+        with translated("remove node"):
             async with self._r.pipeline(transaction=True) as pipe:
                 pipe.delete(node_key(node_id))
                 pipe.srem(nodes_key(), node_id)
@@ -379,7 +259,7 @@ class StateStore:
 
     async def nodes(self) -> dict[str, dict[str, Any]]:
         """Live nodes by id; ids whose heartbeat key expired are pruned from the set."""
-        with _translated("list nodes"):
+        with translated("list nodes"):
             ids = sorted(_str(i) for i in await self._r.smembers(nodes_key()))
             if not ids:
                 return {}
@@ -393,5 +273,5 @@ class StateStore:
 
     async def flush(self) -> None:
         """Empty the current database (tests only)."""
-        with _translated("flush"):
+        with translated("flush"):
             await self._r.flushdb()

@@ -41,6 +41,9 @@ guest agent) imports it. Each package defines its own sub-root in its
     |   +-- InvalidTransition(vm_id, state, event)  a pool VM was driven against its table
     |   +-- NoNodeAvailable(retry_after_s)  a gateway has no live node for a call
     |   +-- BadNodeRequest                a node's internal API got an unreadable request
+    |   +-- InvalidCallback               an X-Callback-Url malformed or not allowed
+    |   +-- NotFinished(status)           an async call's response asked before it has one
+    |   +-- NotDead                       a retry asked of an async call that is not dead
     |   +-- StateStoreError               Redis unreachable or erroring (translated once)
     |       +-- RedisNotInstalled(binary)
     |       +-- RedisStartError(log_tail)

@@ -1,4 +1,4 @@
-"""``/v1/functions`` and ``/v1/invocations``: deploy, list, describe, delete, rollback, logs."""
+"""``/v1/functions``: deploy, list, describe, delete, rollback, logs."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from gateway.errors import BodyTooLarge, RequestInvalid
 from gateway.limits import read_body
 from gateway.openapi import MANAGEMENT, error_responses
 from gateway.views import function_vms_json, info_json, record_json, version_json
-from scheduler.errors import FunctionNotFound, InvalidConfig, InvocationNotFound
+from scheduler.errors import FunctionNotFound, InvalidConfig
 from scheduler.model import FunctionConfig
 from scheduler.state import RECENT_INVOCATIONS as LOGS_MAX
 from wasm_runtime.errors import InvalidModule
@@ -167,12 +167,3 @@ async def logs(
 ) -> list[dict[str, Any]]:
     records = await deps.control(request).recent_invocations(name, limit)
     return [record_json(r) for r in records]
-
-
-@router.get(
-    "/invocations/{invocation_id}",
-    summary="One invocation's record",
-    responses=error_responses(*MANAGEMENT, InvocationNotFound),
-)
-async def invocation(request: Request, invocation_id: str) -> dict[str, Any]:
-    return record_json(await deps.control(request).invocation(invocation_id))

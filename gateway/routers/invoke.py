@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
 
 from gateway import deps
 from gateway.errors import BodyTooLarge, classify, error_response
@@ -14,10 +15,12 @@ from gateway.limits import read_body
 from gateway.observation import Observation, observed
 from gateway.openapi import COMMON, error_responses
 from gateway.relay import ERROR_KIND_HEADER, NODE_HEADER, Relay
+from gateway.telemetry import Telemetry
 from scheduler.errors import (
     AccessDenied,
     CapacityExhausted,
     FunctionNotFound,
+    InvalidCallback,
     NodeLost,
     NoNodeAvailable,
     PoolClosed,
@@ -26,7 +29,8 @@ from scheduler.errors import (
     StateStoreError,
     Throttled,
 )
-from scheduler.service import InvokeOutcome, InvokeRequest
+from scheduler.model import InvokeRequest
+from scheduler.service import InvokeOutcome, Platform
 from wasm_runtime.errors import (
     BadCgiResponse,
     FunctionOOM,
@@ -43,6 +47,7 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
         *COMMON,
         FunctionNotFound,
         AccessDenied,
+        InvalidCallback,
         BodyTooLarge,
         Throttled,
         CapacityExhausted,
@@ -58,9 +63,50 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
         OutputTooLarge,
         BadCgiResponse,
     ),
+    202: {
+        "description": "with Prefer: respond-async: the call is queued; its status is at "
+        "Location (/v1/invocations/{id}), its response at Location + /response",
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["id", "status", "location"],
+                    "properties": {
+                        "id": {"type": "string"},
+                        "status": {"type": "string", "enum": ["queued"]},
+                        "location": {"type": "string"},
+                    },
+                }
+            }
+        },
+        "headers": {
+            "Location": {"description": "the call's status", "schema": {"type": "string"}},
+            "Preference-Applied": {"description": "respond-async", "schema": {"type": "string"}},
+        },
+    },
     # Whatever status, headers and body the function itself answers.
     200: {"description": "the function's own response", "content": {"*/*": {}}},
     "default": {"description": "the function's own response", "content": {"*/*": {}}},
+}
+# The headers of an async call, for the schema (the route reads them from the request).
+ASYNC_PARAMETERS: dict[str, Any] = {
+    "parameters": [
+        {
+            "name": "Prefer",
+            "in": "header",
+            "required": False,
+            "schema": {"type": "string"},
+            "description": "respond-async: queue the call and answer 202 at once",
+        },
+        {
+            "name": "X-Callback-Url",
+            "in": "header",
+            "required": False,
+            "schema": {"type": "string"},
+            "description": "with respond-async: POST the response here when the call ends "
+            "(only to hosts UNIFAAS_ASYNC_CALLBACK_HOSTS allows; else 400)",
+        },
+    ]
 }
 METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 # Hop-by-hop or framing headers the server sets itself.
@@ -69,6 +115,8 @@ _DROP_HEADERS = {"content-length", "transfer-encoding", "connection"}
 _DROP_RELAYED = _DROP_HEADERS | {"date", "server"}
 
 
+# An async call's result is POSTed there when it ends (to the hosts a setting allows).
+CALLBACK_HEADER = "x-callback-url"
 # The CLI asks for the function's stderr with this header; it comes back
 # base64-encoded (tail only) so any bytes survive a header.
 STDERR_REQUEST_HEADER = "x-unifaas-stderr"
@@ -94,12 +142,6 @@ def _meta_headers(outcome: InvokeOutcome, want_stderr: bool) -> dict[str, str]:
     return headers
 
 
-def _finish(request: Request, outcome: InvokeOutcome, status: int, kind: str | None) -> None:
-    """Record the invocation (Redis, in the background) and observe it (metrics)."""
-    deps.local(request).record(outcome, status)
-    deps.telemetry(request).observe(observed(outcome, status, kind))
-
-
 async def _invoke(request: Request, name: str, path: str) -> Response:
     settings = deps.settings(request)
     body = await read_body(request, settings.max_body_bytes)  # BodyTooLarge: the app's 413
@@ -115,6 +157,8 @@ async def _invoke(request: Request, name: str, path: str) -> Response:
         server_port=request.url.port or settings.port,
         authorized=deps.is_authorized(request),
     )
+    if prefers_async(request.headers.getlist("prefer")):
+        return await _accept(request, name, invoke_request)
     relay = deps.relay(request)
     if relay is not None:
         return await _relayed(request, relay, name, invoke_request)
@@ -126,14 +170,29 @@ async def answer(
 ) -> Response:
     """Run the call on this node's platform and answer as the caller gets it. For a
     gateway (``node`` set: this node's id) the answer names the node and the error kind."""
-    outcome = await deps.local(request).invoke(name, invoke_request)
+    platform = deps.local(request)
+    outcome = await platform.invoke(name, invoke_request)
+    return respond(platform, deps.telemetry(request), outcome, invoke_request, node=node)
+
+
+def respond(
+    platform: Platform,
+    telemetry: Telemetry,
+    outcome: InvokeOutcome,
+    invoke_request: InvokeRequest,
+    *,
+    node: str | None = None,
+) -> Response:
+    """The response of a call that ran here, recorded (Redis, in the background) and
+    observed (metrics): the sync call's, and the one an async call keeps."""
     want_stderr = any(k.lower() == STDERR_REQUEST_HEADER for k, _ in invoke_request.headers)
     meta = _meta_headers(outcome, want_stderr)
     if node is not None:
         meta[NODE_HEADER] = node
     if outcome.error is not None:
         status, kind = classify(outcome.error)
-        _finish(request, outcome, status, kind)
+        platform.record(outcome, status)
+        telemetry.observe(observed(outcome, status, kind))
         failed = error_response(
             outcome.error,
             invocation_id=outcome.invocation_id,
@@ -143,7 +202,8 @@ async def answer(
         if node is not None:
             failed.headers[ERROR_KIND_HEADER] = kind
         return failed
-    _finish(request, outcome, outcome.status, None)
+    platform.record(outcome, outcome.status)
+    telemetry.observe(observed(outcome, outcome.status, None))
     response = Response(content=outcome.body, status_code=outcome.status)
     for key, value in outcome.headers:
         if key.lower() not in _DROP_HEADERS:
@@ -181,6 +241,28 @@ async def _relayed(
     return response
 
 
+def prefers_async(prefer: list[str]) -> bool:
+    """RFC 7240: ``Prefer: respond-async`` among the preferences, in any header of them."""
+    return any(
+        part.split(";")[0].split("=")[0].strip().lower() == "respond-async"
+        for header in prefer
+        for part in header.split(",")
+    )
+
+
+async def _accept(request: Request, name: str, invoke_request: InvokeRequest) -> Response:
+    """Queue the call (once its function is known) and answer where its result will be."""
+    callback = request.headers.get(CALLBACK_HEADER)
+    call_id = await deps.control(request).enqueue(name, invoke_request, callback)
+    deps.telemetry(request).async_accepted_call(name)
+    location = f"/v1/invocations/{call_id}"
+    return JSONResponse(
+        {"id": call_id, "status": "queued", "location": location},
+        status_code=202,
+        headers={"Location": location, "Preference-Applied": "respond-async"},
+    )
+
+
 async def invoke_root(request: Request, name: str) -> Response:
     return await _invoke(request, name, "")
 
@@ -199,6 +281,7 @@ for _method in METHODS:
         operation_id=f"invoke_{_method.lower()}",
         responses=RESPONSES,
         response_class=Response,
+        openapi_extra=ASYNC_PARAMETERS,
     )
     router.add_api_route(
         "/fn/{name}/{path:path}",
@@ -208,4 +291,5 @@ for _method in METHODS:
         operation_id=f"invoke_path_{_method.lower()}",
         responses=RESPONSES,
         response_class=Response,
+        openapi_extra=ASYNC_PARAMETERS,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -13,10 +14,13 @@ from gateway import deps
 from gateway.errors import NotFound
 from gateway.openapi import COMMON, MANAGEMENT, error_responses
 from gateway.views import confinement_json, node_json, pool_json
+from scheduler.errors import StateStoreError
 
 # Any route may meet a head over the limit, a bad parameter or a failure of ours.
 router = APIRouter(tags=["system"], responses=error_responses(*COMMON))
 STATIC = Path(__file__).resolve().parent.parent / "static"
+# A scrape does not wait longer than this for the async queue's depth.
+QUEUE_STATS_TIMEOUT_S = 1.0
 STATIC_TYPES = {".js": "text/javascript", ".css": "text/css"}
 
 
@@ -66,6 +70,13 @@ async def _nodes(request: Request) -> list[dict[str, Any]]:
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
 async def metrics(request: Request) -> Response:
+    telemetry = deps.telemetry(request)
+    try:
+        telemetry.queue.stats = await asyncio.wait_for(
+            deps.control(request).queue.stats(), QUEUE_STATS_TIMEOUT_S
+        )
+    except (StateStoreError, TimeoutError):
+        telemetry.queue.stats = None  # the scrape still answers, without them
     return Response(deps.telemetry(request).metrics_text(), media_type=CONTENT_TYPE_LATEST)
 
 

@@ -8,9 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from scheduler.model import FunctionConfig
+from scheduler.model import FunctionConfig, InvokeRequest
 from scheduler.node import Node
-from scheduler.service import InvokeRequest
 from scheduler.settings import NodeSettings, PoolSettings
 from tests.conftest import wasm
 from tests.vms import running

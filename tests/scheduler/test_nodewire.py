@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from scheduler.errors import BadNodeRequest
+from scheduler.model import InvokeRequest
 from scheduler.nodewire import decode_invoke, encode_invoke
-from scheduler.service import InvokeRequest
 
 text = st.text(max_size=20)
 requests = st.builds(
