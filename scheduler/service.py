@@ -28,6 +28,7 @@ from scheduler.nodecache import NodeCache
 from scheduler.pool import ArtifactLoader, Pool
 from scheduler.records import RecordWriter
 from scheduler.registry import Registry
+from scheduler.settings import AsyncSettings
 from scheduler.status import FunctionVMs
 from scheduler.throttle import Throttle
 from wasm_runtime import abi
@@ -66,9 +67,15 @@ class Platform(Control):
     """One node's platform: a registry in Redis and a warm pool of microVMs."""
 
     def __init__(
-        self, registry: Registry, pool: Pool, node_id: str, *, autoscale: bool = True
+        self,
+        registry: Registry,
+        pool: Pool,
+        node_id: str,
+        *,
+        autoscale: bool = True,
+        async_settings: AsyncSettings | None = None,
     ) -> None:
-        super().__init__(registry, node_id)
+        super().__init__(registry, node_id, async_settings)
         self.pool = pool
         self.cache = NodeCache(registry, on_change=self._heard)
         self.records = RecordWriter(registry)
