@@ -65,7 +65,8 @@ class LocalCluster:
 
     def node_pid(self, node_id: str) -> int:
         """The pid of the node process whose record has ``node_id``."""
-        for node in self.live_nodes():
+        gateway = next(i for i, g in enumerate(self.gateways) if g.proc.poll() is None)
+        for node in self.live_nodes(gateway):
             if node["id"] == node_id:
                 return int(node["pid"])
         raise BenchError(f"no live node {node_id}")

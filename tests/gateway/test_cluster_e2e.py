@@ -4,6 +4,8 @@
 - kill -9 of a node's process group (the node and its QEMUs) under load through both
   gateways: every call answered (lost = 0), and the gateways drop the node in seconds;
 - kill a gateway: the other serves;
+- 200 async calls with a node killed midway (kill -9, its VMs too): each ends
+  ``succeeded`` once, with its own response;
 - the CLI's status through a gateway lists the nodes.
 """
 
@@ -17,6 +19,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from loadtests.asynccampaign import async_campaign, busiest_consumer
 from loadtests.chaos import FUNCTION, children, qemu_children
 from loadtests.cluster import (
     LocalCluster,
@@ -35,6 +38,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
         "UNIFAAS_QUEUE_TIMEOUT_S": "60",
         # The campaign counts against the VMs it set up; the autoscaler would add more.
         "UNIFAAS_AUTOSCALE": "0",
+        # A killed node's async calls are taken over after this (default 10 s).
+        "UNIFAAS_ASYNC_CLAIM_IDLE_S": "3",
     }
     with local_cluster(tmp_path_factory.mktemp("cluster"), max_vms=2, extra_env=extra) as c:
         deploy_echo_everywhere(c)
@@ -91,3 +96,19 @@ def test_killing_a_gateway_leaves_the_other_serving(cluster: LocalCluster) -> No
         body = f"still here {i}".encode()
         r = httpx.post(f"{other.url}/fn/{FUNCTION}", content=body, timeout=60)
         assert r.status_code == 200 and r.content == body
+
+
+def test_async_calls_survive_a_node_killed_under_them(cluster: LocalCluster) -> None:
+    urls = [g.url for g in cluster.gateways if g.proc.poll() is None]
+
+    def kill_busiest() -> str:
+        victim = busiest_consumer(cluster.redis_url)
+        cluster.kill_node(victim)
+        return f"kill -9 node {victim}, which held async calls"
+
+    report = async_campaign(urls, cluster.token, kill_busiest, calls=200, progress=print)
+    print(json.dumps(report.to_json()))
+    assert report.accepted == report.sent == 200, report.refused
+    assert report.lost == 0, report.ended_otherwise
+    assert report.succeeded == 200 and report.recorded_twice == 0
+    assert report.retried >= 1  # the calls the node held were run again elsewhere
