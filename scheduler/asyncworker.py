@@ -37,6 +37,7 @@ from scheduler.errors import (
     NoNodeAvailable,
     PoolClosed,
     SandboxError,
+    SandboxLost,
     StateStoreError,
     Throttled,
 )
@@ -78,6 +79,8 @@ Runner = Callable[[str, str, bytes], Awaitable[Ran]]
 
 
 def is_retryable(err: UnifaasError | None) -> bool:
+    if isinstance(err, SandboxLost) and err.after_effect:
+        return False  # it may have written or sent something: once is all it gets
     return isinstance(err, RETRYABLE)
 
 

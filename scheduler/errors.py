@@ -60,11 +60,14 @@ class SandboxLost(SandboxError):
 
     ``retries``: how many times the call had already been run again on another VM
     when this one was lost too (the pool's retry rule decides; see placement).
+    ``after_effect``: the call had made a hostcall with an effect outside its VM, so
+    it is not run again, by the pool or the async queue.
     """
 
-    def __init__(self, message: str, retries: int = 0) -> None:
+    def __init__(self, message: str, retries: int = 0, after_effect: bool = False) -> None:
         super().__init__(message)
         self.retries = retries
+        self.after_effect = after_effect
 
 
 class SandboxUnavailable(SandboxError):

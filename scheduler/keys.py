@@ -13,6 +13,12 @@
                                                 artifact_sha256, files_sha256, config, created_at}
     unifaas:fn:{name}:recent            LIST    ids of the latest invocations, newest first,
                                                 capped at RECENT_INVOCATIONS
+    unifaas:fn:{name}:secrets           HASH    version number -> JSON {name: value} of the
+                                                version's secrets (apart from its record,
+                                                which holds only their names)
+    unifaas:kv:{name}                   HASH    the function's key-value store (all versions)
+    unifaas:kv:{name}:usage             HASH    keys, bytes (keys + values) it holds, for
+                                                its quota; kept by the KV_* scripts
     unifaas:inv:{id}                    STRING  JSON invocation record, expires after
                                                 INVOCATION_TTL_S
     unifaas:nodes                       SET     ids of nodes that registered (pruned lazily)
@@ -70,6 +76,18 @@ def recent_key(name: str) -> str:
     return f"{PREFIX}fn:{name}:recent"
 
 
+def secrets_key(name: str) -> str:
+    return f"{PREFIX}fn:{name}:secrets"
+
+
+def kv_key(name: str) -> str:
+    return f"{PREFIX}kv:{name}"
+
+
+def kv_usage_key(name: str) -> str:
+    return f"{PREFIX}kv:{name}:usage"
+
+
 def changes_channel() -> str:
     return f"{PREFIX}changes"
 
@@ -89,12 +107,14 @@ def node_key(node_id: str) -> str:
 # --- Lua scripts ----------------------------------------------------------------------
 
 # Create the next version of a function and make it current, atomically.
-# KEYS[1] function hash, KEYS[2] versions hash, KEYS[3] functions set
-# ARGV[1] name, ARGV[2] version record JSON, ARGV[3] now (unix seconds)
+# KEYS[1] function hash, KEYS[2] versions hash, KEYS[3] functions set, KEYS[4] secrets hash
+# ARGV[1] name, ARGV[2] version record JSON, ARGV[3] now (unix seconds),
+# ARGV[4] the version's secrets JSON, or "" for none
 # Returns the new version number (1 for a new function).
 CREATE_VERSION_LUA = """
 local v = redis.call('HINCRBY', KEYS[1], 'latest', 1)
 redis.call('HSET', KEYS[2], v, ARGV[2])
+if ARGV[4] ~= '' then redis.call('HSET', KEYS[4], v, ARGV[4]) end
 redis.call('HSETNX', KEYS[1], 'created_at', ARGV[3])
 redis.call('HSET', KEYS[1], 'current', v, 'updated_at', ARGV[3])
 redis.call('SADD', KEYS[3], ARGV[1])
@@ -126,14 +146,15 @@ redis.call('HSET', KEYS[1], 'current', target, 'updated_at', ARGV[2])
 return {0, target}
 """
 
-# Delete a function, its versions and its recent-invocation list.
-# KEYS[1] function hash, KEYS[2] versions hash, KEYS[3] recent list, KEYS[4] functions set
+# Delete a function with everything it owns: versions, recent-invocation list, secrets,
+# key-value store.
+# KEYS[1] function hash, KEYS[2..n-1] the keys it owns, KEYS[n] functions set
 # ARGV[1] name
 # Returns 1 when the function existed, else 0.
 DELETE_FUNCTION_LUA = """
 local existed = redis.call('EXISTS', KEYS[1])
-redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
-redis.call('SREM', KEYS[4], ARGV[1])
+for i = 1, #KEYS - 1 do redis.call('DEL', KEYS[i]) end
+redis.call('SREM', KEYS[#KEYS], ARGV[1])
 return existed
 """
 
@@ -324,4 +345,59 @@ redis.call('HDEL', KEYS[1], 'dead_entry', 'entry', 'finished_at', 'node', 'respo
 redis.call('EXPIRE', KEYS[1], ARGV[3])
 redis.call('XADD', KEYS[2], '*', 'id', ARGV[1])
 return 1
+"""
+
+
+# --- a function's key-value store ------------------------------------------------------
+
+# Its usage hash counts the keys and the bytes (key + value lengths) the store holds,
+# so a quota check is one read. KEYS[1] store hash, KEYS[2] usage hash for all three.
+
+# Set a key. ARGV[1] key, ARGV[2] value, ARGV[3] most keys, ARGV[4] most bytes.
+# Returns 0 done, 6 over the key quota, 7 over the byte quota (hostcalls.Status numbers).
+KV_SET_LUA = """
+local exists = redis.call('HEXISTS', KEYS[1], ARGV[1])
+local old = redis.call('HSTRLEN', KEYS[1], ARGV[1])
+local keys = tonumber(redis.call('HGET', KEYS[2], 'keys') or '0')
+local bytes = tonumber(redis.call('HGET', KEYS[2], 'bytes') or '0')
+local nkeys = keys + 1 - exists
+local nbytes = bytes + string.len(ARGV[2]) - old
+if exists == 0 then nbytes = nbytes + string.len(ARGV[1]) end
+if nkeys > tonumber(ARGV[3]) then return 6 end
+if nbytes > tonumber(ARGV[4]) and nbytes > bytes then return 7 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('HSET', KEYS[2], 'keys', nkeys, 'bytes', nbytes)
+return 0
+"""
+
+# Delete a key. ARGV[1] key. Returns 1 deleted, 0 there was none.
+KV_DELETE_LUA = """
+local old = redis.call('HSTRLEN', KEYS[1], ARGV[1])
+if redis.call('HDEL', KEYS[1], ARGV[1]) == 0 then return 0 end
+redis.call('HINCRBY', KEYS[2], 'keys', -1)
+redis.call('HINCRBY', KEYS[2], 'bytes', -(old + string.len(ARGV[1])))
+return 1
+"""
+
+# Add to a decimal integer value (a missing key counts from 0).
+# ARGV[1] key, ARGV[2] delta, ARGV[3] most keys, ARGV[4] most bytes.
+# Returns {0, new value}, {6|7, 0} over a quota, {15, 0} the value is not an integer.
+KV_INCR_LUA = """
+local exists = redis.call('HEXISTS', KEYS[1], ARGV[1])
+local old = redis.call('HSTRLEN', KEYS[1], ARGV[1])
+local keys = tonumber(redis.call('HGET', KEYS[2], 'keys') or '0')
+local bytes = tonumber(redis.call('HGET', KEYS[2], 'bytes') or '0')
+if exists == 0 then
+  if keys + 1 > tonumber(ARGV[3]) then return {6, 0} end
+  if bytes + string.len(ARGV[1]) + 20 > tonumber(ARGV[4]) then return {7, 0} end
+end
+local ok, new = pcall(redis.call, 'HINCRBY', KEYS[1], ARGV[1], ARGV[2])
+if not ok then return {15, 0} end
+local grown = redis.call('HSTRLEN', KEYS[1], ARGV[1]) - old
+if exists == 0 then
+  grown = grown + string.len(ARGV[1])
+  redis.call('HINCRBY', KEYS[2], 'keys', 1)
+end
+redis.call('HINCRBY', KEYS[2], 'bytes', grown)
+return {0, new}
 """

@@ -50,6 +50,11 @@ class FunctionConfig:
     # None: twice its slots (max_vms x concurrency), so a flood waits in a bounded line.
     max_in_flight: int | None = None
     rate_limit: float | None = None  # calls per second per node (bursts of one second's worth)
+    # Hosts its outbound requests may reach (HOST or HOST:PORT; scheduler.outbound).
+    allow_hosts: list[str] = dataclasses.field(default_factory=list)
+    # Its key-value store's quota; None: the node's (UNIFAAS_HOSTCALL_KV_MAX_*).
+    kv_max_keys: int | None = None
+    kv_max_bytes: int | None = None
 
     # Per version, not per call: a config never changes, and a call reads both.
     @functools.cached_property
@@ -123,6 +128,9 @@ class FunctionVersion:
     files_sha256: str | None
     config: FunctionConfig
     created_at: float
+    # Names of its secrets; their values are stored apart and never leave the registry
+    # except into its calls' environment.
+    secret_names: tuple[str, ...] = ()
 
     @property
     def ref(self) -> FunctionRef:

@@ -39,6 +39,9 @@ class NodeCache:
         self.registry = registry
         self._on_change = on_change  # told the name of each function a notification names
         self._versions: dict[str, FunctionVersion] = {}
+        # name -> (version, its secrets): a version's secrets never change, but a name
+        # deleted and deployed again numbers its versions from 1 again.
+        self._secrets: dict[str, tuple[int, tuple[tuple[str, str], ...]]] = {}
         self._blobs: collections.OrderedDict[str, bytes] = collections.OrderedDict()
         self._blob_bytes = 0
         self._blob_budget = blob_budget_bytes
@@ -60,8 +63,24 @@ class NodeCache:
         self._forgets += 1
         if name is None:
             self._versions.clear()
+            self._secrets.clear()
         else:
             self._versions.pop(name, None)
+            self._secrets.pop(name, None)
+
+    async def secrets(self, fv: FunctionVersion) -> tuple[tuple[str, str], ...]:
+        """A version's secrets, for its calls' environment (no Redis read for a version
+        without any, or once read while notifications are followed)."""
+        if not fv.secret_names:
+            return ()
+        cached = self._secrets.get(fv.name) if self.following else None
+        if cached is not None and cached[0] == fv.version:
+            return cached[1]
+        forgets = self._forgets
+        secrets = tuple(sorted((await self.registry.secrets(fv)).items()))
+        if self.following and forgets == self._forgets:
+            self._secrets[fv.name] = (fv.version, secrets)
+        return secrets
 
     async def blob(self, sha: str) -> bytes:
         data = self._blobs.get(sha)

@@ -36,17 +36,18 @@ EVICT_MIN_IDLE_S = 5.0
 MAX_RETRIES = 1
 
 
-def may_retry(error: SchedulerError, retries: int) -> bool:
+def may_retry(error: SchedulerError, retries: int, *, made_effect: bool = False) -> bool:
     """Whether a call that failed with ``error`` after ``retries`` retries runs again.
 
-    Only when its VM was lost before it answered: a function can reach nothing
-    outside its own VM (no network device, a fresh copy of its files per call),
-    so running it again elsewhere cannot do anything twice. Once: a function
-    that kills its VM every time gets its error, not a loop. A function's own
-    failures (timeout, trap, out of memory, exit code) are answers, never
-    errors of the sandbox, so they never get here.
+    Only when its VM was lost before it answered, and the call had made no hostcall with
+    an effect outside the VM (a key-value write or delete, an outbound request): a
+    function reaches nothing else outside its VM (no network device, a fresh copy of its
+    files per call), so running it again elsewhere cannot do anything twice. Reads alone
+    keep the retry. Once: a function that kills its VM every time gets its error, not a
+    loop. A function's own failures (timeout, trap, out of memory, exit code) are
+    answers, never errors of the sandbox, so they never get here.
     """
-    return isinstance(error, SandboxLost) and retries < MAX_RETRIES
+    return isinstance(error, SandboxLost) and retries < MAX_RETRIES and not made_effect
 
 
 class Step(enum.Enum):

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import dataclasses
 import itertools
 import logging
 import time
@@ -26,6 +25,7 @@ from scheduler.bootgate import BootGate, Priority, speculative
 from scheduler.capacity import host_memory, read_meminfo
 from scheduler.errors import CapacityExhausted, PoolClosed, SandboxLost
 from scheduler.health import HealthCheck
+from scheduler.hostsession import HostSession
 from scheduler.keepalive import KeepAlive, periodic
 from scheduler.model import ArtifactLoader, FunctionRef, FunctionVersion, StartKind
 from scheduler.placement import Decision, Step, host_memory_mib
@@ -33,7 +33,7 @@ from scheduler.sandbox import Sandbox, SandboxFactory, translated
 from scheduler.settings import PoolSettings
 from scheduler.status import PoolStatus, Ran, summarize
 from scheduler.templates import TemplateAsks
-from scheduler.vmrecord import VMRecord, VMState
+from scheduler.vmrecord import Grant, VMRecord, VMState
 from scheduler.waitqueue import WaitQueue
 from wasm_runtime.types import Invocation, InvocationResult
 
@@ -43,14 +43,6 @@ log = logging.getLogger(__name__)
 
 # Starting guess of a call's duration, used for Retry-After before any call ended.
 INITIAL_CALL_ESTIMATE_S = 0.1
-
-
-@dataclasses.dataclass(frozen=True)
-class _Grant:
-    vm: VMRecord
-    kind: StartKind
-    victim_stop: asyncio.Task[None] | None = None  # evicted VM; wait for it before booting
-    claimed: bool = False  # cold: a generic VM already booting, not a boot of its own
 
 
 class Pool:
@@ -71,7 +63,7 @@ class Pool:
         self._clock = clock
         self._vms: dict[int, VMRecord] = {}
         self._ids = itertools.count(1)
-        self._queue: WaitQueue[_Grant] = WaitQueue()
+        self._queue: WaitQueue[Grant] = WaitQueue()
         # name -> its current version (None once deleted); others are retired: drain, no min_warm
         self._current: dict[str, int | None] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -132,29 +124,37 @@ class Pool:
 
     # -- invocation -----------------------------------------------------------
     async def invoke(
-        self, fv: FunctionVersion, load_artifacts: ArtifactLoader, invocation: Invocation
+        self,
+        fv: FunctionVersion,
+        load_artifacts: ArtifactLoader,
+        invocation: Invocation,
+        session: HostSession | None = None,
     ) -> Ran:
-        """Run one call on a VM of ``fv``, placing it warm, pre-warmed or cold (or queueing);
-        a call whose VM is lost runs again on another as :func:`placement.may_retry` says.
-
-        A VM failing the call (not the function failing) is SandboxLost or
-        SandboxUnavailable: unikernel's own errors do not leave the pool.
-        """
+        """Run one call on a VM of ``fv`` (warm, pre-warmed, cold or queued), its hostcalls
+        to ``session``; a call whose VM is lost runs again as :func:`placement.may_retry` says.
+        A VM failing it is SandboxLost or SandboxUnavailable (unikernel's errors stay in)."""
         retries = 0
         while True:
             try:
-                result, start, vm_s = await self._invoke_once(fv, load_artifacts, invocation)
+                result, start, vm_s = await self._invoke_once(
+                    fv, load_artifacts, invocation, session
+                )
                 return Ran(result, start, retries, vm_s * 1000)
             except SandboxLost as err:
-                if not placement.may_retry(err, retries):
-                    err.retries = retries
+                effect = session is not None and session.made_effect
+                if not placement.may_retry(err, retries, made_effect=effect):
+                    err.retries, err.after_effect = retries, effect
                     raise
                 retries += 1
                 self.counters["retries"] += 1
                 log.warning("%s: VM lost during a call (%s), running it again", fv.key, err)
 
     async def _invoke_once(
-        self, fv: FunctionVersion, load_artifacts: ArtifactLoader, invocation: Invocation
+        self,
+        fv: FunctionVersion,
+        load_artifacts: ArtifactLoader,
+        invocation: Invocation,
+        session: HostSession | None,
     ) -> tuple[InvocationResult, StartKind, float]:
         with translated():
             grant = await self._acquire(fv)
@@ -167,7 +167,7 @@ class Pool:
                 started = self._clock()
                 try:
                     with translated():
-                        result = await sandbox.invoke(fv.key, invocation)
+                        result = await sandbox.invoke(fv.key, invocation, session)
                 except SandboxLost:
                     self._discard(vm, died=True)
                     raise
@@ -190,14 +190,14 @@ class Pool:
             self._keepalive.want(fv, load_artifacts)
         want = fv.config.min_warm if count is None else count
         missing = want - placement.count_of(self._vms.values(), fv)
-        grants: list[_Grant] = []
+        grants: list[Grant] = []
         for _ in range(missing):
             grant = self._place(fv, for_call=False)
             if grant is None:
                 break
             grants.append(grant)
 
-        async def warm(grant: _Grant) -> None:
+        async def warm(grant: Grant) -> None:
             try:
                 await self._prepare(grant, fv, load_artifacts, speculative)
             finally:
@@ -210,7 +210,7 @@ class Pool:
 
     async def _prepare(
         self,
-        grant: _Grant,
+        grant: Grant,
         fv: FunctionVersion,
         load_artifacts: ArtifactLoader,
         priority: Priority | None = None,
@@ -302,7 +302,7 @@ class Pool:
         self._dispatch()  # its other slots can take queued calls now
 
     # -- placement (synchronous: look and reserve without awaiting) ------------
-    async def _acquire(self, fv: FunctionVersion) -> _Grant:
+    async def _acquire(self, fv: FunctionVersion) -> Grant:
         if self._closed:
             raise PoolClosed()
         grant = self._place(fv)
@@ -327,7 +327,7 @@ class Pool:
             )
         return grant
 
-    def _hand_back(self, grant: _Grant | None) -> None:
+    def _hand_back(self, grant: Grant | None) -> None:
         """Undo a grant a call that gave up got meanwhile (if it got one)."""
         if grant is None:
             return
@@ -340,7 +340,7 @@ class Pool:
             self._discard(vm)
         self._release(vm)
 
-    def _place(self, fv: FunctionVersion, *, for_call: bool = True) -> _Grant | None:
+    def _place(self, fv: FunctionVersion, *, for_call: bool = True) -> Grant | None:
         """Reserve the slot :func:`placement.place` finds for ``fv``, if any."""
         self._drop_dead()
         decision = placement.place(
@@ -353,20 +353,20 @@ class Pool:
         )
         return None if decision is None else self._reserve(decision, fv)
 
-    def _reserve(self, decision: Decision, fv: FunctionVersion) -> _Grant:
+    def _reserve(self, decision: Decision, fv: FunctionVersion) -> Grant:
         step, vm = decision.step, decision.vm
         if step is Step.WARM and vm is not None:
             vm.reserve()
-            return _Grant(vm, StartKind.WARM)
+            return Grant(vm, StartKind.WARM)
         if step in (Step.PREWARMED, Step.CLAIM_BOOTING) and vm is not None:
             vm.claim(fv)
             self._boot_gate.reranked()  # a boot it waits on is no longer speculative
-            return _Grant(vm, step.start, claimed=step is Step.CLAIM_BOOTING)
+            return Grant(vm, step.start, claimed=step is Step.CLAIM_BOOTING)
         stop = None
         if step is Step.EVICT_AND_BOOT and decision.victim is not None:
             self.counters["evictions"] += 1
             stop = self._discard(decision.victim)
-        return _Grant(self._new_vm(fv), StartKind.COLD, stop)
+        return Grant(self._new_vm(fv), StartKind.COLD, stop)
 
     def _vm_limit(self) -> int:
         memory, vms = self.memory, self._vms.values()

@@ -29,6 +29,7 @@ from scheduler.model import (
     NodeRecord,
     StartKind,
 )
+from scheduler.outbound import BadHostEntry, parse_host_entry
 from scheduler.state import StateStore, sha256_hex
 from wasm_runtime.bundle import FILES_MAX_BYTES
 from wasm_runtime.compiler import CompileLimits, precompile_isolated
@@ -39,6 +40,7 @@ from wasm_runtime.types import MEMORY_CAP_MAX_MIB, flat_dict, known_fields
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 ENV_MAX_ENTRIES = 256
+ALLOW_HOSTS_MAX = 64
 
 # Config ranges accepted at deploy time.
 TIMEOUT_MAX_S = 300.0
@@ -112,6 +114,37 @@ def validate_config(config: FunctionConfig) -> None:
         if not ok:
             raise InvalidConfig(field, f"{message} (got {getattr(config, field)!r})")
     _validate_env(config)
+    _validate_hostcalls(config)
+
+
+def _validate_hostcalls(config: FunctionConfig) -> None:
+    if len(config.allow_hosts) > ALLOW_HOSTS_MAX:
+        raise InvalidConfig("allow_hosts", f"at most {ALLOW_HOSTS_MAX} hosts")
+    for entry in config.allow_hosts:
+        try:
+            parse_host_entry(entry)
+        except BadHostEntry as err:
+            raise InvalidConfig("allow_hosts", str(err)) from err
+    for field in ("kv_max_keys", "kv_max_bytes"):
+        value = getattr(config, field)
+        if value is not None and value < 1:
+            raise InvalidConfig(field, f"must be >= 1 when set (got {value!r})")
+
+
+def validate_secrets(secrets: dict[str, str], config: FunctionConfig) -> None:
+    """Names only in messages, as for env."""
+    if len(secrets) > ENV_MAX_ENTRIES:
+        raise InvalidConfig("secrets", f"at most {ENV_MAX_ENTRIES} secrets")
+    for key, value in secrets.items():
+        if not ENV_KEY_RE.match(key):
+            raise InvalidConfig(
+                f"secrets.{key[:64]!r}",
+                "names are letters, digits and '_', 1-128 long, not starting with a digit",
+            )
+        if "\0" in value:
+            raise InvalidConfig(f"secrets.{key}", "value holds a NUL character")
+        if key in config.env:
+            raise InvalidConfig(f"secrets.{key}", "is also set as a plain env variable")
 
 
 def _validate_env(config: FunctionConfig) -> None:
@@ -158,6 +191,7 @@ def _version_from(name: str, version: int, data: dict[str, Any]) -> FunctionVers
         files_sha256=data.get("files_sha256"),
         config=FunctionConfig.from_dict(data["config"]),
         created_at=float(data["created_at"]),
+        secret_names=tuple(data.get("secret_names", ())),
     )
 
 
@@ -183,8 +217,12 @@ class Registry:
         module: bytes,
         config: FunctionConfig,
         files_tar: bytes | None = None,
+        secrets: dict[str, str] | None = None,
     ) -> FunctionVersion:
         """Validate everything, store the blobs and make a new current version.
+
+        ``secrets`` replace the current version's; None keeps them (a deploy of new code
+        need not repeat them), {} drops them.
 
         Raises InvalidConfig (name, config, files) or InvalidModule (the wasm).
         Compiling runs in a child process under time, CPU and memory limits
@@ -193,6 +231,9 @@ class Registry:
         """
         validate_name(name)
         validate_config(config)
+        if secrets is None:
+            secrets = await self._current_secrets(name)
+        validate_secrets(secrets, config)
         if files_tar is not None:
             await asyncio.to_thread(validate_files_tar, files_tar)
         # What the module declares is checked on every deploy, before any compiling
@@ -210,9 +251,23 @@ class Registry:
             "files_sha256": files_sha,
             "config": config.to_dict(),
             "created_at": now,
+            "secret_names": sorted(secrets),
         }
-        version = await self.state.create_version(name, record, now)
+        version = await self.state.create_version(name, record, now, secrets)
         return _version_from(name, version, record)
+
+    async def _current_secrets(self, name: str) -> dict[str, str]:
+        try:
+            current = await self.current(name)
+        except FunctionNotFound:
+            return {}
+        return await self.secrets(current)
+
+    async def secrets(self, fv: FunctionVersion) -> dict[str, str]:
+        """A version's secrets (read only for its calls' environment)."""
+        if not fv.secret_names:
+            return {}
+        return await self.state.get_secrets(fv.name, fv.version)
 
     async def _artifact_for(self, module: bytes, module_sha: str) -> str:
         tag = await asyncio.to_thread(engine_compat_tag)

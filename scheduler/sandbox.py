@@ -25,6 +25,7 @@ from unikernel.snapshot import (
 from unikernel.templates import VersionTemplates
 from unikernel.vm import MicroVM
 from wasm_runtime.errors import ProtocolError, UnikernelError
+from wasm_runtime.hostcalls import HostHandler
 from wasm_runtime.replies import LoadReply
 from wasm_runtime.types import Invocation, InvocationResult
 
@@ -51,7 +52,11 @@ class Sandbox(Protocol):
         self, fn_id: str, artifact: bytes, *, files: bytes | None = None
     ) -> LoadReply: ...
 
-    async def invoke(self, fn_id: str, invocation: Invocation) -> InvocationResult: ...
+    async def invoke(
+        self, fn_id: str, invocation: Invocation, hostcalls: HostHandler | None = None
+    ) -> InvocationResult:
+        """Run a call; its hostcalls go to ``hostcalls`` (None: each is answered UNAVAILABLE)."""
+        ...
 
     async def stop(self) -> None: ...
 

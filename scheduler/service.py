@@ -28,7 +28,8 @@ from scheduler.nodecache import NodeCache
 from scheduler.pool import ArtifactLoader, Pool
 from scheduler.records import RecordWriter
 from scheduler.registry import Registry
-from scheduler.settings import AsyncSettings
+from scheduler.hostsession import Capabilities
+from scheduler.settings import AsyncSettings, HostcallSettings
 from scheduler.status import FunctionVMs
 from scheduler.throttle import Throttle
 from wasm_runtime import abi
@@ -74,9 +75,11 @@ class Platform(Control):
         *,
         autoscale: bool = True,
         async_settings: AsyncSettings | None = None,
+        hostcall_settings: HostcallSettings | None = None,
     ) -> None:
         super().__init__(registry, node_id, async_settings)
         self.pool = pool
+        self.capabilities = Capabilities(registry.client, hostcall_settings)
         self.cache = NodeCache(registry, on_change=self._heard)
         self.records = RecordWriter(registry)
         self.throttle = Throttle()
@@ -150,9 +153,12 @@ class Platform(Control):
             outcome.version = fv.version
             if not fv.config.public and not request.authorized:
                 raise AccessDenied(name)
-            invocation = self._abi_request(name, fv, request).invocation(fv.config.limits)
+            secrets = await self.cache.secrets(fv)
+            abi_request = self._abi_request(name, fv, request, secrets)
+            invocation = abi_request.invocation(fv.config.limits)
+            session = self.capabilities.session(name, fv.config)
             with self.throttle.admit(name, fv.config.admission):
-                ran = await self.pool.invoke(fv, self._loader(fv), invocation)
+                ran = await self.pool.invoke(fv, self._loader(fv), invocation, session)
             result = ran.result
             outcome.start, outcome.result, outcome.retries = ran.start, result, ran.retries
             outcome.vm_ms = ran.vm_ms
@@ -172,6 +178,13 @@ class Platform(Control):
             outcome.error = err
             if isinstance(err, SandboxLost):
                 outcome.retries = err.retries
+                if err.after_effect:
+                    outcome.error = SandboxLost(
+                        f"{err.message}; the call was not run again because it had made a "
+                        "change outside its VM (a key-value write or an outbound request)",
+                        err.retries,
+                        after_effect=True,
+                    )
         outcome.total_ms = (time.perf_counter() - started) * 1000
         return outcome
 
@@ -181,8 +194,14 @@ class Platform(Control):
         if outcome.version is not None:
             self.records.add(self._record(outcome, status))
 
-    def _abi_request(self, name: str, fv: FunctionVersion, req: InvokeRequest) -> abi.AbiRequest:
-        env = tuple(fv.config.env.items())
+    def _abi_request(
+        self,
+        name: str,
+        fv: FunctionVersion,
+        req: InvokeRequest,
+        secrets: tuple[tuple[str, str], ...] = (),
+    ) -> abi.AbiRequest:
+        env = (*fv.config.env.items(), *secrets)
         if fv.config.abi == "wagi":
             return abi.wagi_invocation(
                 req.method,
@@ -223,6 +242,7 @@ class Platform(Control):
         await asyncio.gather(*self._background, return_exceptions=True)
         await self.autoscaler.close()
         await self.pool.close()
+        await self.capabilities.aclose()
 
 
 def _log_failure(task: asyncio.Task[Any]) -> None:

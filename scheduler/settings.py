@@ -1,8 +1,9 @@
 """Typed settings of the scheduler layer (env prefix ``UNIFAAS_``), built once, passed down.
 
 One class per concern: :class:`NodeSettings` (where the node keeps its state,
-which Redis it uses) and :class:`PoolSettings` (how its pool of microVMs
-behaves). How VMs themselves are built and launched is ``unikernel.settings``.
+which Redis it uses), :class:`PoolSettings` (how its pool of microVMs
+behaves), :class:`AsyncSettings` (the async queue) and :class:`HostcallSettings` (what
+functions may ask of the host). How VMs themselves are built and launched is ``unikernel.settings``.
 """
 
 from __future__ import annotations
@@ -106,3 +107,22 @@ class AsyncSettings(BaseSettings):
     @property
     def allowed_callback_hosts(self) -> frozenset[str]:
         return frozenset(h.strip().lower() for h in self.callback_hosts.split(",") if h.strip())
+
+
+class HostcallSettings(BaseSettings):
+    """What a function may ask of the host through its hostcalls (``unifaas`` imports), per
+    node. E.g. ``UNIFAAS_HOSTCALL_HTTP_TIMEOUT_S=5``. A function's own config may lower or
+    raise its key-value quota; the rest hold for every function."""
+
+    model_config = SettingsConfigDict(env_prefix="UNIFAAS_HOSTCALL_", frozen=True, extra="ignore")
+
+    # Hostcalls one call may make; more answer LIMIT.
+    max_per_call: int = Field(default=1000, ge=1)
+    # A function's key-value store, unless its config says otherwise.
+    kv_max_keys: int = Field(default=10_000, ge=1)
+    kv_max_bytes: int = Field(default=64 * 1024 * 1024, ge=1)
+    # One outbound request: how long it may take (and never past the call's own
+    # timeout), the most bytes it may send and receive.
+    http_timeout_s: float = Field(default=10.0, gt=0)
+    http_max_request_bytes: int = Field(default=1024 * 1024, ge=0)
+    http_max_response_bytes: int = Field(default=4 * 1024 * 1024, ge=0)

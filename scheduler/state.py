@@ -30,9 +30,12 @@ from scheduler.keys import (
     function_key,
     functions_key,
     invocation_key,
+    kv_key,
+    kv_usage_key,
     node_key,
     nodes_key,
     recent_key,
+    secrets_key,
     versions_key,
 )
 
@@ -114,13 +117,15 @@ class StateStore:
 
     # functions and versions
 
-    async def create_version(self, name: str, record: dict[str, Any], now: float) -> int:
-        """Store ``record`` as the next version of ``name`` and make it current."""
-        keys = [function_key(name), versions_key(name), functions_key()]
+    async def create_version(
+        self, name: str, record: dict[str, Any], now: float, secrets: dict[str, str] | None = None
+    ) -> int:
+        """Store ``record`` as the next version of ``name`` and make it current; its
+        ``secrets`` go to their own hash."""
+        keys = [function_key(name), versions_key(name), functions_key(), secrets_key(name)]
+        args = [name, json.dumps(record), repr(now), json.dumps(secrets) if secrets else ""]
         with translated("create version"):
-            version = await self._create_version(
-                keys=keys, args=[name, json.dumps(record), repr(now)]
-            )
+            version = await self._create_version(keys=keys, args=args)
         await self._changed(name)
         return int(version)
 
@@ -175,7 +180,15 @@ class StateStore:
         functions or versions (there is no garbage collection of blobs yet).
         Invocation records expire on their own.
         """
-        keys = [function_key(name), versions_key(name), recent_key(name), functions_key()]
+        keys = [
+            function_key(name),
+            versions_key(name),
+            recent_key(name),
+            secrets_key(name),
+            kv_key(name),
+            kv_usage_key(name),
+            functions_key(),
+        ]
         with translated("delete function"):
             existed = await self._delete(keys=keys, args=[name])
         await self._changed(name)
@@ -192,6 +205,15 @@ class StateStore:
             return None
         meta = {_str(k): _str(v) for k, v in fields.items()}
         return meta, sorted(int(v) for v in versions)
+
+    async def get_secrets(self, name: str, version: int) -> dict[str, str]:
+        """A version's secrets ({} when it has none)."""
+        with translated("get secrets"):
+            raw = await self._r.hget(secrets_key(name), str(version))
+        if raw is None:
+            return {}
+        data = json.loads(raw)
+        return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
 
     async def get_version(self, name: str, version: int) -> dict[str, Any] | None:
         with translated("get version"):

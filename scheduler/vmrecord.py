@@ -28,7 +28,7 @@ import enum
 import logging
 
 from scheduler.errors import InvalidTransition
-from scheduler.model import FunctionVersion
+from scheduler.model import FunctionVersion, StartKind
 from scheduler.sandbox import Sandbox
 
 log = logging.getLogger(__name__)
@@ -171,3 +171,13 @@ class VMRecord:
             await sandbox.stop()
         except Exception:
             log.exception("stopping VM %d failed", self.id)
+
+
+@dataclasses.dataclass(frozen=True)
+class Grant:
+    """A slot the pool reserved on a VM for a call (or a warm-up), and how it starts."""
+
+    vm: VMRecord
+    kind: StartKind
+    victim_stop: asyncio.Task[None] | None = None  # evicted VM; wait for it before booting
+    claimed: bool = False  # cold: a generic VM already booting, not a boot of its own

@@ -11,6 +11,11 @@ same :class:`~unikernel.errors.VMGone` and later calls fail immediately.
 
 Error replies without an id (the agent could not read what we sent) are kept
 in :attr:`AgentClient.unsolicited_errors`; the agent keeps serving after them.
+
+A call may ask the host for things while it runs (hostcalls): each is handed to
+the :data:`~wasm_runtime.hostcalls.HostHandler` its invoke was given, in a task of
+its own so that replies and other hostcalls keep flowing, and every one gets an
+answer (UNAVAILABLE when its call has no handler or has already ended).
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from typing import Any
 from unikernel.errors import VMGone
 from wasm_runtime import protocol
 from wasm_runtime.errors import ProtocolError, UnifaasError, error_from_code
+from wasm_runtime.hostcalls import HostHandler, HostRequest, Status, denied
 from wasm_runtime.protocol import Event, Op
 from wasm_runtime.replies import AgentStats, Hello, LoadReply, ResumeReply
 from wasm_runtime.types import Invocation, InvocationResult
@@ -47,6 +53,8 @@ class AgentClient:
         self._state = ConnState.CONNECTING
         self._ids = itertools.count(1)
         self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self._handlers: dict[int, HostHandler] = {}
+        self._serving: set[asyncio.Task[None]] = set()
         self._ready: asyncio.Future[Hello] = asyncio.get_running_loop().create_future()
         self._closed_error: VMGone | None = None
         self.unsolicited_errors: asyncio.Queue[UnifaasError] = asyncio.Queue(maxsize=100)
@@ -74,13 +82,17 @@ class AgentClient:
         return await asyncio.shield(self._ready)
 
     # -- calls ----------------------------------------------------------------
-    async def call(self, op: Op, args: dict[str, Any] | None = None) -> dict[str, Any]:
+    async def call(
+        self, op: Op, args: dict[str, Any] | None = None, hostcalls: HostHandler | None = None
+    ) -> dict[str, Any]:
         if self._state is not ConnState.READY:
             raise self._closed_error or VMGone(f"agent connection is {self._state.value}")
         req_id = next(self._ids)
         frame = protocol.encode_frame(protocol.request(req_id, op, args))
         fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._pending[req_id] = fut
+        if hostcalls is not None:
+            self._handlers[req_id] = hostcalls
         try:
             try:
                 self._writer.write(frame)
@@ -90,6 +102,7 @@ class AgentClient:
             reply = await fut
         finally:
             self._pending.pop(req_id, None)
+            self._handlers.pop(req_id, None)
         if reply.get("ok"):
             result = reply.get("result", {})
             return result if isinstance(result, dict) else {}
@@ -112,8 +125,12 @@ class AgentClient:
         args = {"fn_id": fn_id, "artifact": artifact, "precompiled": precompiled, "files": files}
         return LoadReply.from_wire(await self.call(Op.LOAD, args))
 
-    async def invoke(self, fn_id: str, invocation: Invocation) -> InvocationResult:
-        result = await self.call(Op.INVOKE, {"fn_id": fn_id, "invocation": invocation.to_wire()})
+    async def invoke(
+        self, fn_id: str, invocation: Invocation, hostcalls: HostHandler | None = None
+    ) -> InvocationResult:
+        """Run a call; its hostcalls go to ``hostcalls`` (none: each is answered UNAVAILABLE)."""
+        args = {"fn_id": fn_id, "invocation": invocation.to_wire()}
+        result = await self.call(Op.INVOKE, args, hostcalls)
         try:
             return InvocationResult.from_wire(result)
         except (KeyError, TypeError, ValueError) as err:
@@ -164,6 +181,14 @@ class AgentClient:
             self.close(VMGone(reason))
 
     def _route(self, msg: dict[str, Any]) -> bool:
+        try:
+            ids = protocol.hostcall_ids(msg)
+        except ProtocolError as err:
+            self._note_unsolicited(err)
+            return True
+        if ids is not None:
+            self._serve_hostcall(ids[0], ids[1], msg.get("request"))
+            return True
         if "event" in msg:
             if msg.get("event") == Event.HELLO:
                 if self._ready.done():
@@ -182,6 +207,35 @@ class AgentClient:
         elif not fut.done():
             fut.set_result(msg)
         return True
+
+    def _serve_hostcall(self, hostcall_id: int, call_id: int | None, request: object) -> None:
+        handler = self._handlers.get(call_id) if call_id is not None else None
+        task = asyncio.create_task(self._answer_hostcall(hostcall_id, handler, request))
+        self._serving.add(task)
+        task.add_done_callback(self._serving.discard)
+
+    async def _answer_hostcall(
+        self, hostcall_id: int, handler: HostHandler | None, request: object
+    ) -> None:
+        if handler is None:
+            answer = denied(Status.UNAVAILABLE, "no call of this VM is waiting for that hostcall")
+        else:
+            try:
+                parsed = HostRequest.from_wire(request)
+            except (TypeError, ValueError) as err:
+                answer = denied(Status.INVALID_ARGUMENT, f"malformed hostcall: {err}")
+            else:
+                try:
+                    answer = await handler(parsed)
+                except Exception:  # the handler's bug must not leave the guest waiting
+                    log.exception("hostcall %s failed", parsed.kind)
+                    answer = denied(Status.UNAVAILABLE, "the host failed to serve it")
+        if self._state is ConnState.CLOSED:
+            return
+        frame = protocol.encode_frame(protocol.hostcall_answer(hostcall_id, answer.to_wire()))
+        with contextlib.suppress(ConnectionError, OSError):
+            self._writer.write(frame)
+            await self._writer.drain()
 
     def _note_unsolicited(self, err: UnifaasError) -> None:
         log.warning("unsolicited message from agent: %s", err)
@@ -202,6 +256,8 @@ class AgentClient:
         if not self._ready.done():
             self._ready.set_exception(self._closed_error)
             self._ready.exception()  # mark retrieved: nobody may be waiting
+        for task in self._serving:
+            task.cancel()
         self._writer.close()
         if self._reader_task is not asyncio.current_task():
             self._reader_task.cancel()

@@ -27,6 +27,7 @@ from unikernel.qmp import QmpControl
 from unikernel.settings import VMSettings
 from unikernel.shim import AgentClient
 from unikernel.tsc import tcg_kernel_args
+from wasm_runtime.hostcalls import HostHandler
 from wasm_runtime.replies import AgentStats, LoadReply, ResumeReply
 from wasm_runtime.types import Invocation, InvocationResult
 
@@ -262,10 +263,12 @@ class MicroVM:
         )
         return result
 
-    async def invoke(self, fn_id: str, invocation: Invocation) -> InvocationResult:
+    async def invoke(
+        self, fn_id: str, invocation: Invocation, hostcalls: HostHandler | None = None
+    ) -> InvocationResult:
         timeout = invocation.limits.timeout_ms / 1000 + self.settings.call_grace_s
         result: InvocationResult = await self._bounded(
-            self.agent.invoke(fn_id, invocation), timeout, f"invocation of {fn_id}"
+            self.agent.invoke(fn_id, invocation, hostcalls), timeout, f"invocation of {fn_id}"
         )
         return result
 

@@ -16,6 +16,7 @@ import collections
 import ctypes
 import errno
 import fcntl
+import itertools
 import os
 import struct
 import sys
@@ -34,6 +35,8 @@ from wasm_runtime.errors import (
     ProtocolError,
     UnknownOp,
 )
+from wasm_runtime.hostcalls import HostAnswer, HostRequest, Status
+from wasm_runtime.hostfuncs import Bridge
 from wasm_runtime.protocol import Event, Op
 from wasm_runtime.replies import AgentStats, Hello, LoadReply, ResumeReply
 from wasm_runtime.types import Invocation
@@ -58,6 +61,14 @@ _MS_NOSUID = 2
 
 # A call read from the channel: request id, op and its arguments.
 _Work = tuple[int, Op, dict[str, Any]]
+
+
+class _Waiter:
+    """A hostcall's answer, handed from the reading thread to the call's thread."""
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.answer = HostAnswer(Status.UNAVAILABLE)
 
 
 class Channel(Protocol):
@@ -105,6 +116,8 @@ class Agent:
         self._bad_frames = 0
         self._counter_lock = threading.Lock()
         self._stopping = False
+        self._hostcall_ids = itertools.count(1)
+        self._hostcalls: dict[int, _Waiter] = {}
 
     # -- output -------------------------------------------------------------
     def send(self, message: dict[str, Any]) -> None:
@@ -219,6 +232,9 @@ class Agent:
     def _dispatch(self, msg: dict[str, Any]) -> _Work | None:
         """Answer a control request here; return a call (load, invoke, unload) to run."""
         try:
+            if protocol.hostcall_ids(msg) is not None:
+                self._answered(msg)
+                return None
             req_id, op, args = protocol.parse_request(msg)
         except UnknownOp as err:
             self.send(protocol.error_reply(err.req_id, ErrorCode.UNKNOWN_OP, str(err)))
@@ -263,7 +279,7 @@ class Agent:
 
     def _reply_for(self, req_id: int, op: Op, args: dict[str, Any]) -> dict[str, Any]:
         try:
-            result = self._handlers[op](self, args)
+            result = self._handlers[op](self, req_id, args)
             reply = protocol.ok_reply(req_id, result)
         except InvalidModule as err:
             reply = protocol.error_reply(
@@ -281,10 +297,10 @@ class Agent:
         return reply
 
     # -- handlers -----------------------------------------------------------
-    def _ping(self, args: dict[str, Any]) -> dict[str, Any]:
+    def _ping(self, req_id: int, args: dict[str, Any]) -> dict[str, Any]:
         return {"echo": args.get("echo"), "uptime_s": time.monotonic() - self._started}
 
-    def _load(self, args: dict[str, Any]) -> dict[str, Any]:
+    def _load(self, req_id: int, args: dict[str, Any]) -> dict[str, Any]:
         fn_id = str(args["fn_id"])
         started = time.perf_counter()
         loaded = self._runtime.load(
@@ -296,15 +312,43 @@ class Agent:
         self._functions[fn_id] = loaded
         return LoadReply(fn_id, (time.perf_counter() - started) * 1000).to_wire()
 
-    def _invoke(self, args: dict[str, Any]) -> dict[str, Any]:
+    def _invoke(self, req_id: int, args: dict[str, Any]) -> dict[str, Any]:
         fn_id = str(args["fn_id"])
         loaded = self._functions.get(fn_id)
         if loaded is None:
             raise FunctionNotLoaded(fn_id)
-        result = self._runtime.invoke(loaded, Invocation.from_wire(args["invocation"]))
+        invocation = Invocation.from_wire(args["invocation"])
+        result = self._runtime.invoke(loaded, invocation, self._bridge(req_id))
         return result.to_wire()
 
-    def _unload(self, args: dict[str, Any]) -> dict[str, Any]:
+    # -- hostcalls ------------------------------------------------------------
+    def _bridge(self, call_id: int) -> Bridge:
+        """How call ``call_id``'s hostcalls reach the host: a frame out, then a wait on this
+        thread until the reading thread hands over the answer."""
+
+        def ask(request: HostRequest, timeout_s: float) -> HostAnswer:
+            hostcall_id = next(self._hostcall_ids)
+            waiter = _Waiter()
+            self._hostcalls[hostcall_id] = waiter
+            try:
+                self.send(protocol.hostcall(hostcall_id, call_id, request.to_wire()))
+                if not waiter.done.wait(timeout_s):
+                    raise TimeoutError
+                return waiter.answer
+            finally:
+                self._hostcalls.pop(hostcall_id, None)
+
+        return ask
+
+    def _answered(self, msg: dict[str, Any]) -> None:
+        ids = protocol.hostcall_ids(msg)
+        waiter = self._hostcalls.get(ids[0]) if ids is not None else None
+        if waiter is None:
+            return  # its call gave up waiting (timed out): nobody to tell
+        waiter.answer = HostAnswer.from_wire(msg.get("answer"))
+        waiter.done.set()
+
+    def _unload(self, req_id: int, args: dict[str, Any]) -> dict[str, Any]:
         fn_id = str(args["fn_id"])
         loaded = self._functions.pop(fn_id, None)
         if loaded is None:
@@ -312,7 +356,7 @@ class Agent:
         self._runtime.unload(loaded)
         return {"fn_id": fn_id}
 
-    def _stats(self, args: dict[str, Any]) -> dict[str, Any]:
+    def _stats(self, req_id: int, args: dict[str, Any]) -> dict[str, Any]:
         with self._counter_lock:
             in_flight, served = self._in_flight, self._served
         return AgentStats(
@@ -324,10 +368,10 @@ class Agent:
             **_memory_stats(),
         ).to_wire()
 
-    def _shutdown(self, args: dict[str, Any]) -> dict[str, Any]:
+    def _shutdown(self, req_id: int, args: dict[str, Any]) -> dict[str, Any]:
         return {"served": self._served}
 
-    def _resume(self, args: dict[str, Any]) -> dict[str, Any]:
+    def _resume(self, req_id: int, args: dict[str, Any]) -> dict[str, Any]:
         """A clone of a snapshot wakes up with the template's clock and RNG state.
 
         Every clone would otherwise tell the template's time and draw the same
@@ -340,7 +384,7 @@ class Agent:
             sample = f.read(16)
         return ResumeReply(time.time_ns(), sample).to_wire()
 
-    _handlers: ClassVar[dict[Op, Callable[[Agent, dict[str, Any]], dict[str, Any]]]] = {
+    _handlers: ClassVar[dict[Op, Callable[[Agent, int, dict[str, Any]], dict[str, Any]]]] = {
         Op.PING: _ping,
         Op.LOAD: _load,
         Op.INVOKE: _invoke,

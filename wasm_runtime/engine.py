@@ -12,6 +12,7 @@ import threading
 
 import wasmtime
 
+from wasm_runtime import hostcalls, hostfuncs
 from wasm_runtime.errors import InvalidModule
 from wasm_runtime.shape import (
     WASM_PAGE_BYTES,
@@ -65,7 +66,7 @@ ISA_FLAGS_OFF: tuple[str, ...] = (
 class ModuleInfo:
     """What validation learned about a module that passed."""
 
-    imports: tuple[str, ...]  # "module.name", all from wasi_snapshot_preview1
+    imports: tuple[str, ...]  # "module.name", from wasi_snapshot_preview1 or unifaas
     exports: tuple[str, ...]
     memory_min_bytes: int
     memory_max_bytes: int | None  # None = the module declares no maximum
@@ -202,12 +203,20 @@ def check_header(wasm: bytes) -> None:
 def check_module(module: wasmtime.Module) -> ModuleInfo:
     """Check that a compiled module is a WASI preview1 command unifaas can run."""
     imports = module.imports
-    foreign = [f"{imp.module}.{imp.name}" for imp in imports if imp.module != WASI_MODULE]
+    foreign = [
+        f"{imp.module}.{imp.name}"
+        for imp in imports
+        if imp.module not in (WASI_MODULE, hostcalls.MODULE)
+    ]
     if foreign:
         raise InvalidModule(
             "disallowed_imports",
-            f"imports {', '.join(foreign)}; only {WASI_MODULE} is available",
+            f"imports {', '.join(foreign)}; only {WASI_MODULE} and {hostcalls.MODULE} "
+            "are available",
         )
+    for imp in imports:
+        if imp.module == hostcalls.MODULE:
+            check_hostcall_import(imp.name or "", imp.type)
     exports = {exp.name: exp.type for exp in module.exports}
     start = exports.get(ENTRY_POINT)
     if start is None:
@@ -237,14 +246,41 @@ def check_module(module: wasmtime.Module) -> ModuleInfo:
     )
 
 
+def _signature(params: list[str], results: list[str]) -> str:
+    return f"({', '.join(params)}) -> ({', '.join(results)})"
+
+
+def check_hostcall_import(name: str, declared: object) -> None:
+    """A ``unifaas`` import must name a hostcall and declare exactly its signature."""
+    qualified = f"{hostcalls.MODULE}.{name}"
+    if name not in hostcalls.SIGNATURES:
+        raise InvalidModule(
+            "unknown_hostcall",
+            f"imports {qualified}, which does not exist; {hostcalls.MODULE} provides "
+            f"{', '.join(sorted(hostcalls.SIGNATURES))}",
+        )
+    want = _signature(list(hostcalls.SIGNATURES[name]), list(hostcalls.RESULTS))
+    if not isinstance(declared, wasmtime.FuncType):
+        raise InvalidModule(
+            "hostcall_signature", f"imports {qualified} as a non-function; it is {want}"
+        )
+    have = _signature([str(p) for p in declared.params], [str(r) for r in declared.results])
+    if have != want:
+        raise InvalidModule(
+            "hostcall_signature", f"imports {qualified} as {have}; its signature is {want}"
+        )
+
+
 def check_links(engine: wasmtime.Engine, module: wasmtime.Module) -> wasmtime.InstancePre:
-    """Resolve the module's imports against WASI (catches unknown names and wrong signatures)."""
+    """Resolve the module's imports against WASI and the hostcalls (catches unknown names
+    and wrong signatures)."""
     linker = wasmtime.Linker(engine)
     linker.define_wasi()
+    hostfuncs.define(linker)
     try:
         return linker.instantiate_pre(module)
     except wasmtime.WasmtimeError as err:
-        raise InvalidModule("link_failed", f"WASI imports do not link: {_one_line(err)}") from err
+        raise InvalidModule("link_failed", f"imports do not link: {_one_line(err)}") from err
 
 
 DEPLOY_BOUNDS = ModuleBounds()

@@ -24,6 +24,15 @@ Messages are msgpack maps:
   the guest restarted and the host must treat the VM as gone.
 
 Requests carry ids so several may be in flight; replies may come in any order.
+
+Hostcalls go the other way, while an invoke is in flight:
+
+* hostcall ``{"hostcall": int, "call": int, "request": map}`` (agent -> host):
+  ``hostcall`` is the agent's own id for it, ``call`` the id of the invoke request
+  it belongs to (the host applies that call's policy);
+* answer   ``{"hostcall": int, "answer": map}`` (host -> agent), for every hostcall.
+
+The maps are :class:`~wasm_runtime.hostcalls.HostRequest` and ``HostAnswer``.
 """
 
 from __future__ import annotations
@@ -47,6 +56,9 @@ __all__ = [
     "encode_frame",
     "error_reply",
     "event",
+    "hostcall",
+    "hostcall_answer",
+    "hostcall_ids",
     "ok_reply",
     "parse_request",
     "request",
@@ -111,6 +123,31 @@ def error_reply(
     }
 
 
+def hostcall(hostcall_id: int, call_id: int, request_wire: dict[str, Any]) -> dict[str, Any]:
+    return {"hostcall": hostcall_id, "call": call_id, "request": request_wire}
+
+
+def hostcall_answer(hostcall_id: int, answer_wire: dict[str, Any]) -> dict[str, Any]:
+    return {"hostcall": hostcall_id, "answer": answer_wire}
+
+
+def hostcall_ids(msg: dict[str, Any]) -> tuple[int, int | None] | None:
+    """(hostcall id, call id) of a hostcall or of its answer (call id None); None when
+    ``msg`` is neither."""
+    if "hostcall" not in msg:
+        return None
+    hc_id = protocol_int(msg.get("hostcall"))
+    if hc_id is None:
+        raise ProtocolError("hostcall without a valid id")
+    return hc_id, protocol_int(msg.get("call"))
+
+
+def protocol_int(value: object) -> int | None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        return None
+    return value
+
+
 def event(name: Event, data: dict[str, Any] | None = None) -> dict[str, Any]:
     return {"event": name.value, "data": data or {}}
 
@@ -173,10 +210,7 @@ class FrameDecoder:
 
 def request_id(msg: dict[str, Any]) -> int | None:
     """The request id of a message, or None when it has no usable one."""
-    req_id = msg.get("id")
-    if not isinstance(req_id, int) or isinstance(req_id, bool) or req_id < 0:
-        return None
-    return req_id
+    return protocol_int(msg.get("id"))
 
 
 def parse_request(msg: dict[str, Any]) -> tuple[int, Op, dict[str, Any]]:

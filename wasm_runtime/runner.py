@@ -16,6 +16,7 @@ import wasmtime
 
 from wasm_runtime import bundle
 from wasm_runtime.capture import Captured, RunStopper, SlotPool, set_stdin_bytes
+from wasm_runtime.hostfuncs import Bridge, CallContext, calling
 from wasm_runtime.engine import (
     ENTRY_POINT,
     MEMORY_EXPORT,
@@ -183,9 +184,15 @@ class FunctionRuntime:
     ) -> None:
         self.close()
 
-    def invoke(self, fn: LoadedFunction, inv: Invocation) -> InvocationResult:
-        """Run ``fn`` once in a fresh Store; never raises for anything the function does."""
+    def invoke(
+        self, fn: LoadedFunction, inv: Invocation, bridge: Bridge | None = None
+    ) -> InvocationResult:
+        """Run ``fn`` once in a fresh Store; never raises for anything the function does.
+
+        ``bridge`` carries its hostcalls to the host (without one they answer UNAVAILABLE).
+        """
         started = time.perf_counter()
+        context = CallContext(bridge, time.monotonic() + inv.limits.timeout_ms / 1000)
         call_dir: Path | None = None
         stopper: RunStopper | None = None
         slot = self._slots.take()
@@ -219,9 +226,10 @@ class FunctionRuntime:
             store.set_wasi(wasi)
 
             run = _Run(store)
-            with self._ticker.running(slot.check):
+            with self._ticker.running(slot.check), calling(context):
                 store.set_epoch_deadline(deadline_ticks(limits.timeout_ms, TICK_MS))
                 run.execute(fn)
+            run.hostcall_timed_out = context.timed_out
             stopper.detach()
             captured = slot.finish()
 
@@ -257,6 +265,7 @@ class _Run:
         self.trap: wasmtime.Trap | None = None
         # errors without a trap code: failed instantiation, failed host calls
         self.error: wasmtime.WasmtimeError | None = None
+        self.hostcall_timed_out = False  # its time ran out while the host worked for it
 
     def execute(self, fn: LoadedFunction) -> None:
         store = self.store
@@ -326,7 +335,8 @@ def _classify(
             EXIT_OUTPUT_TOO_LARGE,
             f"{captured.overflowed} exceeded its limit of {cap} bytes",
         )
-    if run.trap is not None and run.trap.trap_code is wasmtime.TrapCode.INTERRUPT:
+    interrupted = run.trap is not None and run.trap.trap_code is wasmtime.TrapCode.INTERRUPT
+    if interrupted or run.hostcall_timed_out:
         return ended(
             Outcome.TIMEOUT,
             EXIT_TIMEOUT,

@@ -8,6 +8,7 @@ socket and real microVMs are in test_platform_e2e.py.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -27,9 +28,26 @@ from scheduler.settings import PoolSettings
 from tests.conftest import wasm
 from tests.platforms import LivePlatform, running_platform
 from unikernel.errors import VMGone
+from wasm_runtime.hostcalls import HostAnswer, HostHandler, HostRequest
+from wasm_runtime.hostfuncs import Bridge
 from wasm_runtime.replies import LoadReply
 from wasm_runtime.runner import FunctionRuntime, LoadedFunction
 from wasm_runtime.types import Invocation, InvocationResult
+
+
+def thread_bridge(handler: HostHandler, loop: asyncio.AbstractEventLoop) -> Bridge:
+    """The agent's job in-process: a hostcall from the runner's thread to the async handler."""
+
+    def ask(request: HostRequest, timeout_s: float) -> HostAnswer:
+        future = asyncio.run_coroutine_threadsafe(handler(request), loop)
+        try:
+            return future.result(timeout_s)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            raise TimeoutError from None
+
+    return ask
+
 
 TOKEN = "test-token"
 DEPLOY_LIMIT = 256 * 1024  # bytes per deploy part in the in-process app
@@ -45,6 +63,7 @@ class InProcessSandbox:
         self.restored = False
         self.preloaded: str | None = None
         self.die_on_next_call = False  # the VM is lost under its next call
+        self.die_after_call = False  # ... once that call has run
 
     async def load(self, fn_id: str, artifact: bytes, *, files: bytes | None = None) -> LoadReply:
         self._functions[fn_id] = await asyncio.to_thread(
@@ -52,11 +71,20 @@ class InProcessSandbox:
         )
         return LoadReply(fn_id)
 
-    async def invoke(self, fn_id: str, invocation: Invocation) -> InvocationResult:
+    async def invoke(
+        self, fn_id: str, invocation: Invocation, hostcalls: HostHandler | None = None
+    ) -> InvocationResult:
         if self.die_on_next_call:
             self.alive = False
             raise VMGone("killed by the test")
-        return await asyncio.to_thread(self._runtime.invoke, self._functions[fn_id], invocation)
+        bridge = thread_bridge(hostcalls, asyncio.get_running_loop()) if hostcalls else None
+        fn = self._functions[fn_id]
+        result = await asyncio.to_thread(self._runtime.invoke, fn, invocation, bridge)
+        if self.die_after_call:
+            # The VM dies as the call ends, after its hostcalls were made.
+            self.alive = False
+            raise VMGone("killed by the test after the call ran")
+        return result
 
     async def warm_up(self) -> None:
         pass

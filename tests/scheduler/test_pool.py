@@ -17,6 +17,7 @@ from scheduler.settings import PoolSettings
 from tests.virtual_time import virtual_time
 from unikernel.errors import VMGone, VMLaunchError
 from wasm_runtime.errors import InvalidModule, ProtocolError
+from wasm_runtime.hostcalls import HostHandler
 from wasm_runtime.replies import LoadReply
 from wasm_runtime.types import Invocation, InvocationResult, Outcome
 
@@ -54,7 +55,9 @@ class FakeSandbox:
         self.loaded.append(fn_id)
         return LoadReply(fn_id)
 
-    async def invoke(self, fn_id: str, invocation: Invocation) -> InvocationResult:
+    async def invoke(
+        self, fn_id: str, invocation: Invocation, hostcalls: HostHandler | None = None
+    ) -> InvocationResult:
         if not self.alive:
             raise VMGone("fake is gone")
         assert fn_id in self.loaded

@@ -15,6 +15,8 @@ from unikernel.shim import AgentClient, ConnState
 from wasm_runtime import protocol
 from wasm_runtime.agent import Agent, FdChannel
 from wasm_runtime.errors import FunctionNotLoaded, InvalidModule, ProtocolError
+from wasm_runtime.hostcalls import HostRequest, Kind
+from wasm_runtime.hostfuncs import Bridge
 from wasm_runtime.types import Invocation, InvocationResult, Outcome
 
 
@@ -41,9 +43,17 @@ class FakeRuntime:
             raise InvalidModule("not_wasm", "not a module")
         return FakeFn(artifact)
 
-    def invoke(self, fn: FakeFn, inv: Invocation) -> InvocationResult:
+    def invoke(self, fn: FakeFn, inv: Invocation, bridge: Bridge | None = None) -> InvocationResult:
         if fn.artifact == b"ok-slow":
             self.release.wait(10)
+        if fn.artifact == b"ok-hostcall":
+            # Asks the host for the key named by stdin, as many times as the args say.
+            assert bridge is not None
+            out = b""
+            for _ in range(int(inv.args[0]) if inv.args else 1):
+                answer = bridge(HostRequest(Kind.KV_GET, key=inv.stdin), 5.0)
+                out += bytes([answer.status]) + answer.value
+            return InvocationResult(Outcome.OK, 0, stdout=out)
         return InvocationResult(Outcome.OK, 0, stdout=inv.stdin)
 
     def unload(self, fn: FakeFn) -> None:

@@ -124,7 +124,37 @@ def test_imports_outside_wasi_are_named() -> None:
         )
     )
     assert err.reason == "disallowed_imports"
-    assert err.message == "imports env.foo, env.bar; only wasi_snapshot_preview1 is available"
+    assert err.message == (
+        "imports env.foo, env.bar; only wasi_snapshot_preview1 and unifaas are available"
+    )
+
+
+def test_unifaas_imports_are_checked_by_name_and_signature() -> None:
+    good = wat(
+        '(module (import "unifaas" "kv_get" (func (param i32 i32 i32 i32 i32) (result i32)))'
+        '(import "unifaas" "kv_incr" (func (param i32 i32 i64 i32) (result i32)))'
+        f" {MEMORY} {START})"
+    )
+    assert validate_module(good).imports == ("unifaas.kv_get", "unifaas.kv_incr")
+
+    err = reason_of(wat(f'(module (import "unifaas" "kv_gte" (func)) {MEMORY} {START})'))
+    assert err.reason == "unknown_hostcall"
+    assert err.message.startswith("imports unifaas.kv_gte, which does not exist; unifaas provides")
+    assert "http_request" in err.message
+
+    err = reason_of(
+        wat(
+            '(module (import "unifaas" "kv_set" (func (param i32 i32 i32) (result i32)))'
+            f" {MEMORY} {START})"
+        )
+    )
+    assert err.reason == "hostcall_signature"
+    assert err.message == (
+        "imports unifaas.kv_set as (i32, i32, i32) -> (i32); "
+        "its signature is (i32, i32, i32, i32) -> (i32)"
+    )
+    err = reason_of(wat(f'(module (import "unifaas" "kv_get" (global i32)) {MEMORY} {START})'))
+    assert err.reason == "hostcall_signature"
 
 
 def test_unknown_wasi_function_does_not_link() -> None:
