@@ -17,6 +17,7 @@ from typing import Any
 from scheduler.autoscaler import Autoscaler
 from scheduler.control import Control
 from scheduler.errors import AccessDenied, FunctionNotFound, SandboxLost, SchedulerError
+from scheduler.hostsession import Capabilities
 from scheduler.model import (
     STDERR_TAIL_BYTES,
     FunctionVersion,
@@ -28,7 +29,6 @@ from scheduler.nodecache import NodeCache
 from scheduler.pool import ArtifactLoader, Pool
 from scheduler.records import RecordWriter
 from scheduler.registry import Registry
-from scheduler.hostsession import Capabilities
 from scheduler.settings import AsyncSettings, HostcallSettings
 from scheduler.status import FunctionVMs
 from scheduler.throttle import Throttle

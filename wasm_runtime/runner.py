@@ -16,7 +16,6 @@ import wasmtime
 
 from wasm_runtime import bundle
 from wasm_runtime.capture import Captured, RunStopper, SlotPool, set_stdin_bytes
-from wasm_runtime.hostfuncs import Bridge, CallContext, calling
 from wasm_runtime.engine import (
     ENTRY_POINT,
     MEMORY_EXPORT,
@@ -27,6 +26,7 @@ from wasm_runtime.engine import (
     deserialize,
     runtime_engine,
 )
+from wasm_runtime.hostfuncs import Bridge, CallContext, calling
 from wasm_runtime.ticker import TICK_MS, EpochTicker, deadline_ticks
 from wasm_runtime.types import (
     EXIT_OOM,
