@@ -4,7 +4,7 @@ Sources live in functions/NAME/:
   *.wat  WebAssembly text, compiled with wasmtime's wat2wasm (one module per file, named
          after the file: hello/hello.wat -> hello.wasm)
   *.c    C, compiled for wasm32-wasi into one module named after the directory
-         (wagi-router/main.c -> wagi-router.wasm)
+         (wagi-router/main.c -> wagi-router.wasm), with functions/sdk on the include path
 
 The C compiler is Debian's clang with wasi-libc and the wasm32 compiler-rt builtins
 (apt-get install clang lld wasi-libc libclang-rt-14-dev-wasm32; scripts/bootstrap.sh
@@ -29,6 +29,8 @@ import wasmtime
 
 FUNCTIONS_DIR = Path(__file__).resolve().parent
 BUILD_DIR = FUNCTIONS_DIR / "build"
+# unifaas.h, the hostcall imports and helpers (#include "unifaas.h")
+SDK_DIR = FUNCTIONS_DIR / "sdk"
 C_FLAGS = ["-O2", "-Wall", "-Wextra", "-Werror", "-s"]
 # Where Debian's wasi-libc and libclang-rt-14-dev-wasm32 put their files.
 DEBIAN_WASI_HEADERS = Path("/usr/include/wasm32-wasi/stdio.h")
@@ -64,7 +66,8 @@ def c_compiler() -> list[str]:
 def sources() -> dict[str, tuple[str, list[Path]]]:
     """Module name -> (language, source files), for every example."""
     found: dict[str, tuple[str, list[Path]]] = {}
-    for d in sorted(p for p in FUNCTIONS_DIR.iterdir() if p.is_dir() and p != BUILD_DIR):
+    dirs = (p for p in FUNCTIONS_DIR.iterdir() if p.is_dir() and p not in (BUILD_DIR, SDK_DIR))
+    for d in sorted(dirs):
         for wat in sorted(d.glob("*.wat")):
             found[wat.stem] = ("wat", [wat])
         c_files = sorted(d.glob("*.c"))
@@ -81,7 +84,7 @@ def build_one(name: str, language: str, files: list[Path], out_dir: Path) -> Pat
         except wasmtime.WasmtimeError as e:
             raise BuildError(f"{files[0]}: {e}") from e
         return target
-    cmd = [*c_compiler(), *C_FLAGS, "-o", str(target), *map(str, files)]
+    cmd = [*c_compiler(), *C_FLAGS, "-I", str(SDK_DIR), "-o", str(target), *map(str, files)]
     done = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise BuildError(f"{shlex.join(cmd)} failed:\n{done.stderr.strip()}")

@@ -211,6 +211,36 @@ def _add_deploy(cli: Registrar) -> None:
         metavar="PER_S",
         help="calls per second per node before more get 429 with Retry-After (default: none)",
     )
+    deploy.add_argument(
+        "--allow-host",
+        action="append",
+        metavar="HOST[:PORT]",
+        help="a host its outbound requests may reach (repeatable; default: none). "
+        "Loopback and private addresses only when named as such (127.0.0.1:8080, localhost)",
+    )
+    deploy.add_argument(
+        "--secret",
+        action="append",
+        type=env_pair,
+        metavar="K=V",
+        help="a secret env variable (repeatable): never shown by describe, list or logs. "
+        "Given, they replace the current version's; left out, those are kept",
+    )
+    deploy.add_argument(
+        "--no-secrets", action="store_true", help="drop the current version's secrets"
+    )
+    deploy.add_argument(
+        "--kv-max-keys",
+        type=int,
+        metavar="N",
+        help="keys its key-value store may hold (default: the node's, 10000)",
+    )
+    deploy.add_argument(
+        "--kv-max-bytes",
+        type=int,
+        metavar="BYTES",
+        help="bytes (keys + values) its key-value store may hold (default: the node's, 64 MiB)",
+    )
     deploy.add_argument("--private", action="store_true", help="invoking needs the bearer token")
     deploy.add_argument("--json", action="store_true", help="print the new version as JSON")
     deploy.set_defaults(func=commands.cmd_deploy)

@@ -32,6 +32,8 @@ _DEPLOY_FIELDS = {
     "keep_alive": "keep_alive_s",
     "max_in_flight": "max_in_flight",
     "rate_limit": "rate_limit",
+    "kv_max_keys": "kv_max_keys",
+    "kv_max_bytes": "kv_max_bytes",
 }
 
 
@@ -48,7 +50,16 @@ def deploy_config(args: argparse.Namespace) -> dict[str, Any]:
         config["args"] = list(args.arg)
     if args.private:
         config["public"] = False
+    if args.allow_host:
+        config["allow_hosts"] = list(args.allow_host)
     return config
+
+
+def deploy_secrets(args: argparse.Namespace) -> dict[str, str] | None:
+    """The secrets part of a deploy: None keeps the current version's, {} drops them."""
+    if args.secret:
+        return dict(args.secret)
+    return {} if args.no_secrets else None
 
 
 def _print_json(data: Any) -> None:
@@ -68,11 +79,13 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     files: dict[str, Any] = {"module": (module.name, wasm, "application/wasm")}
     if args.files:
         files["files"] = ("files.tar", files_bundle(args.files), "application/x-tar")
+    form = {"config": json.dumps(config)}
+    secrets = deploy_secrets(args)
+    if secrets is not None:
+        form["secrets"] = json.dumps(secrets)
     client = client_of(args)
     print(f"deploying {args.name} from {module} ({len(wasm)} bytes)...", file=sys.stderr)
-    fv = client.json(
-        "POST", f"/v1/functions/{args.name}", files=files, data={"config": json.dumps(config)}
-    )
+    fv = client.json("POST", f"/v1/functions/{args.name}", files=files, data=form)
     if args.json:
         _print_json(fv)
     else:

@@ -17,6 +17,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from gateway.hostcallmetrics import HostcallCollector
 from gateway.observation import Observation
 from gateway.queuemetrics import QueueCollector
 from gateway.relay import Relay
@@ -245,6 +246,7 @@ class Telemetry:
         self.registry.register(self.queue)
         if platform is not None:
             self.registry.register(_PoolCollector(platform))
+            self.registry.register(HostcallCollector(platform.capabilities.stats))
         if relay is not None:
             self.registry.register(_ClusterCollector(relay))
         self._window: collections.deque[tuple[float, float]] = collections.deque()

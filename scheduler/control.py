@@ -50,9 +50,14 @@ class Control:
         )
 
     async def deploy(
-        self, name: str, module: bytes, config: FunctionConfig, files_tar: bytes | None = None
+        self,
+        name: str,
+        module: bytes,
+        config: FunctionConfig,
+        files_tar: bytes | None = None,
+        secrets: dict[str, str] | None = None,
     ) -> FunctionVersion:
-        fv = await self.registry.deploy(name, module, config, files_tar)
+        fv = await self.registry.deploy(name, module, config, files_tar, secrets)
         await self.changed(name, fv)
         return fv
 

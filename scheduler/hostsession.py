@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 # Latency buckets in seconds: a key-value hostcall takes a few ms under TCG, an
 # outbound request up to its timeout.
 LATENCY_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
+CALL_END_GRACE_S = 1.0
 # Answers that are no refusal: they are not logged as one.
 _NOT_REFUSED = frozenset({Status.OK, Status.NOT_FOUND})
 
@@ -143,7 +144,9 @@ class HostSession:
         if left <= 0:
             return denied(Status.HTTP_TIMEOUT, "the call's time is up")
         caps = Caps(
-            timeout_s=min(settings.http_timeout_s, left),
+            # Past the call's own end by a little: the guest stops waiting first, so the
+            # call ends as timed out rather than with an answer it had no time for.
+            timeout_s=min(settings.http_timeout_s, left + CALL_END_GRACE_S),
             max_request_bytes=settings.http_max_request_bytes,
             max_response_bytes=settings.http_max_response_bytes,
         )

@@ -27,7 +27,7 @@ router = APIRouter(
 
 
 # The deploy form's parts, as its schema below says; anything else is refused by name.
-DEPLOY_PARTS = ("module", "files", "config")
+DEPLOY_PARTS = ("module", "files", "config", "secrets")
 # Room for multipart framing around parts of the deploy limit each.
 FORM_FRAMING_BYTES = 64 * 1024
 DEPLOY_BODY: dict[str, Any] = {
@@ -55,7 +55,14 @@ DEPLOY_BODY: dict[str, Any] = {
                         "type": "string",
                         "description": "a JSON object of config fields (abi, env, args, "
                         "timeout_s, memory_mib, fuel, min_warm, max_vms, concurrency, "
-                        "keep_alive_s, public, ...); missing fields get their defaults",
+                        "keep_alive_s, public, allow_hosts, kv_max_keys, ...); missing "
+                        "fields get their defaults",
+                    },
+                    "secrets": {
+                        "type": "string",
+                        "description": "a JSON object of secret env variables, stored apart "
+                        "from the config and never shown (only their names are); replaces "
+                        "the current version's, which are kept when the part is left out",
                     },
                 },
             }
@@ -97,14 +104,27 @@ async def _deploy_parts(request: Request, limit: int) -> dict[str, bytes]:
     return parts
 
 
-def _parse_config(text: str) -> FunctionConfig:
+def _json_object(part: str, text: str) -> dict[str, Any]:
     try:
         raw = json.loads(text or "{}")
     except ValueError as err:
-        raise InvalidConfig("config", f"not JSON: {err}") from err
+        raise InvalidConfig(part, f"not JSON: {err}") from err
     if not isinstance(raw, dict):
-        raise InvalidConfig("config", "must be a JSON object")
-    return FunctionConfig.from_dict(raw, strict=True)
+        raise InvalidConfig(part, "must be a JSON object")
+    return raw
+
+
+def _parse_config(text: str) -> FunctionConfig:
+    return FunctionConfig.from_dict(_json_object("config", text), strict=True)
+
+
+def _parse_secrets(text: str) -> dict[str, str]:
+    # Names only in messages: the values are the secrets.
+    secrets = _json_object("secrets", text)
+    for key, value in secrets.items():
+        if not isinstance(value, str):
+            raise InvalidConfig(f"secrets.{key[:64]}", "must be a string")
+    return secrets
 
 
 @router.post(
@@ -117,7 +137,11 @@ def _parse_config(text: str) -> FunctionConfig:
 async def deploy(request: Request, name: str) -> dict[str, Any]:
     parts = await _deploy_parts(request, deps.settings(request).max_deploy_bytes)
     config = _parse_config(parts.get("config", b"").decode(errors="replace"))
-    fv = await deps.control(request).deploy(name, parts["module"], config, parts.get("files"))
+    secrets = None
+    if "secrets" in parts:
+        secrets = _parse_secrets(parts["secrets"].decode(errors="replace"))
+    control = deps.control(request)
+    fv = await control.deploy(name, parts["module"], config, parts.get("files"), secrets)
     return version_json(fv)
 
 
