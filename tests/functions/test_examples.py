@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import concurrent.futures
 import hashlib
+import http.server
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +21,7 @@ import httpx
 import pytest
 
 from loadtests.launch import Served, platform_process
+from tests.conftest import c_module
 
 pytestmark = pytest.mark.vm
 
@@ -59,6 +62,7 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
         check=False,
     )
     assert built.returncode == 0, built.stderr
+    (modules / "hostprobe.wasm").write_bytes(c_module("hostprobe"))
     state = tmp_path_factory.mktemp("state")
     extra = {"UNIFAAS_IDLE_TARGET": "1", "UNIFAAS_QUEUE_TIMEOUT_S": "60"}
     with platform_process(state, max_vms=4, extra_env=extra) as served:
@@ -151,3 +155,89 @@ def test_misbehave_exit_code(platform: Platform) -> None:
     platform.deploy("misbehave", "--arg", "exit", "--arg", "7")
     r = platform.call("misbehave", content=b"")
     assert r.status_code == 500 and r.headers["x-exit-code"] == "7"
+
+
+class _Upstream(http.server.BaseHTTPRequestHandler):
+    """What `fetch` fetches: the path echoed back, 404 for /missing."""
+
+    def do_GET(self) -> None:
+        payload = b"upstream says " + self.path.encode()
+        self.send_response(404 if self.path == "/missing" else 200)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def upstream() -> Iterator[int]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Upstream)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_counter_counts_each_path_in_its_own_store(platform: Platform) -> None:
+    platform.deploy("counter", "--abi", "wagi")
+    platform.deploy("counter-b", "--abi", "wagi", module="counter")
+    got = [platform.call("counter", "/a").text for _ in range(3)]
+    assert got == ["1\n", "2\n", "3\n"]
+    r = platform.call("counter", "/b/c")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
+    assert r.text == "1\n"
+    # Another deployment of the same module counts apart.
+    assert platform.call("counter-b", "/a").text == "1\n"
+    assert platform.call("counter", "/a").text == "4\n"
+    # Concurrent calls, in several VMs: every increment counted once.
+    with concurrent.futures.ThreadPoolExecutor(8) as ex:
+        list(ex.map(lambda _: platform.call("counter", "/many"), range(16)))
+    assert platform.call("counter", "/many").text == "17\n"
+
+
+def test_shorten(platform: Platform) -> None:
+    platform.deploy("shorten", "--abi", "wagi")
+    r = platform.call("shorten", content=b"https://example.com/a/long/path?q=1")
+    assert r.status_code == 201
+    code = r.text.strip()
+    assert code and r.headers["location"] == f"/fn/shorten/{code}"
+    r = platform.call("shorten", f"/{code}", follow_redirects=False)
+    assert r.status_code == 302
+    assert r.headers["location"] == "https://example.com/a/long/path?q=1"
+    other = platform.call("shorten", content=b"http://example.org/").text.strip()
+    assert other != code
+    assert platform.call("shorten", f"/{other}").headers["location"] == "http://example.org/"
+    assert platform.call("shorten", "/nosuchcode").status_code == 404
+    assert platform.call("shorten", content=b"not a url").status_code == 400
+
+
+def test_fetch_goes_through_the_host_allow_list(platform: Platform, upstream: int) -> None:
+    platform.deploy("fetch", "--abi", "wagi", "--allow-host", f"127.0.0.1:{upstream}")
+    url = f"http://127.0.0.1:{upstream}/hello"
+    r = platform.call("fetch", params={"url": url})
+    assert r.status_code == 200 and r.text == "upstream says /hello"
+    r = platform.call("fetch", params={"url": f"http://127.0.0.1:{upstream}/missing"})
+    assert r.status_code == 404 and r.text == "upstream says /missing"
+    # Another port, another host: not on the list.
+    for denied in (f"http://127.0.0.1:{upstream + 1}/x", "http://example.com/"):
+        r = platform.call("fetch", params={"url": denied})
+        assert r.status_code == 403 and r.text.startswith("host_denied"), denied
+    metrics = httpx.get(f"{platform.url}/metrics", timeout=30).text
+    assert 'unifaas_hostcalls_total{kind="http",outcome="host_denied"} 2.0' in metrics
+
+
+def test_secrets_never_shown(platform: Platform) -> None:
+    secret = "e2e-secret-7f3a"
+    platform.deploy("sec-probe", "--secret", f"TOKEN={secret}", module="hostprobe")
+    r = platform.call("sec-probe", content=b"env TOKEN")
+    assert r.text == f"ok\n{secret}"
+    for command in (["describe", "sec-probe"], ["list"], ["logs", "sec-probe"]):
+        for extra in ([], ["--json"]):
+            out = platform.served.cli(*command, *extra)
+            assert out.returncode == 0, out.stderr
+            assert secret.encode() not in out.stdout + out.stderr, command
+    assert b"TOKEN" in platform.served.cli("describe", "sec-probe", "--json").stdout

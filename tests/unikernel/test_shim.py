@@ -15,7 +15,7 @@ from unikernel.shim import AgentClient, ConnState
 from wasm_runtime import protocol
 from wasm_runtime.agent import Agent, FdChannel
 from wasm_runtime.errors import FunctionNotLoaded, InvalidModule, ProtocolError
-from wasm_runtime.hostcalls import HostRequest, Kind
+from wasm_runtime.hostcalls import HostAnswer, HostHandler, HostRequest, Kind, Status
 from wasm_runtime.hostfuncs import Bridge
 from wasm_runtime.types import Invocation, InvocationResult, Outcome
 
@@ -110,6 +110,33 @@ async def test_ready_and_calls(pair: Pair) -> None:
     with pytest.raises(InvalidModule) as info:
         await c.load("g", b"junk")
     assert info.value.reason == "not_wasm"
+
+
+async def test_hostcalls_interleave_with_calls_and_reach_their_own_handler(pair: Pair) -> None:
+    c = pair.client
+    await c.load("hc", b"ok-hostcall")
+    release = asyncio.Event()
+
+    def handler_for(tag: bytes) -> HostHandler:
+        async def handle(request: HostRequest) -> HostAnswer:
+            assert request.kind is Kind.KV_GET
+            if request.key == b"wait":
+                await release.wait()
+            return HostAnswer(Status.OK, value=tag + request.key)
+
+        return handle
+
+    # A call held in a hostcall does not hold up another call, its hostcalls or a ping.
+    held = asyncio.ensure_future(c.invoke("hc", Invocation(stdin=b"wait"), handler_for(b"1:")))
+    await asyncio.sleep(0.05)
+    other = await c.invoke("hc", Invocation(stdin=b"k", args=("3",)), handler_for(b"2:"))
+    assert other.stdout == b"\x002:k" * 3
+    assert (await c.ping("p"))["echo"] == "p" and not held.done()
+    release.set()
+    assert (await held).stdout == b"\x001:wait"
+    # Without a handler every hostcall is answered UNAVAILABLE.
+    bare = await c.invoke("hc", Invocation(stdin=b"k"))
+    assert bare.stdout == bytes([Status.UNAVAILABLE])
 
 
 async def test_replies_routed_by_id_out_of_order(pair: Pair) -> None:
