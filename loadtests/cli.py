@@ -36,6 +36,14 @@ def cmd_bench_sandbox(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_hostcalls(args: argparse.Namespace) -> int:
+    from loadtests.bench.hostcalls import bench_hostcalls
+    from unikernel.settings import VMSettings
+
+    _print(asyncio.run(bench_hostcalls(VMSettings(), args.calls, progress)), args.json)
+    return 0
+
+
 def cmd_bench_runner(args: argparse.Namespace) -> int:
     from loadtests.bench.runner import bench_runner
 
@@ -102,6 +110,18 @@ def register(cli: Commands) -> None:
     sandbox.add_argument("--calls", type=int, default=200, help="pings and invocations to time")
     sandbox.add_argument("--wasm", help="function to time instead of the echo example")
     sandbox.set_defaults(func=cmd_bench_sandbox)
+
+    hostcalls = cli.command(
+        "hostcalls",
+        "key-value and outbound HTTP hostcalls through the VM wall vs from the host",
+        "Time a microVM's calls making 10 hostcalls of one kind (kv_get, kv_set, http to a "
+        "local server) against one making none, and the same operations made by the host "
+        "directly, in one run with a private redis-server; prints per-hostcall ms and ratios.",
+        group="bench",
+    )
+    hostcalls.add_argument("--json", action="store_true", help="print one JSON object")
+    hostcalls.add_argument("--calls", type=int, default=30, help="timed calls per kind")
+    hostcalls.set_defaults(func=cmd_bench_hostcalls)
 
     runner = cli.command(
         "runner",

@@ -29,6 +29,9 @@ deploy json-transform $B/json-transform.wasm
 deploy static-site $B/static-site.wasm --abi wagi --files functions/static-site/site
 deploy sha256 $B/sha256.wasm
 deploy misbehave $B/misbehave.wasm --arg exit --arg 7 --timeout 2
+deploy counter $B/counter.wasm --abi wagi
+deploy shorten $B/shorten.wasm --abi wagi
+deploy fetch $B/fetch.wasm --abi wagi --allow-host "127.0.0.1:$PORT"
 
 U=$UNIFAAS_URL/fn
 cat <<MSG
@@ -43,6 +46,9 @@ unifaas is up at $UNIFAAS_URL with the examples deployed. Try:
   curl -i $U/static-site/
   curl --data-binary abc $U/sha256
   curl -i -X POST $U/misbehave
+  curl $U/counter/any/path        (run it twice)
+  curl --data-binary https://example.com/ $U/shorten; curl -i $U/shorten/1
+  curl '$U/fetch?url=http://127.0.0.1:$PORT/fn/hello'; curl -i '$U/fetch?url=http://example.com/'
   $UNIFAAS deploy myfn path/to/module.wasm && $UNIFAAS invoke myfn --data hi
 Live dashboard: $UNIFAAS_URL/dashboard   Prometheus metrics: $UNIFAAS_URL/metrics
 Press Ctrl-C to stop (every microVM is stopped with it).
