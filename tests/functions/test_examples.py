@@ -9,6 +9,8 @@ from __future__ import annotations
 import concurrent.futures
 import hashlib
 import http.server
+import os
+import signal
 import subprocess
 import sys
 import threading
@@ -20,6 +22,7 @@ from typing import Any
 import httpx
 import pytest
 
+from loadtests.chaos import qemu_children
 from loadtests.launch import Served, platform_process
 from tests.conftest import c_module
 
@@ -158,9 +161,18 @@ def test_misbehave_exit_code(platform: Platform) -> None:
 
 
 class _Upstream(http.server.BaseHTTPRequestHandler):
-    """What `fetch` fetches: the path echoed back, 404 for /missing."""
+    """What `fetch` fetches: the path echoed back, 404 for /missing; /hold answers once
+    the test releases it."""
+
+    held = 0
+    arrived = threading.Event()
+    release = threading.Event()
 
     def do_GET(self) -> None:
+        if self.path == "/hold":
+            _Upstream.held += 1
+            _Upstream.arrived.set()
+            _Upstream.release.wait(60)
         payload = b"upstream says " + self.path.encode()
         self.send_response(404 if self.path == "/missing" else 200)
         self.send_header("Content-Length", str(len(payload)))
@@ -241,3 +253,27 @@ def test_secrets_never_shown(platform: Platform) -> None:
             assert out.returncode == 0, out.stderr
             assert secret.encode() not in out.stdout + out.stderr, command
     assert b"TOKEN" in platform.served.cli("describe", "sec-probe", "--json").stdout
+
+
+def test_a_vm_killed_after_an_outbound_request_is_not_run_again(
+    platform: Platform, upstream: int
+) -> None:
+    """Fault injection: the VM of a call that has sent a request dies under it. The call
+    must not be run again (the request would be sent twice): it gets sandbox_lost."""
+    allow = f"127.0.0.1:{upstream}"
+    platform.deploy("fetch-hold", "--abi", "wagi", "--allow-host", allow, module="fetch")
+    url = f"http://127.0.0.1:{upstream}/hold"
+    with concurrent.futures.ThreadPoolExecutor(1) as ex:
+        call = ex.submit(platform.call, "fetch-hold", params={"url": url})
+        assert _Upstream.arrived.wait(60)
+        for pid in qemu_children(platform.served.proc.pid):
+            os.kill(pid, signal.SIGKILL)
+        r = call.result(60)
+    _Upstream.release.set()
+    assert r.status_code == 503 and r.json()["error"]["kind"] == "sandbox_lost"
+    assert "not run again" in r.json()["error"]["message"]
+    assert r.headers["x-retries"] == "0"
+    assert _Upstream.held == 1
+    # The platform keeps serving, on new VMs.
+    r = platform.call("fetch-hold", params={"url": f"http://127.0.0.1:{upstream}/after"})
+    assert r.status_code == 200 and r.text == "upstream says /after"
