@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import struct
 
 import msgpack
@@ -11,6 +12,7 @@ from hypothesis import strategies as st
 
 from wasm_runtime import protocol
 from wasm_runtime.errors import ErrorCode, ProtocolError, UnknownOp
+from wasm_runtime.hostcalls import HostAnswer, HostRequest, Kind, Status
 from wasm_runtime.protocol import FrameDecoder, Op
 
 
@@ -149,3 +151,65 @@ def test_fuzz_round_trip_any_payload(payload: object) -> None:
     decoded, errors = decode_all(protocol.encode_frame(msg, max_frame=1 << 16))
     assert errors == []
     assert decoded == [msg]
+
+
+_ANY = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**64 - 1)
+    | st.text(max_size=20)
+    | st.binary(max_size=40),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
+    max_leaves=20,
+)
+_FIELDS = st.sampled_from(
+    [
+        "kind",
+        "key",
+        "value",
+        "delta",
+        "method",
+        "url",
+        "headers",
+        "body",
+        "status",
+        "keys",
+        "number",
+        "http_status",
+        "message",
+        "hostcall",
+        "call",
+        "request",
+        "answer",
+    ]
+)
+
+
+def test_hostcall_messages_round_trip() -> None:
+    request = HostRequest(Kind.HTTP, method="GET", url="http://x/", headers=(("A", "b"),))
+    msg = protocol.hostcall(7, 3, request.to_wire())
+    [decoded], _ = decode_all(protocol.encode_frame(msg))
+    assert protocol.hostcall_ids(decoded) == (7, 3)
+    assert HostRequest.from_wire(decoded["request"]) == request
+    answer = HostAnswer(Status.OK, value=b"v", keys=(b"a", b"b"), number=-4, http_status=200)
+    [decoded], _ = decode_all(protocol.encode_frame(protocol.hostcall_answer(7, answer.to_wire())))
+    assert protocol.hostcall_ids(decoded) == (7, None)
+    assert HostAnswer.from_wire(decoded["answer"]) == answer
+    assert protocol.hostcall_ids({"id": 1}) is None
+    with pytest.raises(ProtocolError):
+        protocol.hostcall_ids({"hostcall": "x"})
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(_FIELDS, _ANY, max_size=6))
+def test_fuzz_hostcall_bodies_never_raise_past_the_seam(data: dict[str, object]) -> None:
+    """Whatever a guest (or a broken host) sends, the reader of a hostcall request gets a
+    request or a TypeError/ValueError (answered INVALID_ARGUMENT), and the reader of an
+    answer always gets an answer."""
+    with contextlib.suppress(TypeError, ValueError):
+        HostRequest.from_wire(data)
+    assert isinstance(HostAnswer.from_wire(data), HostAnswer)
+    with contextlib.suppress(ProtocolError):
+        protocol.hostcall_ids(data)
