@@ -42,7 +42,7 @@ from scheduler.errors import (
     Throttled,
 )
 from scheduler.settings import AsyncSettings
-from scheduler.state import outage_backoff_s
+from scheduler.state import until_reachable
 from wasm_runtime.errors import UnifaasError
 
 log = logging.getLogger(__name__)
@@ -150,21 +150,16 @@ class AsyncWorker:
         return self.settings.concurrency - len(self._running)
 
     async def _read_loop(self) -> None:
-        failures = 0
         while not self._stopping:
             if self._free() <= 0:
                 self._room.clear()
                 await self._room.wait()
                 continue
-            try:
-                entries = await self.queue.read(self.consumer, self._free(), READ_BLOCK_MS)
-            except StateStoreError as err:
-                if failures == 0:
-                    log.warning("async queue unreadable (%s); trying again", err)
-                await asyncio.sleep(outage_backoff_s(failures))
-                failures += 1
-                continue
-            failures = 0
+            entries = await until_reachable(
+                lambda: self.queue.read(self.consumer, self._free(), READ_BLOCK_MS),
+                "async queue unreadable",
+                log,
+            )
             for entry in entries:
                 self._take(entry)
 
@@ -251,15 +246,7 @@ class AsyncWorker:
     async def _persist(self, write: Callable[[], Awaitable[T]]) -> T:
         """Redis away: try again until it is back. On stop the task is cancelled, and the
         entry stays pending for another node."""
-        failures = 0
-        while True:
-            try:
-                return await write()
-            except StateStoreError as err:
-                if failures == 0:
-                    log.warning("async queue write failed (%s); trying again", err)
-                await asyncio.sleep(outage_backoff_s(failures))
-                failures += 1
+        return await until_reachable(write, "async queue write failed", log)
 
     async def _callback(self, call_id: str) -> None:
         call = await self._persist(lambda: self.queue.get(call_id))

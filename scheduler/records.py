@@ -11,12 +11,12 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import functools
 import logging
 
-from scheduler.errors import StateStoreError
 from scheduler.model import InvocationRecord
 from scheduler.registry import Registry
-from scheduler.state import outage_backoff_s
+from scheduler.state import until_reachable
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,6 @@ class RecordWriter:
             self._task = asyncio.create_task(self._run(), name="record-writer")
 
     async def _run(self) -> None:
-        failures = 0
         while True:
             await self._wake.wait()
             if len(self._buffer) < BATCH_MAX:
@@ -63,17 +62,11 @@ class RecordWriter:
             self._wake.clear()
             while self._buffer:
                 batch = [self._buffer[i] for i in range(min(BATCH_MAX, len(self._buffer)))]
-                try:
-                    await self.registry.record_invocations(batch)
-                except StateStoreError as err:
-                    if failures == 0:
-                        log.warning("invocation records kept on the node (%s)", err)
-                    await asyncio.sleep(outage_backoff_s(failures))
-                    failures += 1
-                    continue
-                if failures:
-                    log.warning("state store back: writing %d kept records", len(self._buffer))
-                failures = 0
+                await until_reachable(
+                    functools.partial(self.registry.record_invocations, batch),
+                    "invocation records kept on the node",
+                    log,
+                )
                 sent = {id(r) for r in batch}  # the oldest may have been dropped meanwhile
                 while self._buffer and id(self._buffer[0]) in sent:
                     self._buffer.popleft()

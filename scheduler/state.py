@@ -9,11 +9,13 @@ builds a key or runs a command. Every redis-py error is translated into
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import json
-from collections.abc import AsyncIterator, Iterator
-from typing import Any
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
@@ -39,6 +41,8 @@ from scheduler.keys import (
     versions_key,
 )
 
+T = TypeVar("T")
+
 # Invocation records are kept for a day; `logs` shows at most this many per function.
 INVOCATION_TTL_S = 24 * 3600
 RECENT_INVOCATIONS = 200
@@ -52,6 +56,27 @@ OUTAGE_BACKOFF_S = (0.1, 0.2, 0.5, 1.0, 2.0)
 
 def outage_backoff_s(failures: int) -> float:
     return OUTAGE_BACKOFF_S[min(failures, len(OUTAGE_BACKOFF_S) - 1)]
+
+
+async def until_reachable(
+    attempt: Callable[[], Awaitable[T]], what: str, logger: logging.Logger
+) -> T:
+    """``attempt()`` again and again while the state store is away (StateStoreError):
+    one warning naming ``what``, waits of :func:`outage_backoff_s`, a note once it is
+    back. Cancelling the caller is the only other way out."""
+    failures = 0
+    while True:
+        try:
+            result = await attempt()
+        except StateStoreError as err:
+            if failures == 0:
+                logger.warning("%s (%s); trying again", what, err)
+            await asyncio.sleep(outage_backoff_s(failures))
+            failures += 1
+            continue
+        if failures:
+            logger.warning("state store back after %d attempts: %s", failures + 1, what)
+        return result
 
 
 @contextlib.contextmanager
