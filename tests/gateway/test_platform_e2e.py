@@ -207,3 +207,20 @@ def test_a_memory_minimum_above_the_cap_is_refused_at_deploy(
     assert b"400" in out.stderr and b"4096 MiB" in out.stderr, out.stderr
     assert platform.cli("deploy", "small", str(modules["echo"])).returncode == 0
     assert platform.cli("invoke", "small", "--data", "ok").stdout == b"ok"
+
+
+def test_cli_async_invoke_and_result(platform: LivePlatform, modules: dict[str, Path]) -> None:
+    assert platform.cli("deploy", "async-echo", str(modules["echo"])).returncode == 0
+    queued = platform.cli("invoke", "async-echo", "--async", "--data", "later, please")
+    assert queued.returncode == 0, queued.stderr
+    call_id = queued.stdout.decode().strip()
+    assert len(call_id) >= 16 and b"result" in queued.stderr
+    done = platform.cli("result", call_id, "--wait", "--timeout", "60")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == b"later, please"
+    status = json.loads(platform.cli("result", call_id, "--json").stdout)
+    assert status["status"] == "succeeded" and status["function"] == "async-echo"
+    unknown = platform.cli("result", "0" * 32)
+    assert unknown.returncode != 0 and b"not" in unknown.stderr.lower()
+    assert platform.cli("dead-letters").stdout.strip() == b"no dead-letters"
+    assert platform.cli("delete", "async-echo").returncode == 0
