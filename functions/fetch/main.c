@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "unifaas.h"
 
@@ -38,6 +39,27 @@ static int url_param(const char *query, char *out, size_t size) {
     return 0;
 }
 
+/* The upstream's Content-Type, found in the headers of the last response (handle 1:
+ * this function makes one request per call). */
+static const char *content_type(void) {
+    static char headers[8192];
+    uint32_t len = 0;
+    if (unifaas_http_headers(1, headers, sizeof headers - 1, &len) != UNIFAAS_OK) goto fallback;
+    headers[len] = '\0';
+    for (char *line = headers; line && *line;) {
+        char *next = strchr(line, '\n');
+        if (next) *next++ = '\0';
+        if (strncasecmp(line, "content-type:", 13) == 0) {
+            line += 13;
+            while (*line == ' ') line++;
+            return line;
+        }
+        line = next;
+    }
+fallback:
+    return "application/octet-stream";
+}
+
 int main(void) {
     const char *query = getenv("QUERY_STRING");
     char url[4096];
@@ -58,7 +80,7 @@ int main(void) {
                rc == UNIFAAS_HTTP_TIMEOUT ? 504 : 502, unifaas_status_name(rc), url);
         return 0;
     }
-    printf("Status: %u\nContent-Type: application/octet-stream\n\n", (unsigned)status);
+    printf("Status: %u\nContent-Type: %s\n\n", (unsigned)status, content_type());
     fwrite(body, 1, len, stdout);
     free(body);
     return 0;

@@ -175,6 +175,7 @@ class _Upstream(http.server.BaseHTTPRequestHandler):
             _Upstream.release.wait(60)
         payload = b"upstream says " + self.path.encode()
         self.send_response(404 if self.path == "/missing" else 200)
+        self.send_header("Content-Type", "text/x-upstream")
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
         self.wfile.write(payload)
@@ -232,6 +233,7 @@ def test_fetch_goes_through_the_host_allow_list(platform: Platform, upstream: in
     url = f"http://127.0.0.1:{upstream}/hello"
     r = platform.call("fetch", params={"url": url})
     assert r.status_code == 200 and r.text == "upstream says /hello"
+    assert r.headers["content-type"] == "text/x-upstream"
     r = platform.call("fetch", params={"url": f"http://127.0.0.1:{upstream}/missing"})
     assert r.status_code == 404 and r.text == "upstream says /missing"
     # Another port, another host: not on the list.
