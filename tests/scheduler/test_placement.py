@@ -7,6 +7,8 @@ import dataclasses
 import pytest
 
 from scheduler import placement
+from scheduler.asyncworker import is_retryable
+from scheduler.errors import CapacityExhausted, SandboxLost
 from scheduler.model import FunctionConfig, FunctionVersion
 from scheduler.placement import Step
 from scheduler.vmrecord import VMRecord, VMState
@@ -213,3 +215,14 @@ def test_retry_after_spreads_the_queue_over_slots() -> None:
     assert placement.retry_after_s(recs, 39, 0.5, 30) == 5  # 40 calls * 0.5 s / 4 slots
     assert placement.retry_after_s(recs, 1000, 0.5, 30) == 30  # never past the queue timeout
     assert placement.retry_after_s([], 0, 0.01, 30) == 1
+
+
+def test_retry_rule_learns_about_effects() -> None:
+    lost = SandboxLost("gone")
+    assert placement.may_retry(lost, 0)
+    assert not placement.may_retry(lost, placement.MAX_RETRIES)
+    assert not placement.may_retry(lost, 0, made_effect=True)
+    assert not placement.may_retry(CapacityExhausted("full"), 0)
+    # The async queue's rule agrees: a call lost after an effect is not queued again.
+    assert is_retryable(lost)
+    assert not is_retryable(SandboxLost("gone", after_effect=True))
