@@ -29,6 +29,18 @@ log = logging.getLogger(__name__)
 # outbound request up to its timeout.
 LATENCY_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
 CALL_END_GRACE_S = 1.0
+# Refusals decided before anything was written or sent: such a hostcall had no effect.
+REFUSED_BEFORE_EFFECT = frozenset(
+    {
+        Status.INVALID_ARGUMENT,
+        Status.KEY_TOO_LARGE,
+        Status.VALUE_TOO_LARGE,
+        Status.QUOTA_KEYS,
+        Status.QUOTA_BYTES,
+        Status.HOST_DENIED,
+        Status.LIMIT,
+    }
+)
 # Answers that are no refusal: they are not logged as one.
 _NOT_REFUSED = frozenset({Status.OK, Status.NOT_FOUND})
 
@@ -98,7 +110,9 @@ class HostSession:
         )
         self._deadline = time.monotonic() + config.timeout_s
         self.made = 0
-        self.made_effect = False  # set before the effect is attempted: it may have happened
+        # Set while an effect is attempted (it may have happened if the VM dies meanwhile),
+        # cleared again by a refusal decided before anything left the host.
+        self.made_effect = False
 
     async def __call__(self, request: HostRequest) -> HostAnswer:
         started = time.perf_counter()
@@ -107,9 +121,12 @@ class HostSession:
         if self.made > limit:
             answer = denied(Status.LIMIT, f"a call may make {limit} hostcalls")
         else:
+            before = self.made_effect
             if request.kind.has_effect:
-                self.made_effect = True
+                self.made_effect = True  # from here, until we know nothing left the host
             answer = await self._serve(request)
+            if answer.status in REFUSED_BEFORE_EFFECT:
+                self.made_effect = before
         self._caps.stats.observe(request.kind, answer.status, time.perf_counter() - started)
         if answer.status not in _NOT_REFUSED:
             # The message names sizes, hosts and limits, never a key, value or body.

@@ -229,6 +229,11 @@ async def test_a_call_with_an_effect_is_not_run_again_when_its_vm_dies(
     # Reads alone keep the retry: the call runs again on another VM and answers.
     factory.sandboxes[-1].die_after_call = True
     assert await probe(client, "eff", "get n") == ["ok", "2"]
+    # So does a write refused before anything was written (here, a key too large).
+    factory.sandboxes[-1].die_after_call = True
+    r = await client.post("/fn/eff", content=b"longkey 300")
+    assert r.status_code == 200 and r.headers["x-retries"] == "1"
+    assert r.text == "key_too_large\n"
 
 
 async def test_secrets_reach_the_function_and_nothing_else(
