@@ -108,9 +108,7 @@ class HostSession:
             config.kv_max_keys or settings.kv_max_keys,
             config.kv_max_bytes or settings.kv_max_bytes,
         )
-        # The call's end as the host can bound it: the guest's clock starts when the call
-        # runs (not while it waits for a VM), so no later than its first hostcall.
-        self._deadline: float | None = None
+        self._deadline = time.monotonic() + config.timeout_s
         self.made = 0
         # Set while an effect is attempted (it may have happened if the VM dies meanwhile),
         # cleared again by a refusal decided before anything left the host.
@@ -118,8 +116,6 @@ class HostSession:
 
     async def __call__(self, request: HostRequest) -> HostAnswer:
         started = time.perf_counter()
-        if self._deadline is None:
-            self._deadline = time.monotonic() + self._config.timeout_s
         self.made += 1
         limit = self._caps.settings.max_per_call
         if self.made > limit:
@@ -161,7 +157,6 @@ class HostSession:
 
     async def _http(self, request: HostRequest) -> HostAnswer:
         settings = self._caps.settings
-        assert self._deadline is not None  # set by the hostcall this serves
         left = self._deadline - time.monotonic()
         if left <= 0:
             return denied(Status.HTTP_TIMEOUT, "the call's time is up")
