@@ -17,6 +17,7 @@ import time
 
 import redis.asyncio as aioredis
 
+from scheduler.errors import StateStoreError
 from scheduler.kvstore import KVStore, Quota
 from scheduler.model import FunctionConfig
 from scheduler.outbound import Caps, HostRule, Outbound, parse_allow_list
@@ -124,7 +125,10 @@ class HostSession:
             before = self.made_effect
             if request.kind.has_effect:
                 self.made_effect = True  # from here, until we know nothing left the host
-            answer = await self._serve(request)
+            try:
+                answer = await self._serve(request)
+            except StateStoreError as err:
+                answer = denied(Status.UNAVAILABLE, err.message)
             if answer.status in REFUSED_BEFORE_EFFECT:
                 self.made_effect = before
         self._caps.stats.observe(request.kind, answer.status, time.perf_counter() - started)

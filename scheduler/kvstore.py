@@ -2,7 +2,8 @@
 
 Limits are checked here, before Redis is asked (key and value sizes), and by the
 scripts in :mod:`scheduler.keys` (the quota, atomically with the write). Answers
-are hostcall answers; a Redis failure is UNAVAILABLE, never an exception.
+are hostcall answers; a Redis failure is StateStoreError, which the call's session
+answers as UNAVAILABLE.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import dataclasses
 import redis.asyncio as aioredis
 
 from scheduler import keys
-from scheduler.errors import StateStoreError
 from scheduler.state import translated
 from wasm_runtime.hostcalls import (
     KEY_MAX_BYTES,
@@ -53,11 +53,8 @@ class KVStore:
         refused = check_key(key)
         if refused is not None:
             return refused
-        try:
-            with translated("kv get"):
-                value = await self._r.hget(keys.kv_key(function), key)
-        except StateStoreError as err:
-            return denied(Status.UNAVAILABLE, err.message)
+        with translated("kv get"):
+            value = await self._r.hget(keys.kv_key(function), key)
         if value is None:
             return HostAnswer(Status.NOT_FOUND)
         return HostAnswer(Status.OK, value=_bytes(value))
@@ -72,22 +69,16 @@ class KVStore:
                 f"a value of {len(value)} bytes (at most {VALUE_MAX_BYTES})",
             )
         args: list[bytes | int] = [key, value, quota.max_keys, quota.max_bytes]
-        try:
-            with translated("kv set"):
-                status = Status(int(await self._set(keys=self._keys(function), args=args)))
-        except StateStoreError as err:
-            return denied(Status.UNAVAILABLE, err.message)
+        with translated("kv set"):
+            status = Status(int(await self._set(keys=self._keys(function), args=args)))
         return _quota_answer(status, quota)
 
     async def delete(self, function: str, key: bytes) -> HostAnswer:
         refused = check_key(key)
         if refused is not None:
             return refused
-        try:
-            with translated("kv delete"):
-                deleted = int(await self._delete(keys=self._keys(function), args=[key]))
-        except StateStoreError as err:
-            return denied(Status.UNAVAILABLE, err.message)
+        with translated("kv delete"):
+            deleted = int(await self._delete(keys=self._keys(function), args=[key]))
         return HostAnswer(Status.OK if deleted else Status.NOT_FOUND)
 
     async def incr(self, function: str, key: bytes, delta: int, quota: Quota) -> HostAnswer:
@@ -95,11 +86,8 @@ class KVStore:
         if refused is not None:
             return refused
         args: list[bytes | int] = [key, delta, quota.max_keys, quota.max_bytes]
-        try:
-            with translated("kv incr"):
-                code, number = await self._incr(keys=self._keys(function), args=args)
-        except StateStoreError as err:
-            return denied(Status.UNAVAILABLE, err.message)
+        with translated("kv incr"):
+            code, number = await self._incr(keys=self._keys(function), args=args)
         status = Status(int(code))
         if status is Status.NOT_A_NUMBER:
             return denied(status, "the value is not a decimal integer (or the sum overflows)")
@@ -112,19 +100,10 @@ class KVStore:
         refused = check_key(prefix, prefix=True)
         if refused is not None:
             return refused
-        try:
-            with translated("kv list"):
-                found = await self._r.hkeys(keys.kv_key(function))
-        except StateStoreError as err:
-            return denied(Status.UNAVAILABLE, err.message)
+        with translated("kv list"):
+            found = await self._r.hkeys(keys.kv_key(function))
         listed = sorted(k for k in map(_bytes, found) if k.startswith(prefix))
         return HostAnswer(Status.OK, keys=tuple(listed))
-
-    async def usage(self, function: str) -> tuple[int, int]:
-        """(keys, bytes) the function's store holds."""
-        with translated("kv usage"):
-            raw = await self._r.hmget(keys.kv_usage_key(function), ["keys", "bytes"])
-        return int(raw[0] or 0), int(raw[1] or 0)
 
 
 def _bytes(value: bytes | str) -> bytes:

@@ -132,33 +132,28 @@ def _validate_hostcalls(config: FunctionConfig) -> None:
 
 
 def validate_secrets(secrets: dict[str, str], config: FunctionConfig) -> None:
-    """Names only in messages, as for env."""
-    if len(secrets) > ENV_MAX_ENTRIES:
-        raise InvalidConfig("secrets", f"at most {ENV_MAX_ENTRIES} secrets")
-    for key, value in secrets.items():
-        if not ENV_KEY_RE.match(key):
-            raise InvalidConfig(
-                f"secrets.{key[:64]!r}",
-                "names are letters, digits and '_', 1-128 long, not starting with a digit",
-            )
-        if "\0" in value:
-            raise InvalidConfig(f"secrets.{key}", "value holds a NUL character")
+    _validate_variables("secrets", secrets, "secrets")
+    for key in secrets:
         if key in config.env:
             raise InvalidConfig(f"secrets.{key}", "is also set as a plain env variable")
 
 
-def _validate_env(config: FunctionConfig) -> None:
+def _validate_variables(field: str, variables: dict[str, str], noun: str) -> None:
     # Names only in messages: values may be secrets, and error bodies are shown.
-    if len(config.env) > ENV_MAX_ENTRIES:
-        raise InvalidConfig("env", f"at most {ENV_MAX_ENTRIES} variables")
-    for key, value in config.env.items():
+    if len(variables) > ENV_MAX_ENTRIES:
+        raise InvalidConfig(field, f"at most {ENV_MAX_ENTRIES} {noun}")
+    for key, value in variables.items():
         if not ENV_KEY_RE.match(key):
             raise InvalidConfig(
-                f"env.{key[:64]!r}",
+                f"{field}.{key[:64]!r}",
                 "names are letters, digits and '_', 1-128 long, not starting with a digit",
             )
         if "\0" in value:
-            raise InvalidConfig(f"env.{key}", "value holds a NUL character")
+            raise InvalidConfig(f"{field}.{key}", "value holds a NUL character")
+
+
+def _validate_env(config: FunctionConfig) -> None:
+    _validate_variables("env", config.env, "variables")
     if any("\0" in arg for arg in config.args):
         raise InvalidConfig("args", "an argument holds a NUL character")
 

@@ -19,6 +19,8 @@ import wasmtime
 
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
+from scheduler.hostsession import Capabilities
+from scheduler.model import FunctionConfig
 from scheduler.outbound import BadHostEntry, parse_host_entry
 from scheduler.pool import Pool
 from scheduler.registry import Registry
@@ -26,6 +28,7 @@ from scheduler.service import Platform
 from scheduler.settings import HostcallSettings, PoolSettings
 from tests.conftest import c_module
 from tests.gateway.conftest import AUTH, DEPLOY_LIMIT, TOKEN, InProcessFactory
+from wasm_runtime.hostcalls import HostRequest, Kind, Status
 
 
 class Upstream(http.server.BaseHTTPRequestHandler):
@@ -297,3 +300,16 @@ def test_host_rules() -> None:
     assert not parse_host_entry("10.0.0.6").admits(private)
     assert parse_host_entry("localhost").admits(loopback)
     assert not parse_host_entry("localhost").admits(private)
+
+
+async def test_redis_away_is_unavailable_not_an_error() -> None:
+    client = aioredis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.5)
+    caps = Capabilities(client)
+    try:
+        session = caps.session("f", FunctionConfig())
+        answer = await session(HostRequest(Kind.KV_SET, key=b"k", value=b"v"))
+        assert answer.status is Status.UNAVAILABLE and "redis" in answer.message
+        assert session.made_effect  # a write that may have reached Redis counts
+    finally:
+        await caps.aclose()
+        await client.aclose()
