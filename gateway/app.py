@@ -22,8 +22,7 @@ from gateway.relay import Relay
 from gateway.routers import functions, internal, invocations, invoke, system
 from gateway.settings import GatewaySettings
 from gateway.telemetry import Telemetry
-from scheduler.cluster import Cluster
-from scheduler.service import Platform
+from scheduler.roles import Cluster, Platform
 from wasm_runtime.errors import UnifaasError
 
 

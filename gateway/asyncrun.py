@@ -8,11 +8,9 @@ from fastapi import Response
 from gateway.errors import error_response
 from gateway.routers.invoke import respond
 from gateway.telemetry import Telemetry
-from scheduler.asyncq import StoredResponse
-from scheduler.asyncworker import Ran
+from scheduler.asyncq import Ran, StoredResponse
 from scheduler.errors import BadNodeRequest
-from scheduler.nodewire import decode_invoke
-from scheduler.service import Platform
+from scheduler.roles import Platform, decode_invoke
 
 # The server sets these for itself when the response is served.
 _DROP = {"content-length", "transfer-encoding", "connection"}
@@ -28,7 +26,7 @@ def stored(response: Response) -> StoredResponse:
 
 
 class AppRunner:
-    """The async worker's :data:`~scheduler.asyncworker.Runner` on this node."""
+    """The async worker's :data:`~scheduler.asyncq.worker.Runner` on this node."""
 
     def __init__(self, platform: Platform, telemetry: Telemetry) -> None:
         self.platform = platform

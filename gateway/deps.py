@@ -9,8 +9,7 @@ from gateway.errors import Unauthorized
 from gateway.relay import Relay
 from gateway.settings import GatewaySettings
 from gateway.telemetry import Telemetry
-from scheduler.control import Control
-from scheduler.service import Platform
+from scheduler.roles import Control, Platform
 
 
 def control(request: Request) -> Control:

@@ -1,5 +1,5 @@
 """Hostcalls in ``/metrics``: how many this node served, by kind and outcome, and how long
-they took (read from the node's :class:`~scheduler.hostsession.HostcallStats` at scrape
+they took (read from the node's :class:`~scheduler.hostcalls.session.HostcallStats` at scrape
 time, so they cannot drift from it)."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from scheduler.hostsession import LATENCY_BUCKETS, HostcallStats
+from scheduler.hostcalls import LATENCY_BUCKETS, HostcallStats
 
 
 class HostcallCollector(Collector):

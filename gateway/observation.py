@@ -9,7 +9,7 @@ import json
 
 from gateway.errors import error_message
 from gateway.relay import Relayed
-from scheduler.service import InvokeOutcome
+from scheduler.roles import InvokeOutcome
 
 
 @dataclasses.dataclass(frozen=True)

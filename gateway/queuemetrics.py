@@ -8,8 +8,7 @@ from collections.abc import Iterator
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from scheduler.asyncq import QueueStats
-from scheduler.asyncworker import AsyncWorker
+from scheduler.asyncq import AsyncWorker, QueueStats
 
 
 class QueueCollector(Collector):

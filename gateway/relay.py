@@ -15,11 +15,10 @@ import logging
 
 import httpx
 
-from scheduler.cluster import NodeDirectory
 from scheduler.errors import NodeLost, NoNodeAvailable
 from scheduler.model import InvokeRequest, NodeRecord
-from scheduler.nodewire import CONTENT_TYPE, encode_invoke
 from scheduler.registry import TIMEOUT_MAX_S
+from scheduler.roles import CONTENT_TYPE, NodeDirectory, encode_invoke
 
 log = logging.getLogger(__name__)
 

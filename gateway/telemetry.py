@@ -21,7 +21,7 @@ from gateway.hostcallmetrics import HostcallCollector
 from gateway.observation import Observation
 from gateway.queuemetrics import QueueCollector
 from gateway.relay import Relay
-from scheduler.service import Platform
+from scheduler.roles import Platform
 
 # Latency buckets in seconds: TCG warm calls take ~10 ms, cold starts ~2 s.
 BUCKETS = (0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)

@@ -1,6 +1,6 @@
 """The three server roles, one HTTP server each, in the foreground:
 
-- ``unifaas up``: one node (:class:`scheduler.node.Node`: Redis, image, pool,
+- ``unifaas up``: one node (:class:`scheduler.roles.node.Node`: Redis, image, pool,
   heartbeat) with the public API on top. The one-machine default.
 - ``unifaas node``: the same against a shared Redis: it registers itself, and
   gateways send it calls through its internal API.
@@ -31,12 +31,11 @@ from gateway.auth import load_or_create_token, token_path
 from gateway.relay import Relay
 from gateway.settings import GatewaySettings, given
 from gateway.telemetry import Telemetry
-from scheduler.asyncworker import AsyncWorker
-from scheduler.cluster import Cluster
-from scheduler.node import Node
-from scheduler.redis_server import connect
+from scheduler.asyncq import AsyncWorker
 from scheduler.registry import Registry
+from scheduler.roles import Cluster, Node
 from scheduler.settings import NodeSettings, PoolSettings
+from scheduler.state import connect
 from wasm_runtime.cliargs import progress
 from wasm_runtime.errors import UsageError
 

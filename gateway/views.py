@@ -7,10 +7,8 @@ import time
 from typing import Any
 
 from scheduler.asyncq import AsyncCall
-from scheduler.capacity import MemoryStatus
 from scheduler.model import FunctionInfo, FunctionVersion, InvocationRecord, NodeRecord
-from scheduler.sandbox import HostConfinement
-from scheduler.status import FunctionVMs, PoolStatus
+from scheduler.pool import FunctionVMs, HostConfinement, MemoryStatus, PoolStatus
 
 
 def version_json(fv: FunctionVersion) -> dict[str, Any]:

@@ -21,7 +21,7 @@ import redis
 
 from loadtests.chaos import FUNCTION
 from loadtests.errors import BenchError
-from scheduler.keys import ASYNC_GROUP, async_queue_key
+from scheduler.state.keys import ASYNC_GROUP, async_queue_key
 
 ENDED = {"succeeded", "failed", "dead"}
 POLL_S = 0.25

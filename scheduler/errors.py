@@ -85,7 +85,7 @@ class InvalidTransition(SchedulerError):
 
 
 class StateStoreError(SchedulerError):
-    """Redis is unreachable or answered with an error (translated once, in scheduler.state)."""
+    """Redis is unreachable or answered an error (translated once, in scheduler.state.store)."""
 
 
 class RedisNotInstalled(StateStoreError):

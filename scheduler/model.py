@@ -13,7 +13,6 @@ from typing import Any, Literal
 import pydantic
 
 from scheduler.errors import InvalidConfig
-from scheduler.throttle import Admission
 from wasm_runtime.types import MIB, Limits, known_fields
 
 # How much of a call's stderr the platform keeps: in its record, its error
@@ -29,6 +28,16 @@ class StartKind(enum.StrEnum):
     WARM = "warm"  # a VM already bound to this function version had a free slot
     PREWARMED = "prewarmed"  # a generic idle VM loaded the function
     COLD = "cold"  # a VM was booted for this call
+
+
+@dataclasses.dataclass(frozen=True)
+class Admission:
+    """A function's limits: ``max_in_flight`` calls running or waiting for a slot at once;
+    ``rate`` calls per second on average with bursts of up to ``burst`` (None: no rate)."""
+
+    max_in_flight: int
+    rate: float | None = None
+    burst: int = 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,7 +59,7 @@ class FunctionConfig:
     # None: twice its slots (max_vms x concurrency), so a flood waits in a bounded line.
     max_in_flight: int | None = None
     rate_limit: float | None = None  # calls per second per node (bursts of one second's worth)
-    # Hosts its outbound requests may reach (HOST or HOST:PORT; scheduler.outbound).
+    # Hosts its outbound requests may reach (HOST or HOST:PORT; scheduler.hostcalls.outbound).
     allow_hosts: list[str] = dataclasses.field(default_factory=list)
     # Its key-value store's quota; None: the node's (UNIFAAS_HOSTCALL_KV_MAX_*).
     kv_max_keys: int | None = None

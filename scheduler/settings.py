@@ -34,9 +34,9 @@ class NodeSettings(BaseSettings):
     # on a unix socket under state_dir (single-machine default).
     redis_url: str | None = None
     # How often the node re-registers itself in Redis; its record expires after
-    # three beats missed (scheduler.heartbeat.HEARTBEATS_TO_LIVE), and gateways drop it.
+    # three beats missed (scheduler.roles.heartbeat.HEARTBEATS_TO_LIVE), and gateways drop it.
     heartbeat_s: float = Field(default=1.0, gt=0)
-    # Add VMs to a busy function before its slots run out (scheduler.autoscaler).
+    # Add VMs to a busy function before its slots run out (scheduler.scaling.autoscaler).
     autoscale: bool = True
 
 
@@ -50,7 +50,7 @@ class PoolSettings(BaseSettings):
 
     # Most microVMs this node runs at once (any state, booting and draining
     # included); fewer while the host's available memory holds fewer
-    # (scheduler.capacity).
+    # (scheduler.pool.capacity).
     max_vms: int = Field(default=8, ge=1)
     # Memory left to the rest of the host: no VM starts unless available memory
     # stays above it, and idle VMs are stopped while it is below.
@@ -63,17 +63,17 @@ class PoolSettings(BaseSettings):
     # Period of the keep-alive reclaim and generic top-up loop.
     reclaim_interval_s: float = Field(default=1.0, gt=0)
     # Every VM waiting for work is pinged this often; one that does not answer
-    # within ping_timeout_s is killed and replaced (measured: see scheduler/health.py).
+    # within ping_timeout_s is killed and replaced (measured: see scheduler/pool/hangcheck.py).
     health_interval_s: float = Field(default=5.0, gt=0)
     ping_timeout_s: float = Field(default=5.0, gt=0)
     # MicroVMs booting at once (None: no limit); more wait, the boot of the
     # function with the fewest VMs first. Measured under TCG on 2 cores (see
-    # scheduler/bootgate.py): a limit of 2 makes a burst's cold starts faster
+    # scheduler/pool/bootgate.py): a limit of 2 makes a burst's cold starts faster
     # on an idle node, but under load the last function's first VM waits behind
     # the warm traffic of the others (21-23 s vs 13-14 s), so no limit is the default.
     boot_concurrency: int | None = Field(default=None, ge=1)
     # Of which boots no call waits on (generic, min_warm and autoscaler VMs,
-    # templates); default the host's cores (scheduler/bootgate.py says why).
+    # templates); default the host's cores (scheduler/pool/bootgate.py says why).
     speculative_boot_concurrency: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
 
 

@@ -20,7 +20,7 @@ import redis.asyncio as aioredis
 
 from functions import wat_module
 from functions.build import FUNCTIONS_DIR, build_one
-from scheduler.redis_server import EmbeddedRedis, connect
+from scheduler.state.redis_server import EmbeddedRedis, connect
 from tests.vms import VMTracker, artifacts_dir, keep_evidence
 from unikernel.accel import Accel, resolve_accel
 from unikernel.image import GuestImage, ensure_image

@@ -30,6 +30,21 @@ ALLOWED = {
 OURS = {*PACKAGES, "functions", "loadtests", "tests"}
 MAX_MODULE_LINES = 500
 
+# Inside the scheduler: what each subpackage may import of the others (see its __init__).
+# The shared modules at its root are everyone's and import no subpackage.
+SCHEDULER_SHARED = {"errors", "model", "settings"}
+SCHEDULER_ALLOWED = {
+    "state": set(),
+    "hostcalls": {"state"},
+    "registry": {"state", "hostcalls"},
+    "asyncq": {"state"},
+    "pool": {"hostcalls"},
+    "scaling": {"pool", "registry"},
+    "roles": {"state", "hostcalls", "registry", "asyncq", "pool", "scaling"},
+}
+# The scheduler's only modules that touch unikernel (VMs and child processes).
+SCHEDULER_UNIKERNEL_SEAMS = {"pool/sandbox.py", "roles/node.py", "state/redis_server.py"}
+
 
 def modules(package: str) -> list[Path]:
     return sorted((ROOT / package).rglob("*.py"))
@@ -62,6 +77,85 @@ def test_imports_point_one_way(package: str) -> None:
 def test_modules_stay_small(package: str) -> None:
     sizes = {str(p.relative_to(ROOT)): len(p.read_text().splitlines()) for p in modules(package)}
     assert {p: n for p, n in sizes.items() if n > MAX_MODULE_LINES} == {}
+
+
+def _imported_modules(path: Path) -> set[str]:
+    """Every dotted module ``path`` imports (``from a.b import c`` counts ``a.b`` and ``a.b.c``)."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.add(node.module)
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return found
+
+
+def _scheduler_parts(path: Path) -> set[str]:
+    return {
+        name.split(".")[1]
+        for name in _imported_modules(path)
+        if name.startswith("scheduler.") and name.split(".")[1] in SCHEDULER_ALLOWED
+    }
+
+
+def test_the_scheduler_is_its_shared_modules_and_the_subpackages_drawn() -> None:
+    root = ROOT / "scheduler"
+    assert {p.stem for p in root.glob("*.py")} == {"__init__", *SCHEDULER_SHARED}
+    assert {p.name for p in root.iterdir() if (p / "__init__.py").exists()} == set(
+        SCHEDULER_ALLOWED
+    )
+
+
+@pytest.mark.parametrize("part", sorted(SCHEDULER_ALLOWED))
+def test_scheduler_subpackages_point_one_way(part: str) -> None:
+    wrong = {
+        str(path.relative_to(ROOT)): sorted(
+            _scheduler_parts(path) - SCHEDULER_ALLOWED[part] - {part}
+        )
+        for path in (ROOT / "scheduler" / part).rglob("*.py")
+    }
+    assert {path: names for path, names in wrong.items() if names} == {}
+
+
+def test_scheduler_shared_modules_import_no_subpackage() -> None:
+    shared = [ROOT / "scheduler" / f"{name}.py" for name in sorted(SCHEDULER_SHARED)]
+    assert {str(p.relative_to(ROOT)): sorted(_scheduler_parts(p)) for p in shared} == {
+        str(p.relative_to(ROOT)): [] for p in shared
+    }
+
+
+def test_only_the_scheduler_seams_touch_unikernel() -> None:
+    touching = {
+        str(path.relative_to(ROOT / "scheduler"))
+        for path in modules("scheduler")
+        if "unikernel" in imported_packages(path)
+    }
+    assert touching == SCHEDULER_UNIKERNEL_SEAMS
+
+
+def test_the_gateway_reaches_the_scheduler_through_its_public_names() -> None:
+    """Only what a subpackage's ``__init__`` lists, or the shared modules: the seams stay few."""
+    wrong: dict[str, list[str]] = {}
+    for path in modules("gateway"):
+        tree = ast.parse(path.read_text(), str(path))
+        for node in ast.walk(tree):
+            if not (
+                isinstance(node, ast.ImportFrom) and (node.module or "").startswith("scheduler")
+            ):
+                continue
+            parts = (node.module or "").split(".")
+            if len(parts) == 2 and parts[1] in SCHEDULER_SHARED:
+                continue
+            public = (
+                set(importlib.import_module(node.module or "").__all__)
+                if len(parts) == 2 and parts[1] in SCHEDULER_ALLOWED
+                else set()
+            )
+            bad = [f"{node.module}.{a.name}" for a in node.names if a.name not in public]
+            if bad:
+                wrong.setdefault(str(path.relative_to(ROOT)), []).extend(bad)
+    assert wrong == {}
 
 
 def test_no_benchmark_in_the_gateway() -> None:

@@ -64,7 +64,7 @@ class VMSettings(BaseSettings):
     snapshots: bool = True
     # Where template RAM files live; None = /dev/shm (tmpfs), else the temp dir.
     snapshot_dir: Path | None = None
-    # Per-version templates (scheduler/templates.py): after a version's first
+    # Per-version templates (scheduler/pool/templates.py): after a version's first
     # load, a template with it loaded, so its later cold starts skip the load.
     # At most this many, and this much space for their RAM files; the least
     # recently used go first. 0 turns them off.

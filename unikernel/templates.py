@@ -1,7 +1,7 @@
 """Per-version snapshot templates: later cold starts of a version restore with it loaded.
 
 After a version's first real load the pool asks for one (off every call's
-path: ``scheduler.templates``). A template is a clone of
+path: ``scheduler.pool.templates``). A template is a clone of
 the generic template that loaded the version and ran the platform's warm-up
 call, saved again (``unikernel.snapshot.make_version_template``). A cold start
 of that version then restores it: no artifact sent, nothing deserialised.

@@ -2,7 +2,7 @@
 
 Served by every server that holds VMs (``unifaas up`` and ``unifaas node``),
 only to bearers of the cluster's token. The body is the caller's whole request
-(:mod:`scheduler.nodewire`); the answer is the response the caller gets, plus
+(:mod:`scheduler.roles.nodewire`); the answer is the response the caller gets, plus
 the node's id and, on an error, its kind (:mod:`gateway.relay` reads both).
 """
 
@@ -16,7 +16,7 @@ from gateway.openapi import MANAGEMENT, error_responses
 from gateway.relay import INTERNAL_INVOKE_PATH
 from gateway.routers.invoke import RESPONSES, answer
 from scheduler.errors import BadNodeRequest
-from scheduler.nodewire import decode_invoke
+from scheduler.roles import decode_invoke
 
 router = APIRouter(tags=["internal"])
 # The caller's request, its envelope and headers are bounded like a public call's.

@@ -30,7 +30,7 @@ from scheduler.errors import (
     Throttled,
 )
 from scheduler.model import InvokeRequest
-from scheduler.service import InvokeOutcome, Platform
+from scheduler.roles import InvokeOutcome, Platform
 from wasm_runtime.errors import (
     BadCgiResponse,
     FunctionOOM,

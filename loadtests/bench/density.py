@@ -30,7 +30,7 @@ from loadtests.bench.stats import cpu_ticks
 from loadtests.chaos import qemu_children
 from loadtests.errors import BenchError
 from loadtests.launch import platform_process
-from scheduler.capacity import available_mib, read_meminfo
+from scheduler.pool import available_mib, read_meminfo
 from scheduler.settings import PoolSettings
 from unikernel.confine import vm_memory_ceiling_mib
 from unikernel.settings import VMSettings

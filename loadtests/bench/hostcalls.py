@@ -20,11 +20,9 @@ from typing import Any
 
 import wasmtime
 
-from scheduler.hostsession import Capabilities
-from scheduler.kvstore import Quota
+from scheduler.hostcalls import Capabilities, Caps, Quota, parse_allow_list
 from scheduler.model import FunctionConfig
-from scheduler.outbound import Caps, parse_allow_list
-from scheduler.redis_server import EmbeddedRedis, connect
+from scheduler.state import EmbeddedRedis, connect
 from unikernel.accel import resolve_accel
 from unikernel.image import ensure_image
 from unikernel.settings import VMSettings

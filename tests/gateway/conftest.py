@@ -20,10 +20,10 @@ import redis.asyncio as aioredis
 
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
-from scheduler.pool import Pool
-from scheduler.registry import Registry
-from scheduler.sandbox import HostLimits
-from scheduler.service import Platform
+from scheduler.pool.pool import Pool
+from scheduler.pool.sandbox import HostLimits
+from scheduler.registry.registry import Registry
+from scheduler.roles.platform import Platform
 from scheduler.settings import PoolSettings
 from tests.conftest import wasm
 from tests.platforms import LivePlatform, running_platform

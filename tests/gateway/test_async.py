@@ -26,12 +26,12 @@ from gateway.routers.invoke import prefers_async
 from gateway.settings import GatewaySettings
 from gateway.telemetry import Telemetry
 from loadtests.launch import free_port
-from scheduler import keys
-from scheduler.asyncworker import AsyncWorker
-from scheduler.pool import Pool
-from scheduler.registry import Registry
-from scheduler.service import Platform
+from scheduler.asyncq.worker import AsyncWorker
+from scheduler.pool.pool import Pool
+from scheduler.registry.registry import Registry
+from scheduler.roles.platform import Platform
 from scheduler.settings import AsyncSettings, PoolSettings
+from scheduler.state import keys
 from tests.gateway.conftest import AUTH, TOKEN, InProcessFactory, deploy
 
 SETTINGS = AsyncSettings(retry_backoff_s=0.05, claim_idle_s=1.0, callback_hosts="127.0.0.1")

@@ -19,12 +19,12 @@ from gateway.app import create_app
 from gateway.relay import NODE_HEADER, Relay
 from gateway.settings import GatewaySettings
 from loadtests.launch import free_port
-from scheduler.cluster import Cluster
-from scheduler.heartbeat import Heartbeat
 from scheduler.model import NodeRecord, WarmVersion
-from scheduler.pool import Pool
-from scheduler.registry import Registry
-from scheduler.service import Platform
+from scheduler.pool.pool import Pool
+from scheduler.registry.registry import Registry
+from scheduler.roles.cluster import Cluster
+from scheduler.roles.heartbeat import Heartbeat
+from scheduler.roles.platform import Platform
 from scheduler.settings import PoolSettings
 from tests.conftest import wasm
 from tests.gateway.conftest import AUTH, TOKEN, InProcessFactory

@@ -19,12 +19,12 @@ import wasmtime
 
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
-from scheduler.hostsession import Capabilities
+from scheduler.hostcalls.outbound import BadHostEntry, parse_host_entry
+from scheduler.hostcalls.session import Capabilities
 from scheduler.model import FunctionConfig
-from scheduler.outbound import BadHostEntry, parse_host_entry
-from scheduler.pool import Pool
-from scheduler.registry import Registry
-from scheduler.service import Platform
+from scheduler.pool.pool import Pool
+from scheduler.registry.registry import Registry
+from scheduler.roles.platform import Platform
 from scheduler.settings import HostcallSettings, PoolSettings
 from tests.conftest import c_module
 from tests.gateway.conftest import AUTH, DEPLOY_LIMIT, TOKEN, InProcessFactory

@@ -16,7 +16,7 @@ import redis.asyncio as aioredis
 import wasmtime
 
 from loadtests.launch import platform_process
-from scheduler.redis_server import EmbeddedRedis
+from scheduler.state.redis_server import EmbeddedRedis
 from tests.platforms import LivePlatform, children_of, running_platform
 
 pytestmark = pytest.mark.vm

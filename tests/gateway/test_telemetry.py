@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from scheduler.throttle import Admission
+from scheduler.model import Admission
 from tests.gateway.conftest import deploy
 
 

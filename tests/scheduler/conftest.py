@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import redis.asyncio as aioredis
 
-from scheduler.registry import Registry
-from scheduler.state import StateStore
+from scheduler.registry.registry import Registry
+from scheduler.state.store import StateStore
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from scheduler.sandbox import MicroVMFactory
+from scheduler.pool.sandbox import MicroVMFactory
 from tests.conftest import artifact
 from tests.vms import VMTracker
 from unikernel.accel import Accel
