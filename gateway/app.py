@@ -18,10 +18,10 @@ from gateway.errors import (
     error_response,
 )
 from gateway.limits import HeaderLimit
+from gateway.metrics.telemetry import Telemetry
 from gateway.relay import Relay
 from gateway.routers import functions, internal, invocations, invoke, system
 from gateway.settings import GatewaySettings
-from gateway.telemetry import Telemetry
 from scheduler.roles import Cluster, Platform
 from wasm_runtime.errors import UnifaasError
 

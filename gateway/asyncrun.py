@@ -6,8 +6,8 @@ from __future__ import annotations
 from fastapi import Response
 
 from gateway.errors import error_response
+from gateway.metrics.telemetry import Telemetry
 from gateway.routers.invoke import respond
-from gateway.telemetry import Telemetry
 from scheduler.asyncq import Ran, StoredResponse
 from scheduler.errors import BadNodeRequest
 from scheduler.roles import Platform, decode_invoke

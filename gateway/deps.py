@@ -6,9 +6,9 @@ from fastapi import Request
 
 from gateway.auth import bearer_matches
 from gateway.errors import Unauthorized
+from gateway.metrics.telemetry import Telemetry
 from gateway.relay import Relay
 from gateway.settings import GatewaySettings
-from gateway.telemetry import Telemetry
 from scheduler.roles import Control, Platform
 
 

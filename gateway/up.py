@@ -28,9 +28,9 @@ from fastapi import FastAPI
 from gateway.app import create_app
 from gateway.asyncrun import AppRunner
 from gateway.auth import load_or_create_token, token_path
+from gateway.metrics.telemetry import Telemetry
 from gateway.relay import Relay
 from gateway.settings import GatewaySettings, given
-from gateway.telemetry import Telemetry
 from scheduler.asyncq import AsyncWorker
 from scheduler.registry import Registry
 from scheduler.roles import Cluster, Node

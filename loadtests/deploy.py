@@ -7,7 +7,7 @@ Used by the locustfiles' ``test_start``/``test_stop`` hooks, and by hand:
 Every function is named ``lt-*`` so a scenario never touches the user's own
 functions; the module comes from the WAT sources in ``functions/``. The token
 is ``$UNIFAAS_TOKEN``, else ``token`` in ``$UNIFAAS_STATE_DIR`` (default
-``~/.local/state/unifaas``), found the way the CLI finds it (gateway.client).
+``~/.local/state/unifaas``), found the way the CLI finds it (gateway.cli.client).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 
 from functions import wat_module
-from gateway.client import token_of
+from gateway.cli.client import token_of
 from gateway.settings import ClientSettings
 
 

@@ -17,7 +17,7 @@ Three modules touch ``unikernel``: :mod:`scheduler.pool.sandbox` (the pool's sea
 :mod:`scheduler.roles.node` (the node's composition) and :mod:`scheduler.state.redis_server`
 (the embedded redis-server is a child process, as a VM is).
 
-Code outside the scheduler imports the names a subpackage's ``__init__`` lists in
-``__all__``, or the shared modules, never a module inside a subpackage.
+The gateway imports the names a subpackage's ``__init__`` lists in ``__all__``, or the
+shared modules, never a module inside a subpackage (tests and benches may reach further).
 ``tests/test_layers.py`` checks all three rules.
 """

@@ -158,6 +158,21 @@ def test_the_gateway_reaches_the_scheduler_through_its_public_names() -> None:
     assert wrong == {}
 
 
+def test_the_cli_is_a_client_of_the_http_app_not_a_part_of_it() -> None:
+    """The CLI reaches a platform over HTTP; only ``up``, ``node`` and ``gateway`` start one."""
+    allowed = {"gateway.cli", "gateway.errors", "gateway.settings", "gateway.auth", "gateway.up"}
+    wrong = {
+        str(path.relative_to(ROOT)): sorted(
+            name
+            for name in _imported_modules(path)
+            if name.startswith("gateway.")
+            and not any(name == a or name.startswith(a + ".") for a in allowed)
+        )
+        for path in (ROOT / "gateway" / "cli").rglob("*.py")
+    }
+    assert {path: names for path, names in wrong.items() if names} == {}
+
+
 def test_no_benchmark_in_the_gateway() -> None:
     names = {p.stem for p in modules("gateway")}
     assert not names & {"bench", "baseline", "report", "launch"}

@@ -12,10 +12,10 @@ from fastapi.responses import JSONResponse
 from gateway import deps
 from gateway.errors import BodyTooLarge, classify, error_response
 from gateway.limits import read_body
-from gateway.observation import Observation, observed
+from gateway.metrics.observation import Observation, observed
+from gateway.metrics.telemetry import Telemetry
 from gateway.openapi import COMMON, error_responses
 from gateway.relay import ERROR_KIND_HEADER, NODE_HEADER, Relay
-from gateway.telemetry import Telemetry
 from scheduler.errors import (
     AccessDenied,
     CapacityExhausted,

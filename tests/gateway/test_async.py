@@ -22,9 +22,9 @@ from starlette.routing import Route
 
 from gateway.app import create_app
 from gateway.asyncrun import AppRunner
+from gateway.metrics.telemetry import Telemetry
 from gateway.routers.invoke import prefers_async
 from gateway.settings import GatewaySettings
-from gateway.telemetry import Telemetry
 from loadtests.launch import free_port
 from scheduler.asyncq.worker import AsyncWorker
 from scheduler.pool.pool import Pool

@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 
-from gateway.client import Client, raise_for_error
+from gateway.cli.client import Client, raise_for_error
 from gateway.settings import ClientSettings, given
 from wasm_runtime.cliargs import files_bundle, read_data, read_file
 

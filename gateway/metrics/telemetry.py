@@ -17,9 +17,9 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from gateway.hostcallmetrics import HostcallCollector
-from gateway.observation import Observation
-from gateway.queuemetrics import QueueCollector
+from gateway.metrics.hostcalls import HostcallCollector
+from gateway.metrics.observation import Observation
+from gateway.metrics.queue import QueueCollector
 from gateway.relay import Relay
 from scheduler.roles import Platform
 

@@ -1,6 +1,6 @@
 """The ``unifaas`` command line: argument parsing and readable errors, work done elsewhere.
 
-The commands that talk to a platform over HTTP live in :mod:`gateway.commands`
+The commands that talk to a platform over HTTP live in :mod:`gateway.cli.commands`
 and ``up`` in :mod:`gateway.up`. Commands that drive a sandbox on this host
 (``image build``, ``run``) and the benchmarks (``bench sandbox|platform``) are
 registered by their own packages through the ``unifaas.commands`` entry point
@@ -16,7 +16,7 @@ from importlib.metadata import entry_points
 
 import pydantic
 
-from gateway import asynccommands, commands
+from gateway.cli import asynccommands, commands
 from scheduler.model import FunctionConfig
 from wasm_runtime.cliargs import env_pair
 from wasm_runtime.errors import UnifaasError

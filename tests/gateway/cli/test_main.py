@@ -66,8 +66,8 @@ def test_run_with_files_bundle(tmp_path: Path) -> None:
 
 
 def test_deploy_sends_only_the_flags_given() -> None:
-    from gateway.cli import build_parser
-    from gateway.commands import deploy_config
+    from gateway.cli.commands import deploy_config
+    from gateway.cli.main import build_parser
 
     def config(*flags: str) -> dict[str, object]:
         return deploy_config(build_parser().parse_args(["deploy", "f", "f.wasm", *flags]))
@@ -100,7 +100,7 @@ def test_deploy_help_shows_the_platform_defaults() -> None:
 
 
 def test_commands_of_other_packages_are_registered_by_entry_point() -> None:
-    from gateway.cli import build_parser
+    from gateway.cli.main import build_parser
 
     parser = build_parser()
     for argv in (
@@ -116,7 +116,7 @@ def test_commands_of_other_packages_are_registered_by_entry_point() -> None:
 def test_a_bad_setting_is_one_clear_line(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from gateway.cli import main
+    from gateway.cli.main import main
 
     monkeypatch.setenv("UNIFAAS_TOKEN", "short")  # a shared token must be 16 characters or more
     assert main(["up", "--port", "1"]) == 2

@@ -8,7 +8,7 @@ import sys
 import time
 from typing import Any
 
-from gateway.commands import client_of, print_answer
+from gateway.cli.commands import client_of, print_answer
 from gateway.errors import ClientError
 
 # `result --wait` asks this often; it gives up after --timeout.
