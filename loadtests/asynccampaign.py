@@ -21,7 +21,7 @@ import redis
 
 from loadtests.chaos import FUNCTION
 from loadtests.errors import BenchError
-from scheduler.state.keys import ASYNC_GROUP, async_queue_key
+from scheduler.state.keys import ASYNC_GROUP, async_call_key, async_queue_key
 
 ENDED = {"succeeded", "failed", "dead"}
 POLL_S = 0.25
@@ -177,6 +177,25 @@ def async_campaign(
     finally:
         submitter.join()
         load.close()
+
+
+def running_calls_of(redis_url: str, consumer: str) -> int:
+    """How many of the async calls ``consumer`` holds (read, not acknowledged) are running:
+    the ones that must run again elsewhere should that node die now."""
+    client = redis.Redis.from_url(redis_url)
+    try:
+        pending: Any = client.xpending_range(
+            async_queue_key(), ASYNC_GROUP, min="-", max="+", count=10_000, consumername=consumer
+        )
+        running = 0
+        for entry in pending:
+            fields: Any = client.xrange(async_queue_key(), entry["message_id"], entry["message_id"])
+            for _, values in fields:
+                status = client.hget(async_call_key(values[b"id"].decode()), "status")
+                running += status == b"running"
+        return running
+    finally:
+        client.close()
 
 
 def busiest_consumer(redis_url: str, at_least: int = 2, timeout_s: float = 15.0) -> str:

@@ -71,9 +71,14 @@ class LocalCluster:
                 return int(node["pid"])
         raise BenchError(f"no live node {node_id}")
 
-    def kill_node(self, node_id: str) -> None:
-        """kill -9 of a node's whole process group: the node and its QEMUs."""
+    def kill_node(self, node_id: str, *, while_frozen: Callable[[], object] | None = None) -> None:
+        """kill -9 of a node's whole process group: the node and its QEMUs. ``while_frozen``
+        runs between a SIGSTOP of the group and the kill, so what it reads of the node's
+        state is what the node dies with."""
         pid = self.node_pid(node_id)
+        if while_frozen is not None:
+            os.killpg(pid, signal.SIGSTOP)
+            while_frozen()
         os.killpg(pid, signal.SIGKILL)
         for served in self.nodes:
             if served.proc.pid == pid:
