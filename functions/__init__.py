@@ -21,3 +21,13 @@ def wat_source(name: str) -> str:
 def wat_module(name: str) -> bytes:
     """Example ``name`` compiled from its WAT source to a wasm module."""
     return bytes(wasmtime.wat2wasm(wat_source(name)))
+
+
+@functools.cache
+def component_module(name: str) -> bytes:
+    """Example ``name``, a component whose core module is ``functions/NAME/NAME.component.wat``
+    (built with wasm-tools and the WASI WIT of spin-sdk: see functions.components)."""
+    from functions.components import component_from_core_wat
+
+    wat = resources.files(__name__).joinpath(name, f"{name}.component.wat").read_text()
+    return component_from_core_wat(wat)

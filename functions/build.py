@@ -3,6 +3,9 @@
 Sources live in functions/NAME/:
   *.wat  WebAssembly text, compiled with wasmtime's wat2wasm (one module per file, named
          after the file: hello/hello.wat -> hello.wasm)
+  *.component.wat
+         a core module's WebAssembly text wrapped into a wasi:http component with the WASI
+         WIT of the spin-sdk package, by wasm-tools (functions/components.py)
   *.c    C, compiled for wasm32-wasi into one module named after the directory
          (wagi-router/main.c -> wagi-router.wasm), with functions/sdk on the include path
 
@@ -27,10 +30,13 @@ from pathlib import Path
 
 import wasmtime
 
+from functions.components import ComponentBuildError, component_from_core_wat
+
 FUNCTIONS_DIR = Path(__file__).resolve().parent
 BUILD_DIR = FUNCTIONS_DIR / "build"
 # unifaas.h, the hostcall imports and helpers (#include "unifaas.h")
 SDK_DIR = FUNCTIONS_DIR / "sdk"
+COMPONENT_SUFFIX = ".component.wat"
 C_FLAGS = ["-O2", "-Wall", "-Wextra", "-Werror", "-s"]
 # Where Debian's wasi-libc and libclang-rt-14-dev-wasm32 put their files.
 DEBIAN_WASI_HEADERS = Path("/usr/include/wasm32-wasi/stdio.h")
@@ -69,7 +75,10 @@ def sources() -> dict[str, tuple[str, list[Path]]]:
     dirs = (p for p in FUNCTIONS_DIR.iterdir() if p.is_dir() and p not in (BUILD_DIR, SDK_DIR))
     for d in sorted(dirs):
         for wat in sorted(d.glob("*.wat")):
-            found[wat.stem] = ("wat", [wat])
+            if wat.name.endswith(COMPONENT_SUFFIX):
+                found[wat.name.removesuffix(COMPONENT_SUFFIX)] = ("component", [wat])
+            else:
+                found[wat.stem] = ("wat", [wat])
         c_files = sorted(d.glob("*.c"))
         if c_files:
             found[d.name] = ("c", c_files)
@@ -78,6 +87,12 @@ def sources() -> dict[str, tuple[str, list[Path]]]:
 
 def build_one(name: str, language: str, files: list[Path], out_dir: Path) -> Path:
     target = out_dir / f"{name}.wasm"
+    if language == "component":
+        try:
+            target.write_bytes(component_from_core_wat(files[0].read_text()))
+        except ComponentBuildError as e:
+            raise BuildError(f"{files[0]}: {e}") from e
+        return target
     if language == "wat":
         try:
             target.write_bytes(wasmtime.wat2wasm(files[0].read_text()))

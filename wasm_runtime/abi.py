@@ -17,8 +17,8 @@ from collections.abc import Iterable, Mapping
 from typing import NamedTuple
 from urllib.parse import unquote, unquote_plus
 
-from wasm_runtime.errors import BadCgiResponse
-from wasm_runtime.types import Invocation, Limits
+from wasm_runtime.errors import BadCgiResponse, BadHttpResponse
+from wasm_runtime.types import HttpRequest, Invocation, InvocationResult, Limits
 
 Headers = Mapping[str, str] | Iterable[tuple[str, str]]
 EnvPairs = tuple[tuple[str, str], ...]
@@ -47,14 +47,22 @@ _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
 
 class AbiRequest(NamedTuple):
-    """What a request turns into for one call: WASI env pairs, args after argv[0], stdin."""
+    """What a request turns into for one call: WASI env pairs, args after argv[0], stdin,
+    or (a component) the HTTP request itself."""
 
     env: EnvPairs
     args: tuple[str, ...]
     stdin: bytes
+    request: HttpRequest | None = None
 
     def invocation(self, limits: Limits | None = None) -> Invocation:
-        return Invocation(stdin=self.stdin, args=self.args, env=self.env, limits=limits or Limits())
+        return Invocation(
+            stdin=self.stdin,
+            args=self.args,
+            env=self.env,
+            limits=limits or Limits(),
+            request=self.request,
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,6 +72,49 @@ class CgiResponse:
     status: int
     headers: list[tuple[str, str]]
     body: bytes
+
+
+# -- http (components) --------------------------------------------------------
+
+
+def http_invocation(
+    method: str,
+    path_with_query: str,
+    headers: Headers,
+    body: bytes,
+    *,
+    authority: str = "",
+    scheme: str = "http",
+    base_env: Iterable[tuple[str, str]] = (),
+    base_args: Iterable[str] = (),
+) -> AbiRequest:
+    """``http`` ABI (a wasi:http component): the request as it is, under the mount."""
+    pairs = headers.items() if isinstance(headers, Mapping) else headers
+    request = HttpRequest(
+        method=method,
+        path_with_query=path_with_query or "/",
+        scheme=scheme,
+        authority=authority,
+        headers=tuple((k, v) for k, v in pairs),
+        body=body,
+    )
+    return AbiRequest(tuple(base_env), tuple(base_args), b"", request)
+
+
+def http_response(result: InvocationResult) -> CgiResponse:
+    """A component's response; BadHttpResponse when it set none, or an error-code."""
+    response = result.response
+    if response is None or response.error == "no_response":
+        raise BadHttpResponse(
+            "the component's handler returned without setting its response-outparam",
+            "no_response",
+        )
+    if response.error:
+        raise BadHttpResponse(
+            f"the component answered with error-code {response.error!r} instead of a response",
+            response.error,
+        )
+    return CgiResponse(response.status, list(response.headers), response.body)
 
 
 # -- raw --------------------------------------------------------------------

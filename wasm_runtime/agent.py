@@ -42,6 +42,7 @@ from wasm_runtime.replies import AgentStats, Hello, LoadReply, ResumeReply
 from wasm_runtime.types import Invocation
 
 if TYPE_CHECKING:
+    from wasm_runtime.component.runner import LoadedComponent
     from wasm_runtime.runner import FunctionRuntime, LoadedFunction
 
 AGENT_VERSION = "0.1.0"
@@ -108,7 +109,7 @@ class Agent:
         self._backlog: collections.deque[_Work] = collections.deque()
         self._busy = 0  # calls running (at most ``workers``)
         self._write_lock = threading.Lock()
-        self._functions: dict[str, LoadedFunction] = {}
+        self._functions: dict[str, LoadedFunction | LoadedComponent] = {}
         self._on_shutdown = on_shutdown
         self._started = time.monotonic()
         self._in_flight = 0

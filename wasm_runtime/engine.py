@@ -11,8 +11,10 @@ import dataclasses
 import threading
 
 import wasmtime
+from wasmtime.component import Component
 
 from wasm_runtime import hostcalls, hostfuncs
+from wasm_runtime.component import linking
 from wasm_runtime.errors import InvalidModule
 from wasm_runtime.shape import (
     WASM_PAGE_BYTES,
@@ -60,6 +62,15 @@ ISA_FLAGS_OFF: tuple[str, ...] = (
     "has_avx_vnni",
     "has_apx",
 )
+
+
+@dataclasses.dataclass(frozen=True)
+class ComponentInfo:
+    """What validation learned about a component that passed."""
+
+    handler: str  # its wasi:http/incoming-handler export, e.g. "...@0.2.0"
+    granted: tuple[str, ...]  # its imports this platform implements
+    denied: tuple[str, ...]  # its imports known but not granted (a call of one traps)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -170,6 +181,15 @@ def _one_line(err: Exception) -> str:
     return ": ".join(ln for ln in lines if ln and ln != "Caused by:")
 
 
+def error_text(err: Exception) -> str:
+    """wasmtime's trap/error message rearranged for people: the cause first, then the backtrace."""
+    text = str(err).strip()
+    context, sep, cause = text.partition("\n\nCaused by:\n")
+    if not sep:
+        return text
+    return f"{cause.strip()}\n{context.strip()}"
+
+
 def _not_wasm_message(wasm: bytes) -> str:
     head = wasm[:64].lstrip()
     if not wasm:
@@ -182,6 +202,11 @@ def _not_wasm_message(wasm: bytes) -> str:
     return f"not a WebAssembly binary: it does not start with \\0asm (first bytes {wasm[:8]!r})"
 
 
+def is_component(wasm: bytes) -> bool:
+    """Whether ``wasm`` is a component (by its header; nothing else is checked)."""
+    return wasm[:4] == WASM_MAGIC and wasm[4:8] == _COMPONENT_LAYER
+
+
 def check_header(wasm: bytes) -> None:
     """Reject bytes that are not a core WebAssembly module, saying what they look like."""
     if wasm[:4] != WASM_MAGIC:
@@ -190,8 +215,7 @@ def check_header(wasm: bytes) -> None:
     if version == _COMPONENT_LAYER:
         raise InvalidModule(
             "component",
-            "this is a WebAssembly component; unifaas runs WASI preview1 core modules "
-            "(build for wasm32-wasip1 / wasm32-wasi instead of wasm32-wasip2)",
+            "this is a WebAssembly component, where a core module was expected",
         )
     if version != _CORE_VERSION:
         raise InvalidModule(
@@ -328,10 +352,58 @@ def validate_module(wasm: bytes, engine: wasmtime.Engine | None = None) -> Modul
     return compile_module(wasm, engine)[1]
 
 
+def compile_component(
+    wasm: bytes, engine: wasmtime.Engine | None = None
+) -> tuple[Component, ComponentInfo]:
+    """Compile a component and check it can be served: it exports the wasi:http handler and
+    imports nothing this platform does not know."""
+    engine = engine or default_engine()
+    try:
+        component = Component(engine, wasm)
+    except wasmtime.WasmtimeError as err:
+        raise InvalidModule(
+            "compile_failed", f"the component does not compile: {_one_line(err)}"
+        ) from err
+    return component, check_component(engine, component)
+
+
+def check_component(engine: wasmtime.Engine, component: Component) -> ComponentInfo:
+    handler = linking.handler_export(engine, component)
+    if handler is None:
+        raise InvalidModule(
+            "no_http_handler",
+            f"the component exports no {linking.HANDLER}@{linking.GRANTED_VERSION}.x with a "
+            f"{linking.HANDLE!r} function: unifaas serves wasi:http/proxy components",
+        )
+    imports = linking.sort_imports(list(component.type.imports(engine)))
+    if imports.unknown:
+        raise InvalidModule(
+            "unsupported_import",
+            f"imports {', '.join(imports.unknown)}, which unifaas does not know; it grants "
+            "WASI 0.2 io, clocks, random, cli and http/types",
+        )
+    return ComponentInfo(handler, imports.granted, imports.denied)
+
+
 def precompile(wasm: bytes, engine: wasmtime.Engine | None = None) -> bytes:
-    """Validate ``wasm`` and return the artifact the guest deserializes (same engine_config)."""
+    """Validate ``wasm`` (a module or a component) and return the artifact the guest
+    deserializes (same engine_config)."""
+    if is_component(wasm):
+        component, _ = compile_component(wasm, engine)
+        return bytes(component.serialize())
     module, _ = compile_module(wasm, engine)
     return bytes(module.serialize())
+
+
+def deserialize_component(engine: wasmtime.Engine, artifact: bytes) -> Component:
+    """Load a precompiled component; InvalidModule when it is foreign or from another config."""
+    try:
+        return Component.deserialize(engine, artifact)
+    except wasmtime.WasmtimeError as err:
+        raise InvalidModule(
+            "bad_artifact",
+            f"the precompiled component cannot be loaded here: {_one_line(err)}",
+        ) from err
 
 
 def deserialize(engine: wasmtime.Engine, artifact: bytes) -> wasmtime.Module:

@@ -11,6 +11,7 @@ guest agent) imports it. Each package defines its own sub-root in its
     |   +-- CompileWorkerError            the compiling child failed (ours, not the module's)
     |   +-- FunctionNotLoaded(fn_id)      invoke/unload of a function the agent does not hold
     |   +-- BadCgiResponse(raw)           a WAGI function's stdout is not headers + blank + body
+    |   +-- BadHttpResponse(reason)       a component set no response, or an error-code instead
     |   +-- InvocationFailed(result)      a run that did not finish normally; one per outcome:
     |       +-- FunctionTimeout           wall-clock limit hit (epoch interruption)
     |       +-- FunctionOOM               linear-memory cap hit
@@ -115,6 +116,15 @@ class BadCgiResponse(WasmRuntimeError):
     def __init__(self, message: str, raw: bytes = b"") -> None:
         super().__init__(message)
         self.raw = raw[:256]
+
+
+class BadHttpResponse(WasmRuntimeError):
+    """A component's handler returned without setting its response (``reason``
+    ``no_response``), or set an ``error-code`` instead (``reason`` is that case's name)."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class InvocationFailed(WasmRuntimeError):

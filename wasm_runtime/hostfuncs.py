@@ -17,9 +17,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import struct
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import wasmtime
@@ -36,6 +35,7 @@ from wasm_runtime.hostcalls import (
     header_lines,
     parse_header_lines,
 )
+from wasm_runtime.threadcall import ThreadCall
 
 # Sends one request and waits at most ``timeout_s`` for its answer; TimeoutError when
 # none came in time.
@@ -74,17 +74,12 @@ class CallContext:
             return HostAnswer(Status.UNAVAILABLE, message="the call's time ran out in a hostcall")
 
 
-_local = threading.local()
+_current: ThreadCall[CallContext] = ThreadCall()
 
 
-@contextlib.contextmanager
-def calling(context: CallContext) -> Iterator[CallContext]:
+def calling(context: CallContext) -> contextlib.AbstractContextManager[CallContext]:
     """Make ``context`` the one the hostcalls of this thread's call use."""
-    _local.context = context
-    try:
-        yield context
-    finally:
-        _local.context = None
+    return _current.running(context)
 
 
 class _Bad(Exception):
@@ -129,7 +124,7 @@ class _Memory:
 
 
 def _context() -> CallContext | None:
-    return getattr(_local, "context", None)
+    return _current.get()
 
 
 def _kv_get(mem: _Memory, ctx: CallContext, *a: int) -> int:

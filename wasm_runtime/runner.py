@@ -16,16 +16,25 @@ import wasmtime
 
 from wasm_runtime import bundle
 from wasm_runtime.capture import Captured, RunStopper, SlotPool, set_stdin_bytes
+from wasm_runtime.component import runner as component_runner
+from wasm_runtime.component.linking import link, sort_imports
+from wasm_runtime.component.runner import LoadedComponent
 from wasm_runtime.engine import (
     ENTRY_POINT,
     MEMORY_EXPORT,
     ModuleInfo,
+    check_component,
     check_links,
     check_module,
+    compile_component,
     compile_module,
     deserialize,
+    deserialize_component,
+    error_text,
+    is_component,
     runtime_engine,
 )
+from wasm_runtime.errors import InvalidModule
 from wasm_runtime.hostfuncs import Bridge, CallContext, calling
 from wasm_runtime.ticker import TICK_MS, EpochTicker, deadline_ticks
 from wasm_runtime.types import (
@@ -133,11 +142,19 @@ class FunctionRuntime:
         precompiled: bool = True,
         files_tar: bytes | None = None,
         name: str = DEFAULT_ARGV0,
-    ) -> LoadedFunction:
-        """Prepare a function; raises InvalidModule for a bad artifact, module or bundle."""
+    ) -> LoadedFunction | LoadedComponent:
+        """Prepare a function, a module or a component; raises InvalidModule for a bad
+        artifact, module, component or bundle."""
         if precompiled:
-            module = deserialize(self.engine, artifact)
+            try:
+                module = deserialize(self.engine, artifact)
+            except InvalidModule:
+                # A precompiled artifact does not say which it is; wasmtime refuses a
+                # component's as a module at its first check, in microseconds.
+                return self._load_component(artifact, True, files_tar, name)
             info = check_module(module)
+        elif is_component(artifact):
+            return self._load_component(artifact, False, files_tar, name)
         else:
             module, info = compile_module(artifact, self.engine)
         pre = check_links(self.engine, module)
@@ -156,8 +173,23 @@ class FunctionRuntime:
             self._loaded.add(fn)
         return fn
 
-    def unload(self, fn: LoadedFunction) -> None:
+    def _load_component(
+        self, artifact: bytes, precompiled: bool, files_tar: bytes | None, name: str
+    ) -> LoadedComponent:
+        if files_tar is not None:
+            raise InvalidModule("component_files", "a component gets no files bundle (yet)")
+        if precompiled:
+            component = deserialize_component(self.engine, artifact)
+            info = check_component(self.engine, component)
+        else:
+            component, info = compile_component(artifact, self.engine)
+        imports = sort_imports([*info.granted, *info.denied])
+        return LoadedComponent(name, component, link(self.engine, component), info.handler, imports)
+
+    def unload(self, fn: LoadedFunction | LoadedComponent) -> None:
         """Forget ``fn`` and delete its unpacked files (calls in flight must have ended)."""
+        if isinstance(fn, LoadedComponent):
+            return
         with self._lock:
             self._loaded.discard(fn)
         if fn.files_dir is not None:
@@ -185,12 +217,14 @@ class FunctionRuntime:
         self.close()
 
     def invoke(
-        self, fn: LoadedFunction, inv: Invocation, bridge: Bridge | None = None
+        self, fn: LoadedFunction | LoadedComponent, inv: Invocation, bridge: Bridge | None = None
     ) -> InvocationResult:
         """Run ``fn`` once in a fresh Store; never raises for anything the function does.
 
         ``bridge`` carries its hostcalls to the host (without one they answer UNAVAILABLE).
         """
+        if isinstance(fn, LoadedComponent):
+            return component_runner.invoke(self.engine, self._ticker, fn, inv)
         started = time.perf_counter()
         context = CallContext(bridge, time.monotonic() + inv.limits.timeout_ms / 1000)
         call_dir: Path | None = None
@@ -348,7 +382,7 @@ def _classify(
     if run.error is not None and run.instantiated:
         # A host call failed without a trap code, e.g. proc_exit with a status
         # outside [0, 126), which wasmtime refuses.
-        return ended(Outcome.TRAP, EXIT_TRAP, _error_text(run.error))
+        return ended(Outcome.TRAP, EXIT_TRAP, error_text(run.error))
     if run.error is not None:
         # wasmtime reports "minimum memory exceeds the store limit" as a plain error
         # without a code; we recognise it from the module's declared minimum instead.
@@ -359,7 +393,7 @@ def _classify(
                 f"the module needs {fn.info.memory_min_bytes} bytes of memory at start; "
                 f"the limit is {limits.memory_bytes}",
             )
-        return ended(Outcome.TRAP, EXIT_TRAP, f"instantiation failed: {_error_text(run.error)}")
+        return ended(Outcome.TRAP, EXIT_TRAP, f"instantiation failed: {error_text(run.error)}")
     near_cap = run.memory is not None and near_memory_cap(memory_bytes, limits.memory_bytes)
     if run.trap is not None:
         if near_cap:
@@ -367,10 +401,10 @@ def _classify(
                 Outcome.OUT_OF_MEMORY,
                 EXIT_OOM,
                 f"linear memory limit of {limits.memory_bytes} bytes reached "
-                f"({memory_bytes} in use), then: {_error_text(run.trap)}",
+                f"({memory_bytes} in use), then: {error_text(run.trap)}",
                 trap_code,
             )
-        return ended(Outcome.TRAP, EXIT_TRAP, _error_text(run.trap), trap_code)
+        return ended(Outcome.TRAP, EXIT_TRAP, error_text(run.trap), trap_code)
     if exit_code != 0 and near_cap:
         return ended(
             Outcome.OUT_OF_MEMORY,
@@ -379,12 +413,3 @@ def _classify(
             f"({memory_bytes} in use), then exit {exit_code}",
         )
     return result
-
-
-def _error_text(err: Exception) -> str:
-    """wasmtime's trap/error message rearranged for people: the cause first, then the backtrace."""
-    text = str(err).strip()
-    context, sep, cause = text.partition("\n\nCaused by:\n")
-    if not sep:
-        return text
-    return f"{cause.strip()}\n{context.strip()}"

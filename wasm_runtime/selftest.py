@@ -19,7 +19,7 @@ from wasm_runtime.agent import Agent, FdChannel
 from wasm_runtime.bundle import pack_files
 from wasm_runtime.errors import UnifaasError
 from wasm_runtime.protocol import Op
-from wasm_runtime.types import Invocation
+from wasm_runtime.types import HttpRequest, Invocation
 
 HELLO_WAT = """
 (module
@@ -31,6 +31,32 @@ HELLO_WAT = """
     (i32.store (i32.const 0) (i32.const 16))
     (i32.store (i32.const 4) (i32.const 12))
     (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))
+"""
+
+
+# The smallest wasi:http component: it drops its request and its outparam, so it answers
+# with no response (which the runtime reports as such).
+SILENT_COMPONENT_WAT = """
+(component
+  (import "wasi:http/types@0.2.0" (instance $types
+    (export "incoming-request" (type (sub resource)))
+    (export "response-outparam" (type (sub resource)))))
+  (alias export $types "incoming-request" (type $req))
+  (alias export $types "response-outparam" (type $out))
+  (core func $drop-req (canon resource.drop $req))
+  (core func $drop-out (canon resource.drop $out))
+  (core module $M
+    (import "" "drop-req" (func $drop-req (param i32)))
+    (import "" "drop-out" (func $drop-out (param i32)))
+    (func (export "handle") (param i32 i32)
+      (call $drop-req (local.get 0))
+      (call $drop-out (local.get 1))))
+  (core instance $m (instantiate $M (with "" (instance
+    (export "drop-req" (func $drop-req)) (export "drop-out" (func $drop-out))))))
+  (func $handle (param "request" (own $req)) (param "response-out" (own $out))
+    (canon lift (core func $m "handle")))
+  (instance $handler (export "handle" (func $handle)))
+  (export "wasi:http/incoming-handler@0.2.0" (instance $handler)))
 """
 
 
@@ -88,6 +114,12 @@ def run_selftest() -> None:
         result = client.call(Op.INVOKE, {"fn_id": "hello", "invocation": Invocation().to_wire()})
         if result.get("stdout") != b"selftest ok\n":
             raise UnifaasError(f"self-test: unexpected result {result}")
+        component = precompile(bytes(wasmtime.wat2wasm(SILENT_COMPONENT_WAT)))
+        client.call(Op.LOAD, {"fn_id": "silent", "artifact": component})
+        request = Invocation(request=HttpRequest("GET", "/selftest")).to_wire()
+        result = client.call(Op.INVOKE, {"fn_id": "silent", "invocation": request})
+        if (result.get("response") or {}).get("error") != "no_response":
+            raise UnifaasError(f"self-test: unexpected component result {result}")
         client.call(Op.STATS)
         host.sendall(b"garbage!")
         if client.receive().get("ok") is not False:

@@ -69,30 +69,82 @@ class Limits:
         return cls(**known_fields(cls, data))
 
 
+Header = tuple[str, str]
+
+
+_H = TypeVar("_H", bound="_WithHeaders")
+
+
+class _WithHeaders:
+    """Wire form of a flat dataclass with a ``headers`` field of (name, value) pairs."""
+
+    def to_wire(self) -> dict[str, Any]:
+        d = flat_dict(self)
+        d["headers"] = [list(h) for h in d["headers"]]
+        return d
+
+    @classmethod
+    def from_wire(cls: type[_H], data: dict[str, Any]) -> _H:
+        d = known_fields(cls, data)
+        d["headers"] = tuple((str(k), str(v)) for k, v in d.get("headers") or ())
+        return cls(**d)
+
+
+@dataclasses.dataclass(frozen=True)
+class HttpRequest(_WithHeaders):
+    """The request a component's ``wasi:http/incoming-handler`` gets: the path is the one
+    under the function's mount (``/fn/NAME/x?y`` -> ``/x?y``)."""
+
+    method: str = "GET"
+    path_with_query: str = "/"
+    scheme: str = "http"
+    authority: str = ""
+    headers: tuple[Header, ...] = ()
+    body: bytes = b""
+
+
+@dataclasses.dataclass(frozen=True)
+class HttpResponse(_WithHeaders):
+    """The response a component set, or why it set none (``error``: ``no_response`` when
+    its handler returned without one, else the ``error-code`` case it set instead)."""
+
+    status: int = 200
+    headers: tuple[Header, ...] = ()
+    body: bytes = b""
+    error: str = ""
+
+
 @dataclasses.dataclass(frozen=True)
 class Invocation:
-    """What one call of a function gets: WASI args, env and stdin, plus limits."""
+    """What one call of a function gets: WASI args, env and stdin, plus limits; a
+    component gets its HTTP request instead of stdin."""
 
     stdin: bytes = b""
     args: tuple[str, ...] = ()
     env: tuple[tuple[str, str], ...] = ()
     limits: Limits = Limits()
+    request: HttpRequest | None = None
 
     def to_wire(self) -> dict[str, Any]:
-        return {
+        wire: dict[str, Any] = {
             "stdin": self.stdin,
             "args": list(self.args),
             "env": [list(p) for p in self.env],
             "limits": self.limits.to_wire(),
         }
+        if self.request is not None:
+            wire["request"] = self.request.to_wire()
+        return wire
 
     @classmethod
     def from_wire(cls, data: dict[str, Any]) -> Invocation:
+        request = data.get("request")
         return cls(
             stdin=bytes(data.get("stdin", b"")),
             args=tuple(str(a) for a in data.get("args", ())),
             env=tuple((str(k), str(v)) for k, v in data.get("env", ())),
             limits=Limits.from_wire(data.get("limits", {})),
+            request=HttpRequest.from_wire(request) if isinstance(request, dict) else None,
         )
 
 
@@ -111,6 +163,8 @@ class InvocationResult:
     # wasmtime's trap kind when the run trapped, e.g. "unreachable", "out_of_fuel",
     # "interrupt", "memory_out_of_bounds" ("" otherwise); a code, never parse `message`
     trap_code: str = ""
+    # A component's answer (stdout and stderr are then its logs); None for a module.
+    response: HttpResponse | None = None
 
     @property
     def ok(self) -> bool:
@@ -119,12 +173,18 @@ class InvocationResult:
     def to_wire(self) -> dict[str, Any]:
         d = flat_dict(self)
         d["outcome"] = self.outcome.value
+        if self.response is None:
+            del d["response"]
+        else:
+            d["response"] = self.response.to_wire()
         return d
 
     @classmethod
     def from_wire(cls, data: dict[str, Any]) -> InvocationResult:
         d = known_fields(cls, data)
         d["outcome"] = Outcome(d["outcome"])
+        response = d.get("response")
+        d["response"] = HttpResponse.from_wire(response) if isinstance(response, dict) else None
         return cls(**d)
 
     def raise_for_outcome(self) -> InvocationResult:

@@ -28,6 +28,7 @@ from scheduler.settings import PoolSettings
 from tests.conftest import wasm
 from tests.platforms import LivePlatform, running_platform
 from unikernel.errors import VMGone
+from wasm_runtime.component.runner import LoadedComponent
 from wasm_runtime.hostcalls import HostAnswer, HostHandler, HostRequest
 from wasm_runtime.hostfuncs import Bridge
 from wasm_runtime.replies import LoadReply
@@ -58,7 +59,7 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 class InProcessSandbox:
     def __init__(self) -> None:
         self._runtime = FunctionRuntime()
-        self._functions: dict[str, LoadedFunction] = {}
+        self._functions: dict[str, LoadedFunction | LoadedComponent] = {}
         self.alive = True
         self.restored = False
         self.preloaded: str | None = None

@@ -92,7 +92,7 @@ def test_valid_module_info(eng: wasmtime.Engine) -> None:
         (b"\x7fELF\x02\x01\x01\x00", "not_wasm", "\\0asm"),
         (b'(module (func (export "_start")))', "not_wasm", "WAT"),
         (b"  ;; a comment\n(module)", "not_wasm", "wat2wasm"),
-        (b"\0asm\x0d\x00\x01\x00", "component", "wasm32-wasip1"),
+        (b"\0asm\x0d\x00\x01\x00", "component", "where a core module was expected"),
         (b"\0asm\x02\x00\x00\x00", "not_wasm", "version"),
         (b"\0asm\x01\x00\x00\x00\x01\xff", "compile_failed", "does not compile"),
     ],

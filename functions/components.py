@@ -1,0 +1,87 @@
+"""Components from WebAssembly text: a core module's WAT, wrapped by ``wasm-tools`` into a
+component with the WASI 0.2.0 WIT that the ``spin-sdk`` package ships (PyPI; pinned in
+pyproject.toml). Nothing of WASI's WIT is kept in this repository.
+
+The core module imports by the component model's names
+(``"wasi:http/types@0.2.0" "[method]fields.append"``, ``"[resource-drop]fields"``) with
+the canonical ABI's flattened signatures (``wasm-tools component embed --dummy WIT -w
+wasi:http/proxy@0.2.0 | wasm-tools print`` lists them), exports ``memory``,
+``cabi_realloc`` and ``wasi:http/incoming-handler@0.2.0#handle``.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import tempfile
+from importlib import resources
+from pathlib import Path
+
+PROXY_WORLD = "wasi:http/proxy@0.2.0"
+# The WASI 0.2.0 packages of spin-sdk 3.4.1's WIT (its deps/ folder), by folder name.
+WASI_PACKAGES = ("cli", "clocks", "filesystem", "http", "io", "random", "sockets")
+MISSING_TOOLS = (
+    "building components needs wasm-tools and the WASI WIT of spin-sdk 3.4.1: "
+    ".venv/bin/pip install -e '.[dev]' (make bootstrap does this)"
+)
+
+
+class ComponentBuildError(Exception):
+    """A component could not be built (its WAT, its world, or a missing tool)."""
+
+
+def _spin_wit() -> Path:
+    try:
+        root = Path(str(resources.files("spin_sdk").joinpath("wit")))
+    except ModuleNotFoundError:
+        raise ComponentBuildError(MISSING_TOOLS) from None
+    if not (root / "deps" / "http" / "types.wit").exists():
+        raise ComponentBuildError(f"{root} has no WASI 0.2.0 http package: {MISSING_TOOLS}")
+    return root
+
+
+def wit_dir(dest: Path, world_wit: str | None = None) -> Path:
+    """A WIT tree in ``dest``: the WASI packages under ``deps/``, and as its root package
+    ``world_wit`` (a package of our own that includes WASI worlds) or, without one,
+    ``wasi:http`` itself (what ``-w wasi:http/proxy@0.2.0`` needs)."""
+    source = _spin_wit() / "deps"
+    deps = dest / "deps"
+    deps.mkdir(parents=True, exist_ok=True)
+    for package in WASI_PACKAGES:
+        if package == "http" and world_wit is None:
+            for wit in (source / package).glob("*.wit"):
+                shutil.copy(wit, dest / wit.name)
+            continue
+        shutil.copytree(source / package, deps / package, dirs_exist_ok=True)
+    if world_wit is not None:
+        (dest / "world.wit").write_text(world_wit)
+    return dest
+
+
+def wasm_tools() -> str:
+    found = shutil.which("wasm-tools") or str(Path(sys.executable).with_name("wasm-tools"))
+    if not Path(found).exists():
+        raise ComponentBuildError(MISSING_TOOLS)
+    return found
+
+
+def component_from_core_wat(
+    core_wat: str, *, world: str = PROXY_WORLD, world_wit: str | None = None
+) -> bytes:
+    """The component of ``core_wat`` for ``world`` (a WASI world, or one of ``world_wit``)."""
+    tool = wasm_tools()
+    with tempfile.TemporaryDirectory(prefix="unifaas-component-") as tmp:
+        work = Path(tmp)
+        wit = wit_dir(work / "wit", world_wit)
+        (work / "core.wat").write_text(core_wat)
+        steps = [
+            [tool, "component", "embed", str(wit), "-w", world, str(work / "core.wat"),
+             "-o", str(work / "embedded.wasm")],
+            [tool, "component", "new", str(work / "embedded.wasm"), "-o", str(work / "c.wasm")],
+        ]  # fmt: skip
+        for step in steps:
+            done = subprocess.run(step, capture_output=True, text=True, check=False)
+            if done.returncode != 0:
+                raise ComponentBuildError(f"{' '.join(step[:3])}: {done.stderr.strip()}")
+        return (work / "c.wasm").read_bytes()

@@ -1,0 +1,179 @@
+"""Small components for the host's tests: a core module's WAT with one handler body, wrapped
+into a component by functions.components (wasm-tools and spin-sdk's WASI WIT)."""
+
+from __future__ import annotations
+
+import functools
+
+from functions.components import component_from_core_wat
+
+# Imports every fixture may use (unused imports are dropped by wasm-tools).
+IMPORTS = """
+  (import "wasi:http/types@0.2.0" "[constructor]fields" (func $fields-new (result i32)))
+  (import "wasi:http/types@0.2.0" "[method]fields.append"
+    (func $append (param i32 i32 i32 i32 i32 i32)))
+  (import "wasi:http/types@0.2.0" "[constructor]outgoing-response"
+    (func $resp-new (param i32) (result i32)))
+  (import "wasi:http/types@0.2.0" "[method]outgoing-response.body"
+    (func $resp-body (param i32 i32)))
+  (import "wasi:http/types@0.2.0" "[method]outgoing-response.set-status-code"
+    (func $set-status (param i32 i32) (result i32)))
+  (import "wasi:http/types@0.2.0" "[method]outgoing-body.write" (func $body-write (param i32 i32)))
+  (import "wasi:http/types@0.2.0" "[static]outgoing-body.finish"
+    (func $finish (param i32 i32 i32 i32)))
+  (import "wasi:http/types@0.2.0" "[static]response-outparam.set"
+    (func $set (param i32 i32 i32 i32 i64 i32 i32 i32 i32)))
+  (import "wasi:http/types@0.2.0" "[resource-drop]incoming-request" (func $drop-req (param i32)))
+  (import "wasi:http/types@0.2.0" "[resource-drop]response-outparam" (func $drop-out (param i32)))
+  (import "wasi:io/streams@0.2.0" "[method]output-stream.blocking-write-and-flush"
+    (func $write (param i32 i32 i32 i32)))
+  (import "wasi:io/streams@0.2.0" "[resource-drop]output-stream" (func $drop-os (param i32)))
+  (import "wasi:io/poll@0.2.0" "[method]pollable.block" (func $block (param i32)))
+  (import "wasi:clocks/monotonic-clock@0.2.0" "subscribe-duration"
+    (func $after (param i64) (result i32)))
+  (import "wasi:cli/stdout@0.2.0" "get-stdout" (func $stdout (result i32)))
+"""
+
+MEMORY = """
+  (memory (export "memory") 1)
+  (global $bump (mut i32) (i32.const 4096))
+  (func (export "cabi_realloc") (param i32 i32 i32 i32) (result i32)
+    (local $p i32)
+    (local.set $p (i32.and (i32.add (global.get $bump) (i32.sub (local.get 2) (i32.const 1)))
+                           (i32.sub (i32.const 0) (local.get 2))))
+    (global.set $bump (i32.add (local.get $p) (local.get 3)))
+    (local.get $p))
+  (data (i32.const 0) "x-h")
+  (data (i32.const 8) "hello\\n")
+"""
+
+# A response ($resp) with its body ($body) and the body's stream ($os), then sent.
+NEW_RESPONSE = """
+    (local.set $resp (call $resp-new (call $fields-new)))
+"""
+SEND = """
+    (call $resp-body (local.get $resp) (i32.const 48))
+    (local.set $body (i32.load (i32.const 52)))
+    (call $body-write (local.get $body) (i32.const 48))
+    (local.set $os (i32.load (i32.const 52)))
+    (call $set (local.get $out) (i32.const 0) (local.get $resp)
+               (i32.const 0) (i64.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0))
+"""
+
+RESPOND = NEW_RESPONSE + SEND
+
+FINISH = """
+    (call $drop-os (local.get $os))
+    (call $finish (local.get $body) (i32.const 0) (i32.const 0) (i32.const 96))
+    (call $drop-req (local.get $req))
+"""
+
+BODIES = {
+    # A plain answer.
+    "hello": NEW_RESPONSE
+    + "(drop (call $set-status (local.get $resp) (i32.const 201)))"
+    + SEND
+    + "(call $write (local.get $os) (i32.const 8) (i32.const 6) (i32.const 96))"
+    + FINISH,
+    # Logs a line on stdout, then answers.
+    "logs": """
+    (local.set $os (call $stdout))
+    (call $write (local.get $os) (i32.const 8) (i32.const 6) (i32.const 96))
+    (call $drop-os (local.get $os))
+    """
+    + RESPOND
+    + FINISH,
+    # Returns without setting its response.
+    "silent": """
+    (call $drop-out (local.get $out))
+    (call $drop-req (local.get $req))
+    """,
+    # Spins forever.
+    "spin": "(loop $forever (br $forever))",
+    # Waits on a pollable that is ready in a day.
+    "wait": "(call $block (call $after (i64.const 86400000000000)))",
+    # Traps.
+    "trap": "unreachable",
+    # Appends headers without end.
+    "headers": """
+    (local.set $f (call $fields-new))
+    (loop $more
+      (call $append (local.get $f) (i32.const 0) (i32.const 3) (i32.const 8) (i32.const 5)
+                    (i32.const 32))
+      (br $more))
+    """,
+    # Writes its body without end.
+    "flood": RESPOND
+    + """
+    (loop $more
+      (call $write (local.get $os) (i32.const 0) (i32.const 65536) (i32.const 96))
+      (br $more))
+    """,
+}
+
+# A world that also imports an interface the platform denies.
+SOCKETS_WORLD = """
+package test:fixtures;
+
+world with-sockets {
+  include wasi:http/proxy@0.2.0;
+  import wasi:sockets/instance-network@0.2.0;
+}
+"""
+DENIED = (
+    """(module
+  (import "wasi:sockets/instance-network@0.2.0" "instance-network" (func $net (result i32)))
+"""
+    + MEMORY
+    + """
+  (func (export "wasi:http/incoming-handler@0.2.0#handle") (param $req i32) (param $out i32)
+    (drop (call $net))))
+"""
+)
+
+
+# A world that imports an interface nobody knows.
+CUSTOM_WORLD = """
+package test:fixtures;
+
+interface custom {
+  ping: func();
+}
+
+world with-custom {
+  include wasi:http/proxy@0.2.0;
+  import custom;
+}
+"""
+UNKNOWN = (
+    """(module
+  (import "test:fixtures/custom" "ping" (func $ping))
+"""
+    + MEMORY
+    + """
+  (func (export "wasi:http/incoming-handler@0.2.0#handle") (param $req i32) (param $out i32)
+    (call $ping)))
+"""
+)
+
+
+def core_wat(body: str) -> str:
+    return f"""(module {IMPORTS} {MEMORY}
+  (func (export "wasi:http/incoming-handler@0.2.0#handle") (param $req i32) (param $out i32)
+    (local $resp i32) (local $body i32) (local $os i32) (local $f i32)
+    {body}))
+"""
+
+
+@functools.cache
+def component(name: str) -> bytes:
+    """The fixture ``name`` (a key of BODIES, "denied" or "unknown") as a component."""
+    if name == "unknown":
+        return component_from_core_wat(
+            UNKNOWN, world="test:fixtures/with-custom", world_wit=CUSTOM_WORLD
+        )
+    if name == "denied":
+        return component_from_core_wat(
+            DENIED, world="test:fixtures/with-sockets", world_wit=SOCKETS_WORLD
+        )
+    return component_from_core_wat(core_wat(BODIES[name]))

@@ -1,0 +1,151 @@
+"""One call of a component: a fresh Store and instance, its request in, its response out.
+
+The same limits as a module's call: the timeout by epoch interruption (and by the host's
+own waits, which look at the deadline), the memory cap on each linear memory, fuel when
+set, and the output caps on the response body and the logs. How the call ended is read
+from the call's own record (:class:`~.call.Call`) and the Store, never from a trap's text.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import wasmtime
+from wasmtime.component import Component, Linker
+
+from wasm_runtime.component import http
+from wasm_runtime.component.call import Call, Sink, Stop, calling
+from wasm_runtime.component.linking import HANDLE, ComponentImports
+from wasm_runtime.engine import error_text
+from wasm_runtime.ticker import TICK_MS, EpochTicker, deadline_ticks
+from wasm_runtime.types import (
+    EXIT_OUTPUT_TOO_LARGE,
+    EXIT_TIMEOUT,
+    EXIT_TRAP,
+    HttpRequest,
+    HttpResponse,
+    Invocation,
+    InvocationResult,
+    Outcome,
+)
+
+# A component is several core instances, memories and tables (componentize-py's: about a
+# dozen instances); these bound what one call's Store may create.
+INSTANCES_MAX = 100
+MEMORIES_MAX = 16
+TABLES_MAX = 100
+TABLE_ELEMENTS_MAX = 1 << 17
+# Response header names and values, all together, of one fields resource.
+HEADERS_MAX_BYTES = 64 * 1024
+UNMETERED_FUEL = 2**63 - 1
+# Response fields the platform's HTTP server sets itself.
+_SERVER_FIELDS = frozenset({"content-length", *http.FORBIDDEN})
+
+
+@dataclasses.dataclass(eq=False)
+class LoadedComponent:
+    """A compiled component, its linker and the name of its handler export."""
+
+    name: str  # argv[0] of every call
+    component: Component
+    linker: Linker
+    handler: str  # e.g. "wasi:http/incoming-handler@0.2.0"
+    imports: ComponentImports
+
+
+def invoke(
+    engine: wasmtime.Engine, ticker: EpochTicker, fn: LoadedComponent, inv: Invocation
+) -> InvocationResult:
+    """Run ``fn``'s handler once on ``inv.request``; never raises for what the component does."""
+    started = time.perf_counter()
+    limits = inv.limits
+    call = Call(
+        request=inv.request or HttpRequest(),
+        name=fn.name,
+        args=inv.args,
+        env=inv.env,
+        deadline=time.monotonic() + limits.timeout_ms / 1000,
+        body=Sink("the response body", limits.stdout_max_bytes),
+        stdout=Sink("stdout", limits.stderr_max_bytes),
+        stderr=Sink("stderr", limits.stderr_max_bytes),
+        headers_max_bytes=HEADERS_MAX_BYTES,
+    )
+    store = wasmtime.Store(engine)
+    store.set_limits(
+        memory_size=limits.memory_bytes,
+        table_elements=TABLE_ELEMENTS_MAX,
+        instances=INSTANCES_MAX,
+        tables=TABLES_MAX,
+        memories=MEMORIES_MAX,
+    )
+    budget = limits.fuel if limits.fuel is not None else UNMETERED_FUEL
+    store.set_fuel(budget)
+    error: wasmtime.WasmtimeError | None = None
+    with ticker.running(), calling(call):
+        store.set_epoch_deadline(deadline_ticks(limits.timeout_ms, TICK_MS))
+        try:
+            instance = fn.linker.instantiate(store, fn.component)
+            iface = instance.get_export_index(store, fn.handler)
+            index = instance.get_export_index(store, HANDLE, iface)
+            assert index is not None, "checked at load"
+            handle = instance.get_func(store, index)
+            assert handle is not None, "checked at load"
+            request, outparam = http.incoming(call)
+            handle(store, request, outparam)
+        except wasmtime.WasmtimeError as err:
+            error = err
+    fuel_left = store.get_fuel()
+    fuel_used = budget - fuel_left if limits.fuel is not None else None
+    result = InvocationResult(
+        outcome=Outcome.OK,
+        exit_code=0,
+        stdout=bytes(call.stdout.data),
+        stderr=bytes(call.stderr.data),
+        duration_ms=(time.perf_counter() - started) * 1000,
+        fuel_used=fuel_used,
+        response=_response(call),
+    )
+    return _classify(
+        result, call, error, inv, out_of_fuel=limits.fuel is not None and not fuel_left
+    )
+
+
+def _response(call: Call) -> HttpResponse:
+    if call.response is None:
+        return HttpResponse(500, error="no_response")
+    headers = tuple(
+        (name, value.decode("latin-1"))
+        for name, value in call.response.headers
+        if name.lower() not in _SERVER_FIELDS
+    )
+    return HttpResponse(
+        call.response.status, headers, bytes(call.body.data), error=call.response.error
+    )
+
+
+def _classify(
+    result: InvocationResult,
+    call: Call,
+    error: wasmtime.WasmtimeError | None,
+    inv: Invocation,
+    *,
+    out_of_fuel: bool,
+) -> InvocationResult:
+    def ended(outcome: Outcome, exit_code: int, message: str) -> InvocationResult:
+        return dataclasses.replace(result, outcome=outcome, exit_code=exit_code, message=message)
+
+    if call.stopped is Stop.OVERFLOW:
+        return ended(Outcome.OUTPUT_TOO_LARGE, EXIT_OUTPUT_TOO_LARGE, call.reason)
+    timed_out = call.stopped is Stop.TIMEOUT or (error is not None and call.left_s() <= 0)
+    if timed_out:
+        return ended(Outcome.TIMEOUT, EXIT_TIMEOUT, f"timed out after {inv.limits.timeout_ms} ms")
+    if call.stopped is Stop.EXIT:
+        return dataclasses.replace(result, exit_code=call.exit_code or 0)
+    if out_of_fuel and error is not None:
+        return ended(Outcome.TRAP, EXIT_TRAP, f"out of fuel (limit {inv.limits.fuel})")
+    if call.stopped in (Stop.DENIED, Stop.MISUSE):
+        return ended(Outcome.TRAP, EXIT_TRAP, call.reason)
+    if error is not None:
+        return ended(Outcome.TRAP, EXIT_TRAP, error_text(error))
+    return result
