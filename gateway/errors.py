@@ -28,6 +28,7 @@ from scheduler.errors import (
 )
 from wasm_runtime.errors import (
     BadCgiResponse,
+    BadHttpResponse,
     FunctionOOM,
     FunctionTimeout,
     FunctionTrap,
@@ -112,6 +113,7 @@ ERROR_TABLE: dict[type[UnifaasError], tuple[int, str]] = {
     FunctionTrap: (500, "trap"),
     OutputTooLarge: (500, "output_too_large"),
     BadCgiResponse: (502, "bad_cgi_response"),
+    BadHttpResponse: (502, "bad_response"),
     CapacityExhausted: (503, "capacity"),
     PoolClosed: (503, "shutting_down"),
     SandboxLost: (503, "sandbox_lost"),
@@ -178,8 +180,8 @@ def error_message(err: BaseException) -> str:
 
 
 def error_body(err: BaseException, kind: str, **extra: Any) -> dict[str, Any]:
-    if isinstance(err, InvalidModule):
-        extra["reason"] = err.reason  # stable, for programs: memory_above_cap, not_wasm, ...
+    if isinstance(err, InvalidModule | BadHttpResponse):
+        extra["reason"] = err.reason  # stable, for programs: memory_above_cap, no_response, ...
     if isinstance(err, RequestInvalid):
         extra["errors"] = [{"where": where, "what": what} for where, what in err.errors]
     return {"error": {"kind": kind, "message": error_message(err), **extra}}

@@ -44,7 +44,8 @@ class Admission:
 class FunctionConfig:
     """Per-function settings chosen at deploy time; every version keeps its own copy."""
 
-    abi: Literal["raw", "wagi"] = "raw"
+    # raw or wagi for a core module; "http" for a component (set at deploy, from its header)
+    abi: Literal["raw", "wagi", "http"] = "raw"
     env: dict[str, str] = dataclasses.field(default_factory=dict)
     args: list[str] = dataclasses.field(default_factory=list)
     timeout_s: float = Limits().timeout_ms / 1000
@@ -140,6 +141,10 @@ class FunctionVersion:
     # Names of its secrets; their values are stored apart and never leave the registry
     # except into its calls' environment.
     secret_names: tuple[str, ...] = ()
+    # A component's imports the platform implements, and those it knows but does not grant
+    # (calling one traps); empty for a core module.
+    granted_imports: tuple[str, ...] = ()
+    denied_imports: tuple[str, ...] = ()
 
     @property
     def ref(self) -> FunctionRef:

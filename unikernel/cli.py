@@ -13,7 +13,7 @@ import sys
 
 from unikernel.settings import VMSettings
 from wasm_runtime.cliargs import Commands, env_pair, files_bundle, progress, read_data, read_file
-from wasm_runtime.types import MIB, Invocation, Limits
+from wasm_runtime.types import MIB, HttpRequest, Invocation, Limits
 
 # Defaults of ``run``: the default limits of a call.
 RUN_TIMEOUT_S = Limits().timeout_ms / 1000
@@ -44,10 +44,11 @@ async def _run_once(args: argparse.Namespace) -> int:
     from unikernel.accel import resolve_accel
     from unikernel.image import ensure_image
     from unikernel.vm import MicroVM
-    from wasm_runtime.engine import precompile
+    from wasm_runtime.engine import is_component, precompile
 
     settings = VMSettings()
-    artifact = precompile(read_file(args.module))
+    wasm = read_file(args.module)
+    artifact = precompile(wasm)
     files = files_bundle(args.files) if args.files else None
     image = ensure_image(settings.cache_dir, progress)
     accel = await resolve_accel(settings, image)
@@ -56,10 +57,24 @@ async def _run_once(args: argparse.Namespace) -> int:
         progress(f"agent ready in {vm.boot_s:.2f}s")
         await vm.load("fn", artifact, files=files)
         limits = Limits(timeout_ms=int(args.timeout * 1000), memory_bytes=args.memory * MIB)
+        data = read_data(args.data)
+        # A component gets the data as the body of a request to /, POST when there is one.
+        request = (
+            HttpRequest("POST" if data else "GET", "/", body=data) if is_component(wasm) else None
+        )
         invocation = Invocation(
-            stdin=read_data(args.data), args=tuple(args.arg), env=tuple(args.env), limits=limits
+            stdin=b"" if request else data,
+            args=tuple(args.arg),
+            env=tuple(args.env),
+            limits=limits,
+            request=request,
         )
         result = await vm.invoke("fn", invocation)
+    if result.response is not None:
+        progress(f"HTTP {result.response.status} {result.response.error}".rstrip())
+        for name, value in result.response.headers:
+            progress(f"{name}: {value}")
+        sys.stdout.buffer.write(result.response.body)
     sys.stdout.buffer.write(result.stdout)
     sys.stdout.flush()
     sys.stderr.buffer.write(result.stderr)
@@ -85,8 +100,17 @@ def register(cli: Commands) -> None:
         "Boot a microVM, load FILE.wasm, invoke it once, print its stdout and "
         "stderr, and exit with its exit code. No platform needed.",
     )
-    run.add_argument("module", metavar="FILE.wasm", help="a WASI preview1 command module")
-    run.add_argument("--data", metavar="TEXT|@FILE|-", help="stdin for the function")
+    run.add_argument(
+        "module",
+        metavar="FILE.wasm",
+        help="a WASI preview1 command module, or a wasi:http component (its response's status "
+        "and headers go to stderr, its body to stdout, then its logs)",
+    )
+    run.add_argument(
+        "--data",
+        metavar="TEXT|@FILE|-",
+        help="stdin for a module; the body of a POST / for a component",
+    )
     run.add_argument("--arg", action="append", default=[], help="argument (repeatable)")
     run.add_argument(
         "--env",

@@ -33,6 +33,7 @@ from scheduler.model import InvokeRequest
 from scheduler.roles import InvokeOutcome, Platform
 from wasm_runtime.errors import (
     BadCgiResponse,
+    BadHttpResponse,
     FunctionOOM,
     FunctionTimeout,
     FunctionTrap,
@@ -62,6 +63,7 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
         FunctionTrap,
         OutputTooLarge,
         BadCgiResponse,
+        BadHttpResponse,
     ),
     202: {
         "description": "with Prefer: respond-async: the call is queued; its status is at "

@@ -4,6 +4,7 @@ files bundle. Each check raises ``InvalidConfig`` naming the first field that is
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import re
 import tarfile
@@ -41,7 +42,7 @@ def validate_name(name: str) -> None:
 def validate_config(config: FunctionConfig) -> None:
     """Raise InvalidConfig naming the first field out of range."""
     checks: list[tuple[str, bool, str]] = [
-        ("abi", config.abi in ("raw", "wagi"), "must be 'raw' or 'wagi'"),
+        ("abi", config.abi in ("raw", "wagi", "http"), "must be 'raw', 'wagi' or 'http'"),
         (
             "timeout_s",
             0 < config.timeout_s <= TIMEOUT_MAX_S,
@@ -122,6 +123,22 @@ def _validate_env(config: FunctionConfig) -> None:
     _validate_variables("env", config.env, "variables")
     if any("\0" in arg for arg in config.args):
         raise InvalidConfig("args", "an argument holds a NUL character")
+
+
+def validate_kind(config: FunctionConfig, *, component: bool, files: bool) -> FunctionConfig:
+    """The config for what the wasm is: a component is served as ``http``, whatever the
+    default said; a core module is ``raw`` or ``wagi``."""
+    if not component:
+        if config.abi == "http":
+            raise InvalidConfig("abi", "'http' is for components, and this is a core module")
+        return config
+    if config.abi == "wagi":
+        raise InvalidConfig(
+            "abi", "a component is served through its wasi:http handler: leave abi unset"
+        )
+    if files:
+        raise InvalidConfig("files", "a component gets no files bundle (not yet supported)")
+    return dataclasses.replace(config, abi="http")
 
 
 def validate_files_tar(files_tar: bytes) -> None:

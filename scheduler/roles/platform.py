@@ -164,11 +164,12 @@ class Platform(Control):
             outcome.vm_ms = ran.vm_ms
             outcome.exit_code, outcome.stderr = result.exit_code, result.stderr
             result.raise_for_outcome()
-            response = (
-                abi.parse_cgi_output(result.stdout)
-                if fv.config.abi == "wagi"
-                else abi.raw_response(result.exit_code, result.stdout)
-            )
+            if fv.config.abi == "http":
+                response = abi.http_response(result)
+            elif fv.config.abi == "wagi":
+                response = abi.parse_cgi_output(result.stdout)
+            else:
+                response = abi.raw_response(result.exit_code, result.stdout)
             outcome.status, outcome.headers, outcome.body = (
                 response.status,
                 response.headers,
@@ -202,6 +203,17 @@ class Platform(Control):
         secrets: tuple[tuple[str, str], ...] = (),
     ) -> abi.AbiRequest:
         env = (*fv.config.env.items(), *secrets)
+        if fv.config.abi == "http":
+            query = f"?{req.query_string}" if req.query_string else ""
+            return abi.http_invocation(
+                req.method,
+                f"{req.path_info or '/'}{query}",
+                req.headers,
+                req.body,
+                authority=f"{req.server_name}:{req.server_port}",
+                base_env=env,
+                base_args=fv.config.args,
+            )
         if fv.config.abi == "wagi":
             return abi.wagi_invocation(
                 req.method,

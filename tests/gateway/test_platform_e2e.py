@@ -15,9 +15,11 @@ import pytest
 import redis.asyncio as aioredis
 import wasmtime
 
+from functions import component_module
 from loadtests.launch import platform_process
 from scheduler.state.redis_server import EmbeddedRedis
 from tests.platforms import LivePlatform, children_of, running_platform
+from tests.wasm_runtime.component.fixtures import component
 
 pytestmark = pytest.mark.vm
 
@@ -224,3 +226,28 @@ def test_cli_async_invoke_and_result(platform: LivePlatform, modules: dict[str, 
     assert unknown.returncode != 0 and b"not" in unknown.stderr.lower()
     assert platform.cli("dead-letters").stdout.strip() == b"no dead-letters"
     assert platform.cli("delete", "async-echo").returncode == 0
+
+
+def test_a_wasi_http_component_answers_from_its_microvm(
+    platform: LivePlatform, tmp_path: Path
+) -> None:
+    echo = tmp_path / "http-echo.wasm"
+    echo.write_bytes(component_module("http-echo"))
+    out = platform.cli("deploy", "hecho", str(echo), "--timeout", "5")
+    assert out.returncode == 0, out.stderr
+    silent = tmp_path / "silent.wasm"
+    silent.write_bytes(component("silent"))
+    assert platform.cli("deploy", "hsilent", str(silent)).returncode == 0
+    with platform.http() as http:
+        for body in (b"through the wall", b"", bytes(range(256)) * 300):
+            r = http.post("/fn/hecho/x/y?z=1", content=body)
+            assert (r.status_code, r.content) == (200, body), r.text
+            assert r.headers["x-path"] == "/x/y?z=1"
+            assert r.headers["x-start"] in ("warm", "prewarmed", "cold")
+            assert "vm;dur=" in r.headers["server-timing"]
+        r = http.get("/fn/hsilent")
+        assert (r.status_code, r.json()["error"]["reason"]) == (502, "no_response")
+    described = json.loads(platform.cli("describe", "hecho", "--json").stdout)
+    version = described["versions"][-1]
+    assert version["config"]["abi"] == "http"
+    assert "wasi:http/types@0.2.0" in version["granted_imports"]
