@@ -6,6 +6,8 @@ Sources live in functions/NAME/:
   *.component.wat
          a core module's WebAssembly text wrapped into a wasi:http component with the WASI
          WIT of the spin-sdk package, by wasm-tools (functions/components.py)
+  app.py a Python wasi:http app, built into a component by componentize-py (PyPI) against
+         the same WIT (hello-py/app.py -> hello-py.wasm)
   *.c    C, compiled for wasm32-wasi into one module named after the directory
          (wagi-router/main.c -> wagi-router.wasm), with functions/sdk on the include path
 
@@ -30,13 +32,18 @@ from pathlib import Path
 
 import wasmtime
 
-from functions.components import ComponentBuildError, component_from_core_wat
+from functions.components import (
+    ComponentBuildError,
+    component_from_core_wat,
+    componentize_python,
+)
 
 FUNCTIONS_DIR = Path(__file__).resolve().parent
 BUILD_DIR = FUNCTIONS_DIR / "build"
 # unifaas.h, the hostcall imports and helpers (#include "unifaas.h")
 SDK_DIR = FUNCTIONS_DIR / "sdk"
 COMPONENT_SUFFIX = ".component.wat"
+PYTHON_APP = "app.py"
 C_FLAGS = ["-O2", "-Wall", "-Wextra", "-Werror", "-s"]
 # Where Debian's wasi-libc and libclang-rt-14-dev-wasm32 put their files.
 DEBIAN_WASI_HEADERS = Path("/usr/include/wasm32-wasi/stdio.h")
@@ -79,6 +86,8 @@ def sources() -> dict[str, tuple[str, list[Path]]]:
                 found[wat.name.removesuffix(COMPONENT_SUFFIX)] = ("component", [wat])
             else:
                 found[wat.stem] = ("wat", [wat])
+        if (d / PYTHON_APP).exists():
+            found[d.name] = ("python", [d / PYTHON_APP])
         c_files = sorted(d.glob("*.c"))
         if c_files:
             found[d.name] = ("c", c_files)
@@ -87,6 +96,11 @@ def sources() -> dict[str, tuple[str, list[Path]]]:
 
 def build_one(name: str, language: str, files: list[Path], out_dir: Path) -> Path:
     target = out_dir / f"{name}.wasm"
+    if language == "python":
+        try:
+            return componentize_python(files[0].parent, target)
+        except ComponentBuildError as e:
+            raise BuildError(f"{files[0]}: {e}") from e
     if language == "component":
         try:
             target.write_bytes(component_from_core_wat(files[0].read_text()))
@@ -120,7 +134,7 @@ def build(
         if names and name not in names:
             continue
         if verbose:
-            print(f"build: {language:3}  {name}", end="", flush=True)
+            print(f"build: {language:9}  {name}", end="", flush=True)
         target = build_one(name, language, files, out_dir)
         if verbose:
             print(f" -> {target}  {target.stat().st_size} bytes", flush=True)

@@ -59,6 +59,22 @@ def wit_dir(dest: Path, world_wit: str | None = None) -> Path:
     return dest
 
 
+def componentize_python(app_dir: Path, out: Path, module: str = "app") -> Path:
+    """``app_dir``'s Python app (``module``.py, a wasi:http incoming handler) built into a
+    component by componentize-py, against the WASI 0.2.0 WIT."""
+    tool = shutil.which("componentize-py") or str(Path(sys.executable).with_name("componentize-py"))
+    if not Path(tool).exists():
+        raise ComponentBuildError(MISSING_TOOLS.replace("wasm-tools", "componentize-py"))
+    with tempfile.TemporaryDirectory(prefix="unifaas-componentize-") as tmp:
+        wit = wit_dir(Path(tmp) / "wit")
+        cmd = [tool, "-d", str(wit), "-w", PROXY_WORLD, "componentize", module,
+               "-p", str(app_dir), "-o", str(out.resolve())]  # fmt: skip
+        done = subprocess.run(cmd, capture_output=True, text=True, check=False, cwd=tmp)
+        if done.returncode != 0:
+            raise ComponentBuildError(f"componentize-py: {done.stderr.strip()[-2000:]}")
+    return out
+
+
 def wasm_tools() -> str:
     found = shutil.which("wasm-tools") or str(Path(sys.executable).with_name("wasm-tools"))
     if not Path(found).exists():

@@ -33,6 +33,7 @@ deploy counter $B/counter.wasm --abi wagi
 deploy shorten $B/shorten.wasm --abi wagi
 deploy fetch $B/fetch.wasm --abi wagi --allow-host "127.0.0.1:$PORT"
 deploy http-echo $B/http-echo.wasm
+deploy hello-py $B/hello-py.wasm --timeout 20
 
 U=$UNIFAAS_URL/fn
 cat <<MSG
@@ -45,6 +46,7 @@ unifaas is up at $UNIFAAS_URL with the examples deployed. Try:
   curl -i '$U/wagi-router/hello?name=Ada'; curl $U/wagi-router/whoami -H 'X-Request-Id: 42'
   curl --data-binary '{"numbers": [3, 1.5, -2, 10]}' $U/json-transform
   curl -i --data-binary 'a wasi:http component' '$U/http-echo/any/path?q=1'
+  curl $U/hello-py; curl --json '{"a": 1}' $U/hello-py/echo     # Python, by componentize-py
   curl -i $U/static-site/
   curl --data-binary abc $U/sha256
   curl -i -X POST $U/misbehave

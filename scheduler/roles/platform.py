@@ -162,7 +162,9 @@ class Platform(Control):
             result = ran.result
             outcome.start, outcome.result, outcome.retries = ran.start, result, ran.retries
             outcome.vm_ms = ran.vm_ms
-            outcome.exit_code, outcome.stderr = result.exit_code, result.stderr
+            # A component's stdout is a log too (its answer is its response).
+            logs = result.stdout + result.stderr if result.response else result.stderr
+            outcome.exit_code, outcome.stderr = result.exit_code, logs
             result.raise_for_outcome()
             if fv.config.abi == "http":
                 response = abi.http_response(result)
