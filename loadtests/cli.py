@@ -60,6 +60,13 @@ def cmd_bench_platform(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_component(args: argparse.Namespace) -> int:
+    from loadtests.bench.component import bench_component
+
+    _print(bench_component(args.calls, progress), args.json)
+    return 0
+
+
 def cmd_bench_burst(args: argparse.Namespace) -> int:
     from loadtests.bench.burst import bench_burst
 
@@ -122,6 +129,18 @@ def register(cli: Commands) -> None:
     hostcalls.add_argument("--json", action="store_true", help="print one JSON object")
     hostcalls.add_argument("--calls", type=int, default=30, help="timed calls per kind")
     hostcalls.set_defaults(func=cmd_bench_hostcalls)
+
+    component = cli.command(
+        "component",
+        "wasi:http components (a WAT echo, Python by componentize-py) through the platform",
+        "Deploy echo (a raw module), http-echo and hello-py (components) into unifaas up; time "
+        "warm calls split by Server-Timing into the run in the VM and what the platform adds; "
+        "then the components' runs in-process (the baseline), all in one run.",
+        group="bench",
+    )
+    component.add_argument("--json", action="store_true", help="print one JSON object")
+    component.add_argument("--calls", type=int, default=100, help="timed warm calls each")
+    component.set_defaults(func=cmd_bench_component)
 
     runner = cli.command(
         "runner",
