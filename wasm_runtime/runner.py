@@ -224,7 +224,7 @@ class FunctionRuntime:
         ``bridge`` carries its hostcalls to the host (without one they answer UNAVAILABLE).
         """
         if isinstance(fn, LoadedComponent):
-            return component_runner.invoke(self.engine, self._ticker, fn, inv)
+            return component_runner.invoke(self.engine, self._ticker, fn, inv, bridge)
         started = time.perf_counter()
         context = CallContext(bridge, time.monotonic() + inv.limits.timeout_ms / 1000)
         call_dir: Path | None = None

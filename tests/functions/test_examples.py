@@ -9,6 +9,7 @@ from __future__ import annotations
 import concurrent.futures
 import hashlib
 import http.server
+import json
 import os
 import signal
 import subprocess
@@ -242,6 +243,32 @@ def test_fetch_goes_through_the_host_allow_list(platform: Platform, upstream: in
         assert r.status_code == 403 and r.text.startswith("host_denied"), denied
     metrics = httpx.get(f"{platform.url}/metrics", timeout=30).text
     assert 'unifaas_hostcalls_total{kind="http",outcome="host_denied"} 2.0' in metrics
+
+
+def test_python_hello_built_by_componentize_py(platform: Platform) -> None:
+    platform.deploy("hello-py", "--timeout", "20")  # an 18 MB component: CPython inside
+    r = platform.call("hello-py")
+    assert (r.status_code, r.json()) == (200, {"hello": "from Python in a microVM"}), r.text
+    assert r.headers["content-type"] == "application/json"
+    r = platform.call("hello-py", "/echo", content=b'{"a": 1, "b": [2]}')
+    assert (r.status_code, r.json()) == (200, {"echo": {"a": 1, "b": [2]}, "keys": 2})
+    r = platform.call("hello-py", "/echo", content=b"not json")
+    assert r.status_code == 400 and "not JSON" in r.json()["error"]
+    assert platform.call("hello-py", "/elsewhere").status_code == 404
+    out = platform.served.cli("logs", "hello-py", "--json")
+    logs = [record["stderr_tail"] for record in json.loads(out.stdout)]
+    assert any("Method_Post /echo" in log for log in logs)  # its stdout is its log
+
+
+def test_python_fetch_goes_through_the_host_allow_list(platform: Platform, upstream: int) -> None:
+    platform.deploy("fetch-py", "--timeout", "20", "--allow-host", f"127.0.0.1:{upstream}")
+    r = platform.call("fetch-py", params={"url": f"http://127.0.0.1:{upstream}/py"})
+    assert r.status_code == 200, r.text
+    assert r.json() == {"status": 200, "length": 17, "start": "upstream says /py"}
+    r = platform.call("fetch-py", params={"url": f"http://127.0.0.1:{upstream}/missing"})
+    assert (r.status_code, r.json()["status"]) == (200, 404)
+    r = platform.call("fetch-py", params={"url": "http://example.com/"})
+    assert (r.status_code, r.json()) == (403, {"error": "ErrorCode_HttpRequestDenied"})
 
 
 def test_secrets_never_shown(platform: Platform) -> None:

@@ -18,7 +18,6 @@ import wasmtime
 from functions import component_module
 from loadtests.launch import platform_process
 from scheduler.state.redis_server import EmbeddedRedis
-from tests.conftest import python_component
 from tests.platforms import LivePlatform, children_of, running_platform
 from tests.wasm_runtime.component.fixtures import component
 
@@ -252,21 +251,3 @@ def test_a_wasi_http_component_answers_from_its_microvm(
     version = described["versions"][-1]
     assert version["config"]["abi"] == "http"
     assert "wasi:http/types@0.2.0" in version["granted_imports"]
-
-
-def test_a_python_function_built_by_componentize_py(platform: LivePlatform, tmp_path: Path) -> None:
-    app = tmp_path / "hello-py.wasm"
-    app.write_bytes(python_component("hello-py"))  # an 18 MB component: CPython inside
-    out = platform.cli("deploy", "hello-py", str(app), "--timeout", "20")
-    assert out.returncode == 0, out.stderr
-    with platform.http() as http:
-        r = http.get("/fn/hello-py")
-        assert (r.status_code, r.json()) == (200, {"hello": "from Python in a microVM"}), r.text
-        assert r.headers["content-type"] == "application/json"
-        r = http.post("/fn/hello-py/echo", json={"a": 1, "b": [2]})
-        assert (r.status_code, r.json()) == (200, {"echo": {"a": 1, "b": [2]}, "keys": 2})
-        r = http.post("/fn/hello-py/echo", content=b"not json")
-        assert r.status_code == 400 and "not JSON" in r.json()["error"]
-        assert http.get("/fn/hello-py/elsewhere").status_code == 404
-    logs = json.loads(platform.cli("logs", "hello-py", "--json").stdout)
-    assert any("Method_Post /echo" in rec["stderr_tail"] for rec in logs)  # its stdout

@@ -16,6 +16,8 @@ import time
 from wasmtime import WasmtimeError
 
 from wasm_runtime.component.handles import HandleTable
+from wasm_runtime.hostcalls import HostAnswer, HostRequest, Status
+from wasm_runtime.hostfuncs import CallContext
 from wasm_runtime.threadcall import ThreadCall
 from wasm_runtime.types import HttpRequest
 
@@ -67,6 +69,8 @@ class Call:
     stdout: Sink
     stderr: Sink
     headers_max_bytes: int
+    # How its hostcalls reach the host (outbound HTTP, key-value), with its deadline.
+    host: CallContext | None = None
     table: HandleTable = dataclasses.field(default_factory=HandleTable)
     response: Response | None = None
     stopped: Stop = Stop.NONE
@@ -81,6 +85,16 @@ class Call:
 
     def misuse(self, reason: str) -> None:
         self.stop(Stop.MISUSE, reason)
+
+    def ask(self, request: HostRequest) -> HostAnswer:
+        """Carry ``request`` out on the host; the answer says what it refused. A call whose
+        time ran out while the host worked for it stops as timed out."""
+        if self.host is None:
+            return HostAnswer(Status.UNAVAILABLE, message="no host to ask in this runtime")
+        answer = self.host.ask(request)
+        if self.host.timed_out:
+            self.stop(Stop.TIMEOUT, "the call's time ran out while the host worked for it")
+        return answer
 
     def left_s(self) -> float:
         return self.deadline - time.monotonic()

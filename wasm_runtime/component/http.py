@@ -4,7 +4,7 @@ The request is the one under the function's mount (``/fn/NAME/x?y`` arrives as
 ``/x?y``). Its headers are an immutable copy; its body one input stream. The response's
 body is written to a sink capped by the call's output limit, and each fields resource is
 capped by the header limit; passing a cap stops the call (``output_too_large``).
-Outgoing requests (``wasi:http/outgoing-handler``) are not granted yet.
+Outgoing requests are :mod:`.http_out`'s.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 
 from wasmtime.component import ResourceAny, ResourceHost, Variant
 
-from wasm_runtime.component.call import Call, Response, Stop
+from wasm_runtime.component.call import Call, Response, Sink, Stop
 from wasm_runtime.component.handles import Kind
 from wasm_runtime.component.io import InputStream, IoError, OutputStream, ready
 from wasm_runtime.component.linking import Interface
@@ -75,8 +75,12 @@ class OutgoingResponse:
 
 
 class OutgoingBody:
-    def __init__(self) -> None:
+    """The body of the response, or of an outgoing request: one stream into ``sink``."""
+
+    def __init__(self, sink: Sink) -> None:
+        self.sink = sink
         self.written = False
+        self.finished = False
 
 
 class ResponseOutparam:
@@ -249,7 +253,7 @@ def _response_body(call: Call, store: Any, this: ResourceAny) -> Ok | Err:
     if response.body_taken:
         return Err()
     response.body_taken = True
-    return Ok(call.table.own(Kind.OUTGOING_BODY, OutgoingBody()))
+    return Ok(call.table.own(Kind.OUTGOING_BODY, OutgoingBody(call.body)))
 
 
 def _body_write(call: Call, store: Any, this: ResourceAny) -> Ok | Err:
@@ -257,13 +261,14 @@ def _body_write(call: Call, store: Any, this: ResourceAny) -> Ok | Err:
     if body.written:
         return Err()
     body.written = True
-    return Ok(call.table.own(Kind.OUTPUT_STREAM, OutputStream(call.body)))
+    return Ok(call.table.own(Kind.OUTPUT_STREAM, OutputStream(body.sink)))
 
 
 def _outgoing_finish(call: Call, store: Any, this: ResourceAny, trailers: Any) -> Ok:
-    call.table.take(store, this, OutgoingBody)
+    body = call.table.take(store, this, OutgoingBody)
+    body.finished = True
     if isinstance(trailers, ResourceAny):
-        call.table.take(store, trailers, Fields)  # HTTP/1.1 answers carry no trailers
+        call.table.take(store, trailers, Fields)  # HTTP/1.1 carries no trailers here
     return Ok()
 
 
@@ -300,15 +305,11 @@ INTERFACES = (
         {
             "fields": Kind.FIELDS,
             "incoming-request": Kind.INCOMING_REQUEST,
-            "outgoing-request": Kind.OUTGOING_REQUEST,
-            "request-options": Kind.REQUEST_OPTIONS,
             "response-outparam": Kind.RESPONSE_OUTPARAM,
-            "incoming-response": Kind.INCOMING_RESPONSE,
             "incoming-body": Kind.INCOMING_BODY,
             "future-trailers": Kind.FUTURE_TRAILERS,
             "outgoing-response": Kind.OUTGOING_RESPONSE,
             "outgoing-body": Kind.OUTGOING_BODY,
-            "future-incoming-response": Kind.FUTURE_INCOMING_RESPONSE,
         },
         {
             "http-error-code": _http_error_code,

@@ -34,10 +34,15 @@ class Pollable:
     """Ready now, or at ``when`` (time.monotonic()); None never (until the deadline)."""
 
     def __init__(self, when: float | None = 0.0) -> None:
-        self.when = when
+        self._when = when
+
+    def due(self) -> float | None:
+        """When it is (or was) ready, by the monotonic clock; None: not by any time."""
+        return self._when
 
     def ready(self) -> bool:
-        return self.when is not None and time.monotonic() >= self.when
+        due = self.due()
+        return due is not None and time.monotonic() >= due
 
 
 def ready() -> Pollable:
@@ -47,13 +52,13 @@ def ready() -> Pollable:
 def wait_for(call: Call, pollables: list[Pollable]) -> list[int]:
     """Block until one of ``pollables`` is ready: the indices of those that are."""
     while True:
-        now = time.monotonic()
-        done = [i for i, p in enumerate(pollables) if p.when is not None and now >= p.when]
+        done = [i for i, p in enumerate(pollables) if p.ready()]
         if done:
             return done
+        now = time.monotonic()
         if now >= call.deadline:
             call.stop(Stop.TIMEOUT, "the call's time ran out while it waited on a pollable")
-        due = [p.when for p in pollables if p.when is not None]
+        due = [when for p in pollables if (when := p.due()) is not None]
         until = min([call.deadline, *due])
         time.sleep(min(max(until - now, 0.0), WAIT_SLICE_S))
 

@@ -39,7 +39,6 @@ GRANTED_VERSION = "0.2"
 DENIED_PREFIXES = (
     "wasi:sockets/",
     "wasi:filesystem/types",
-    "wasi:http/outgoing-handler",
     "wasi:keyvalue/",
     "wasi:config/",
     "fermyon:spin/",
@@ -72,12 +71,23 @@ def split_version(name: str) -> tuple[str, str]:
 
 
 def _interfaces() -> dict[str, Interface]:
-    from wasm_runtime.component import cli, clocks, filesystem, http, io, random
+    """Every module's interfaces; one declared in parts (wasi:http/types: the incoming side
+    in http, the outgoing side in http_out) is their union."""
+    from wasm_runtime.component import cli, clocks, filesystem, http, http_out, io, random
 
     found: dict[str, Interface] = {}
-    for module in (io, clocks, random, cli, filesystem, http):
-        for iface in module.INTERFACES:
-            found[iface.name] = iface
+    for module in (io, clocks, random, cli, filesystem, http, http_out):
+        for part in module.INTERFACES:
+            whole = found.get(part.name)
+            found[part.name] = (
+                part
+                if whole is None
+                else Interface(
+                    part.name,
+                    {**whole.resources, **part.resources},
+                    {**whole.functions, **part.functions},
+                )
+            )
     return found
 
 

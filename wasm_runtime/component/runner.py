@@ -18,6 +18,7 @@ from wasm_runtime.component import http
 from wasm_runtime.component.call import Call, Sink, Stop, calling
 from wasm_runtime.component.linking import HANDLE, ComponentImports
 from wasm_runtime.engine import error_text
+from wasm_runtime.hostfuncs import Bridge, CallContext
 from wasm_runtime.ticker import TICK_MS, EpochTicker, deadline_ticks
 from wasm_runtime.types import (
     EXIT_OUTPUT_TOO_LARGE,
@@ -55,21 +56,29 @@ class LoadedComponent:
 
 
 def invoke(
-    engine: wasmtime.Engine, ticker: EpochTicker, fn: LoadedComponent, inv: Invocation
+    engine: wasmtime.Engine,
+    ticker: EpochTicker,
+    fn: LoadedComponent,
+    inv: Invocation,
+    bridge: Bridge | None = None,
 ) -> InvocationResult:
-    """Run ``fn``'s handler once on ``inv.request``; never raises for what the component does."""
+    """Run ``fn``'s handler once on ``inv.request``; never raises for what the component does.
+
+    ``bridge`` carries its outbound requests and key-value calls to the host."""
     started = time.perf_counter()
     limits = inv.limits
+    deadline = time.monotonic() + limits.timeout_ms / 1000
     call = Call(
         request=inv.request or HttpRequest(),
         name=fn.name,
         args=inv.args,
         env=inv.env,
-        deadline=time.monotonic() + limits.timeout_ms / 1000,
+        deadline=deadline,
         body=Sink("the response body", limits.stdout_max_bytes),
         stdout=Sink("stdout", limits.stderr_max_bytes),
         stderr=Sink("stderr", limits.stderr_max_bytes),
         headers_max_bytes=HEADERS_MAX_BYTES,
+        host=CallContext(bridge, deadline),
     )
     store = wasmtime.Store(engine)
     store.set_limits(
