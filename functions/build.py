@@ -8,6 +8,10 @@ Sources live in functions/NAME/:
          WIT of the spin-sdk package, by wasm-tools (functions/components.py)
   app.py a Python wasi:http app, built into a component by componentize-py (PyPI) against
          the same WIT (hello-py/app.py -> hello-py.wasm)
+  spin.toml
+         a Spin app, built by its own build command (Spin's Python SDK 3.x and the
+         componentize-py it needs live in .venv-spin, made by scripts/bootstrap.sh;
+         UNIFAAS_SPIN_VENV overrides where)
   *.c    C, compiled for wasm32-wasi into one module named after the directory
          (wagi-router/main.c -> wagi-router.wasm), with functions/sdk on the include path
 
@@ -36,6 +40,7 @@ from functions.components import (
     ComponentBuildError,
     component_from_core_wat,
     componentize_python,
+    spin_build,
 )
 
 FUNCTIONS_DIR = Path(__file__).resolve().parent
@@ -44,6 +49,7 @@ BUILD_DIR = FUNCTIONS_DIR / "build"
 SDK_DIR = FUNCTIONS_DIR / "sdk"
 COMPONENT_SUFFIX = ".component.wat"
 PYTHON_APP = "app.py"
+SPIN_MANIFEST = "spin.toml"
 C_FLAGS = ["-O2", "-Wall", "-Wextra", "-Werror", "-s"]
 # Where Debian's wasi-libc and libclang-rt-14-dev-wasm32 put their files.
 DEBIAN_WASI_HEADERS = Path("/usr/include/wasm32-wasi/stdio.h")
@@ -53,6 +59,11 @@ MISSING_CC = (
     "apt-get install -y --no-install-recommends clang lld wasi-libc libclang-rt-14-dev-wasm32 "
     "(make bootstrap does this), or Zig from PyPI: .venv/bin/pip install ziglang"
 )
+
+
+def spin_venv() -> Path:
+    """Where Spin's Python SDK and its componentize-py are (scripts/bootstrap.sh makes it)."""
+    return Path(os.environ.get("UNIFAAS_SPIN_VENV") or FUNCTIONS_DIR.parent / ".venv-spin")
 
 
 class BuildError(Exception):
@@ -86,7 +97,9 @@ def sources() -> dict[str, tuple[str, list[Path]]]:
                 found[wat.name.removesuffix(COMPONENT_SUFFIX)] = ("component", [wat])
             else:
                 found[wat.stem] = ("wat", [wat])
-        if (d / PYTHON_APP).exists():
+        if (d / SPIN_MANIFEST).exists():
+            found[d.name] = ("spin", [d / SPIN_MANIFEST])
+        elif (d / PYTHON_APP).exists():
             found[d.name] = ("python", [d / PYTHON_APP])
         c_files = sorted(d.glob("*.c"))
         if c_files:
@@ -96,6 +109,11 @@ def sources() -> dict[str, tuple[str, list[Path]]]:
 
 def build_one(name: str, language: str, files: list[Path], out_dir: Path) -> Path:
     target = out_dir / f"{name}.wasm"
+    if language == "spin":
+        try:
+            return spin_build(files[0].parent, target, spin_venv())
+        except ComponentBuildError as e:
+            raise BuildError(f"{files[0]}: {e}") from e
     if language == "python":
         try:
             return componentize_python(files[0].parent, target)

@@ -11,10 +11,12 @@ wasi:http/proxy@0.2.0 | wasm-tools print`` lists them), exports ``memory``,
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
 import tempfile
+import tomllib
 from importlib import resources
 from pathlib import Path
 
@@ -72,6 +74,30 @@ def componentize_python(app_dir: Path, out: Path, module: str = "app") -> Path:
         done = subprocess.run(cmd, capture_output=True, text=True, check=False, cwd=tmp)
         if done.returncode != 0:
             raise ComponentBuildError(f"componentize-py: {done.stderr.strip()[-2000:]}")
+    return out
+
+
+def spin_build(app_dir: Path, out: Path, venv: Path) -> Path:
+    """A Spin app built the way ``spin build`` builds it: the command its ``spin.toml`` gives
+    its one component, run in its directory with ``venv`` (where Spin's SDK and the
+    componentize-py it needs are) first on the PATH; its ``source`` is the result."""
+    manifest = tomllib.loads((app_dir / "spin.toml").read_text())
+    components = manifest.get("component", {})
+    if len(components) != 1:
+        raise ComponentBuildError(f"{app_dir}/spin.toml: one component expected")
+    (component,) = components.values()
+    command, source = component["build"]["command"], app_dir / component["source"]
+    if not (venv / "bin" / "componentize-py").exists():
+        raise ComponentBuildError(
+            f"no Spin build environment at {venv}: scripts/bootstrap.sh creates it"
+        )
+    env = {**os.environ, "VIRTUAL_ENV": str(venv), "PATH": f"{venv / 'bin'}:{os.environ['PATH']}"}
+    done = subprocess.run(
+        command, shell=True, cwd=app_dir, env=env, capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        raise ComponentBuildError(f"{command}: {done.stderr.strip()[-2000:]}")
+    shutil.move(source, out)
     return out
 
 

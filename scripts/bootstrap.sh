@@ -44,3 +44,14 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   .venv/bin/pip install -q --disable-pip-version-check -e '.[dev]'
   echo "$want" > "$stamp"
 fi
+
+# Spin's Python SDK 3.x builds with componentize-py 0.17 (the SDK's bindings predate later
+# releases), so its apps (functions/counter-spin) build in a venv of their own.
+spin=.venv-spin
+want=$(printf '%s\n' "componentize-py==0.17.2" "spin-sdk==3.4.1")
+if [ "$(cat "$spin/.unifaas-deps" 2>/dev/null)" != "$want" ]; then
+  echo "bootstrap: creating $spin (Spin's Python SDK and its componentize-py)"
+  "$PYTHON" -m venv "$spin"
+  "$spin/bin/pip" install -q --disable-pip-version-check $want
+  echo "$want" > "$spin/.unifaas-deps"
+fi

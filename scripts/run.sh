@@ -34,6 +34,8 @@ deploy shorten $B/shorten.wasm --abi wagi
 deploy fetch $B/fetch.wasm --abi wagi --allow-host "127.0.0.1:$PORT"
 deploy http-echo $B/http-echo.wasm
 deploy hello-py $B/hello-py.wasm --timeout 20
+deploy fetch-py $B/fetch-py.wasm --timeout 20 --allow-host "127.0.0.1:$PORT"
+deploy counter-spin $B/counter-spin.wasm --timeout 20 --env GREETING=hello
 
 U=$UNIFAAS_URL/fn
 cat <<MSG
@@ -47,6 +49,8 @@ unifaas is up at $UNIFAAS_URL with the examples deployed. Try:
   curl --data-binary '{"numbers": [3, 1.5, -2, 10]}' $U/json-transform
   curl -i --data-binary 'a wasi:http component' '$U/http-echo/any/path?q=1'
   curl $U/hello-py; curl --json '{"a": 1}' $U/hello-py/echo     # Python, by componentize-py
+  curl '$U/fetch-py?url=$UNIFAAS_URL/fn/hello'                    # Python, outbound HTTP
+  curl $U/counter-spin/a; curl $U/counter-spin/a                 # a Spin app, unchanged
   curl -i $U/static-site/
   curl --data-binary abc $U/sha256
   curl -i -X POST $U/misbehave

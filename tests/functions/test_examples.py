@@ -271,6 +271,18 @@ def test_python_fetch_goes_through_the_host_allow_list(platform: Platform, upstr
     assert (r.status_code, r.json()) == (403, {"error": "ErrorCode_HttpRequestDenied"})
 
 
+def test_a_spin_app_runs_unchanged(platform: Platform) -> None:
+    # Spin's Python SDK 3.4.1, its key-value store and variables: a 38 MB component.
+    platform.deploy("counter-spin", "--timeout", "20", "--env", "GREETING=howdy")
+    got = [platform.call("counter-spin", "/a").text for _ in range(3)]
+    assert got == ["howdy /a: 1\n", "howdy /a: 2\n", "howdy /a: 3\n"]
+    assert platform.call("counter-spin", "/b").text == "howdy /b: 1\n"
+    out = platform.served.cli("describe", "counter-spin", "--json")
+    version = json.loads(out.stdout)["versions"][-1]
+    assert "fermyon:spin/key-value@2.0.0" in version["granted_imports"]
+    assert "fermyon:spin/llm@2.0.0" in version["denied_imports"]
+
+
 def test_secrets_never_shown(platform: Platform) -> None:
     secret = "e2e-secret-7f3a"
     platform.deploy("sec-probe", "--secret", f"TOKEN={secret}", module="hostprobe")

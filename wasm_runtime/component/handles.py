@@ -43,6 +43,7 @@ class Kind(enum.IntEnum):
     TERMINAL_OUTPUT = 0x7511
     DESCRIPTOR = 0x7512
     DIRECTORY_ENTRY_STREAM = 0x7513
+    KV_STORE = 0x7514
 
     @property
     def resource_type(self) -> ResourceType:

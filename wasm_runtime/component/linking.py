@@ -54,6 +54,9 @@ class Interface:
     name: str  # unversioned, e.g. "wasi:io/streams"
     resources: Mapping[str, Kind] = dataclasses.field(default_factory=dict)
     functions: Mapping[str, HostFunc] = dataclasses.field(default_factory=dict)
+    # The versions it serves: this, or any that starts with it and a dot ("0.2": 0.2.9,
+    # 0.2.0-draft2); wasmtime's linker matches them with what is defined.
+    version: str = GRANTED_VERSION
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,10 +76,20 @@ def split_version(name: str) -> tuple[str, str]:
 def _interfaces() -> dict[str, Interface]:
     """Every module's interfaces; one declared in parts (wasi:http/types: the incoming side
     in http, the outgoing side in http_out) is their union."""
-    from wasm_runtime.component import cli, clocks, filesystem, http, http_out, io, random
+    from wasm_runtime.component import (
+        cli,
+        clocks,
+        config,
+        filesystem,
+        http,
+        http_out,
+        io,
+        keyvalue,
+        random,
+    )
 
     found: dict[str, Interface] = {}
-    for module in (io, clocks, random, cli, filesystem, http, http_out):
+    for module in (io, clocks, random, cli, filesystem, http, http_out, keyvalue, config):
         for part in module.INTERFACES:
             whole = found.get(part.name)
             found[part.name] = (
@@ -102,16 +115,14 @@ def interfaces() -> dict[str, Interface]:
     return _INTERFACES
 
 
-def _granted_version(version: str) -> bool:
-    return version == GRANTED_VERSION or version.startswith(GRANTED_VERSION + ".")
+def _granted_version(version: str, served: str = GRANTED_VERSION) -> bool:
+    return version == served or version.startswith(served + ".")
 
 
 def _granted(name: str) -> Interface | None:
     base, version = split_version(name)
     iface = interfaces().get(base)
-    if iface is None or not (
-        version == GRANTED_VERSION or version.startswith(GRANTED_VERSION + ".")
-    ):
+    if iface is None or not _granted_version(version, iface.version):
         return None
     return iface
 
