@@ -8,6 +8,8 @@ Sources live in functions/NAME/:
          WIT of the spin-sdk package, by wasm-tools (functions/components.py)
   app.py a Python wasi:http app, built into a component by componentize-py (PyPI) against
          the same WIT (hello-py/app.py -> hello-py.wasm)
+  app.js a JavaScript app (with its package.json and build.mjs), built into a component
+         by componentize-js (npm; scripts/bootstrap.sh installs each app's packages)
   spin.toml
          a Spin app, built by its own build command (Spin's Python SDK 3.x and the
          componentize-py it needs live in .venv-spin, made by scripts/bootstrap.sh;
@@ -39,6 +41,7 @@ import wasmtime
 from functions.components import (
     ComponentBuildError,
     component_from_core_wat,
+    componentize_js,
     componentize_python,
     spin_build,
 )
@@ -50,6 +53,7 @@ SDK_DIR = FUNCTIONS_DIR / "sdk"
 COMPONENT_SUFFIX = ".component.wat"
 PYTHON_APP = "app.py"
 SPIN_MANIFEST = "spin.toml"
+JS_APP = "app.js"
 C_FLAGS = ["-O2", "-Wall", "-Wextra", "-Werror", "-s"]
 # Where Debian's wasi-libc and libclang-rt-14-dev-wasm32 put their files.
 DEBIAN_WASI_HEADERS = Path("/usr/include/wasm32-wasi/stdio.h")
@@ -97,7 +101,9 @@ def sources() -> dict[str, tuple[str, list[Path]]]:
                 found[wat.name.removesuffix(COMPONENT_SUFFIX)] = ("component", [wat])
             else:
                 found[wat.stem] = ("wat", [wat])
-        if (d / SPIN_MANIFEST).exists():
+        if (d / JS_APP).exists() and (d / "package.json").exists():
+            found[d.name] = ("js", [d / JS_APP])
+        elif (d / SPIN_MANIFEST).exists():
             found[d.name] = ("spin", [d / SPIN_MANIFEST])
         elif (d / PYTHON_APP).exists():
             found[d.name] = ("python", [d / PYTHON_APP])
@@ -109,6 +115,11 @@ def sources() -> dict[str, tuple[str, list[Path]]]:
 
 def build_one(name: str, language: str, files: list[Path], out_dir: Path) -> Path:
     target = out_dir / f"{name}.wasm"
+    if language == "js":
+        try:
+            return componentize_js(files[0].parent, target)
+        except ComponentBuildError as e:
+            raise BuildError(f"{files[0]}: {e}") from e
     if language == "spin":
         try:
             return spin_build(files[0].parent, target, spin_venv())

@@ -12,6 +12,7 @@ wasi:http/proxy@0.2.0 | wasm-tools print`` lists them), exports ``memory``,
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -98,6 +99,50 @@ def spin_build(app_dir: Path, out: Path, venv: Path) -> Path:
     if done.returncode != 0:
         raise ComponentBuildError(f"{command}: {done.stderr.strip()[-2000:]}")
     shutil.move(source, out)
+    return out
+
+
+# Where the JavaScript toolchain keeps what the build needs, inside a function's node_modules.
+JCO_WASI_WIT = Path("@bytecodealliance/jco/lib/wit/builtin/0.2.12")
+STARLINGMONKEY = Path("@bytecodealliance/componentize-js/lib/starlingmonkey_embedding.wasm")
+_HANDLER_EXPORT = re.compile(rb"wasi:http/incoming-handler@(0\.2\.\d+)")
+
+
+def js_wit_dir(dest: Path, node_modules: Path) -> Path:
+    """The WASI WIT that jco ships (0.2.12), as a tree for the proxy world whose wasi:http
+    version is the one componentize-js's engine exports its handler at (0.2.10 in 0.23):
+    the interfaces are the same, and a world of another patch finds no handler to export."""
+    source = node_modules / JCO_WASI_WIT
+    engine = (node_modules / STARLINGMONKEY).read_bytes()
+    found = _HANDLER_EXPORT.search(engine)
+    if not source.is_dir() or found is None:
+        raise ComponentBuildError(f"no jco WIT or componentize-js engine under {node_modules}")
+    (dest / "deps").mkdir(parents=True, exist_ok=True)
+    http = (source / "wasi-http" / "package.wit").read_text()
+    (dest / "package.wit").write_text(
+        http.replace("wasi:http@0.2.12", f"wasi:http@{found[1].decode()}")
+    )
+    for package in ("cli", "clocks", "filesystem", "io", "random", "sockets"):
+        shutil.copytree(source / f"wasi-{package}", dest / "deps" / package, dirs_exist_ok=True)
+    return dest
+
+
+def componentize_js(app_dir: Path, out: Path) -> Path:
+    """``app_dir``'s JavaScript app built by its own ``build.mjs`` (componentize-js), with
+    the packages its package.json pins installed in its node_modules (bootstrap does it)."""
+    node_modules = app_dir / "node_modules"
+    node = shutil.which("node")
+    if node is None or not node_modules.is_dir():
+        raise ComponentBuildError(
+            f"building {app_dir.name} needs Node.js and its npm packages: "
+            f"(cd {app_dir} && npm install), which scripts/bootstrap.sh does"
+        )
+    with tempfile.TemporaryDirectory(prefix="unifaas-js-") as tmp:
+        wit = js_wit_dir(Path(tmp) / "wit", node_modules)
+        cmd = [node, "build.mjs", str(wit), str(out.resolve())]
+        done = subprocess.run(cmd, cwd=app_dir, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise ComponentBuildError(f"componentize-js: {done.stderr.strip()[-2000:]}")
     return out
 
 

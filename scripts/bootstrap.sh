@@ -55,3 +55,15 @@ if [ "$(cat "$spin/.unifaas-deps" 2>/dev/null)" != "$want" ]; then
   "$spin/bin/pip" install -q --disable-pip-version-check $want
   echo "$want" > "$spin/.unifaas-deps"
 fi
+
+# The JavaScript functions' packages (componentize-js, jco), from the npm registry, each
+# in its own node_modules as its package-lock.json pins them.
+for app in functions/*/package.json; do
+  dir=$(dirname "$app")
+  want=$(cat "$dir/package.json" "$dir/package-lock.json" 2>/dev/null | sha256sum | cut -d' ' -f1)
+  if [ "$(cat "$dir/node_modules/.unifaas-deps" 2>/dev/null)" != "$want" ]; then
+    echo "bootstrap: npm packages of $dir"
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+    echo "$want" > "$dir/node_modules/.unifaas-deps"
+  fi
+done

@@ -36,6 +36,7 @@ deploy http-echo $B/http-echo.wasm
 deploy hello-py $B/hello-py.wasm --timeout 20
 deploy fetch-py $B/fetch-py.wasm --timeout 20 --allow-host "127.0.0.1:$PORT"
 deploy counter-spin $B/counter-spin.wasm --timeout 20 --env GREETING=hello
+deploy hello-js $B/hello-js.wasm --timeout 20
 
 U=$UNIFAAS_URL/fn
 cat <<MSG
@@ -51,6 +52,7 @@ unifaas is up at $UNIFAAS_URL with the examples deployed. Try:
   curl $U/hello-py; curl --json '{"a": 1}' $U/hello-py/echo     # Python, by componentize-py
   curl '$U/fetch-py?url=$UNIFAAS_URL/fn/hello'                    # Python, outbound HTTP
   curl $U/counter-spin/a; curl $U/counter-spin/a                 # a Spin app, unchanged
+  curl $U/hello-js; curl --json '{"a": 1}' $U/hello-js/echo       # JavaScript, by componentize-js
   curl -i $U/static-site/
   curl --data-binary abc $U/sha256
   curl -i -X POST $U/misbehave

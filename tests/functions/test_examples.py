@@ -271,6 +271,20 @@ def test_python_fetch_goes_through_the_host_allow_list(platform: Platform, upstr
     assert (r.status_code, r.json()) == (403, {"error": "ErrorCode_HttpRequestDenied"})
 
 
+def test_javascript_hello_built_by_componentize_js(platform: Platform) -> None:
+    platform.deploy("hello-js", "--timeout", "20")  # a 13 MB component: SpiderMonkey inside
+    r = platform.call("hello-js")
+    assert (r.status_code, r.json()) == (200, {"hello": "from JavaScript in a microVM"}), r.text
+    assert r.headers["content-type"] == "application/json"
+    r = platform.call("hello-js", "/echo", content=b'{"a": 1, "b": [2]}')
+    assert (r.status_code, r.json()) == (200, {"echo": {"a": 1, "b": [2]}, "keys": 2})
+    r = platform.call("hello-js", "/echo", content=b"not json")
+    assert r.status_code == 400 and "not JSON" in r.json()["error"]
+    assert platform.call("hello-js", "/elsewhere").status_code == 404
+    out = platform.served.cli("logs", "hello-js", "--json")
+    assert any("POST /echo" in rec["stderr_tail"] for rec in json.loads(out.stdout))
+
+
 def test_a_spin_app_runs_unchanged(platform: Platform) -> None:
     # Spin's Python SDK 3.4.1, its key-value store and variables: a 38 MB component.
     platform.deploy("counter-spin", "--timeout", "20", "--env", "GREETING=howdy")
