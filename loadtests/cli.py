@@ -63,7 +63,7 @@ def cmd_bench_platform(args: argparse.Namespace) -> int:
 def cmd_bench_component(args: argparse.Namespace) -> int:
     from loadtests.bench.component import bench_component
 
-    _print(bench_component(args.calls, progress), args.json)
+    _print(bench_component(args.calls, args.starts, progress), args.json)
     return 0
 
 
@@ -140,6 +140,7 @@ def register(cli: Commands) -> None:
     )
     component.add_argument("--json", action="store_true", help="print one JSON object")
     component.add_argument("--calls", type=int, default=100, help="timed warm calls each")
+    component.add_argument("--starts", type=int, default=3, help="forced starts of each kind")
     component.set_defaults(func=cmd_bench_component)
 
     runner = cli.command(

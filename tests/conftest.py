@@ -48,17 +48,6 @@ def c_module(name: str) -> bytes:
 
 
 @functools.cache
-def python_component(name: str) -> bytes:
-    """A Python example (``functions/<name>/app.py``) built by componentize-py into a
-    component, as ``make functions`` builds it (about 10 s)."""
-    out = Path(tempfile.mkdtemp(prefix="unifaas-py-"))
-    try:
-        return build_one(name, "python", [FUNCTIONS_DIR / name / "app.py"], out).read_bytes()
-    finally:
-        shutil.rmtree(out, ignore_errors=True)
-
-
-@functools.cache
 def artifact(name: str) -> bytes:
     return precompile(wasm(name))
 

@@ -88,14 +88,16 @@ def http_invocation(
     base_env: Iterable[tuple[str, str]] = (),
     base_args: Iterable[str] = (),
 ) -> AbiRequest:
-    """``http`` ABI (a wasi:http component): the request as it is, under the mount."""
-    pairs = headers.items() if isinstance(headers, Mapping) else headers
+    """``http`` ABI (a wasi:http component): the request as it is, under the mount; its
+    authority is its Host header, else ``authority``."""
+    pairs = tuple(headers.items() if isinstance(headers, Mapping) else headers)
+    host = next((v for k, v in pairs if k.lower() == "host" and v), "")
     request = HttpRequest(
         method=method,
         path_with_query=path_with_query or "/",
         scheme=scheme,
-        authority=authority,
-        headers=tuple((k, v) for k, v in pairs),
+        authority=host or authority or "localhost",
+        headers=pairs,
         body=body,
     )
     return AbiRequest(tuple(base_env), tuple(base_args), b"", request)

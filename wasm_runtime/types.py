@@ -98,7 +98,7 @@ class HttpRequest(_WithHeaders):
     method: str = "GET"
     path_with_query: str = "/"
     scheme: str = "http"
-    authority: str = ""
+    authority: str = "localhost"  # StarlingMonkey (componentize-js) needs one to make a URL
     headers: tuple[Header, ...] = ()
     body: bytes = b""
 

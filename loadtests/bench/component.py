@@ -22,9 +22,19 @@ from typing import Any
 
 import httpx
 
-from loadtests.bench.platform import _platform, server_timing
+from loadtests.bench.density import _proc_kib
+from loadtests.bench.platform import (
+    _deploy,
+    _platform,
+    _timed_start,
+    _until_templated,
+    _wait_idle,
+    server_timing,
+)
 from loadtests.bench.stats import percentile
+from loadtests.chaos import qemu_children
 from loadtests.errors import BenchError
+from loadtests.launch import platform_process
 from wasm_runtime.engine import precompile
 from wasm_runtime.runner import FunctionRuntime
 from wasm_runtime.types import HttpRequest, Invocation, Limits
@@ -32,21 +42,29 @@ from wasm_runtime.types import HttpRequest, Invocation, Limits
 Progress = Callable[[str], None]
 PAYLOAD = json.dumps({"a": 1, "b": [2, 3]}).encode()
 # The path each example is called at.
-CALLS = {"echo": "/fn/echo", "http-echo": "/fn/http-echo/p", "hello-py": "/fn/hello-py/echo"}
+CALLS = {
+    "echo": "/fn/echo",
+    "http-echo": "/fn/http-echo/p",
+    "hello-py": "/fn/hello-py/echo",
+    "hello-js": "/fn/hello-js/echo",
+}
+COMPONENTS = ("http-echo", "hello-py", "hello-js")
 
 
 def _examples() -> dict[str, bytes]:
     from functions import component_module, wat_module
     from functions.build import build_one
 
+    functions = Path(__file__).resolve().parents[2] / "functions"
     with tempfile.TemporaryDirectory(prefix="unifaas-bench-py-") as tmp:
-        app = Path(__file__).resolve().parents[2] / "functions" / "hello-py" / "app.py"
-        python = build_one("hello-py", "python", [app], Path(tmp)).read_bytes()
-    return {
-        "echo": wat_module("echo"),
-        "http-echo": component_module("http-echo"),
-        "hello-py": python,
-    }
+        python = build_one("hello-py", "python", [functions / "hello-py" / "app.py"], Path(tmp))
+        js = build_one("hello-js", "js", [functions / "hello-js" / "app.js"], Path(tmp))
+        return {
+            "echo": wat_module("echo"),
+            "http-echo": component_module("http-echo"),
+            "hello-py": python.read_bytes(),
+            "hello-js": js.read_bytes(),
+        }
 
 
 async def _warm(c: httpx.AsyncClient, path: str, n: int) -> dict[str, list[float]]:
@@ -61,6 +79,14 @@ async def _warm(c: httpx.AsyncClient, path: str, n: int) -> dict[str, list[float
         out["vm"].append(server_timing(timing, "vm") or 0.0)
         out["run"].append(server_timing(timing, "run") or 0.0)
     return out
+
+
+def _idle_pss_mib(platform_pid: int) -> float:
+    """The proportional set size of each QEMU the platform runs (here: one), in MiB."""
+    pids = qemu_children(platform_pid)
+    if not pids:
+        raise BenchError("no QEMU was running when its memory was measured")
+    return sum(_proc_kib(pid, "smaps_rollup", "Pss") for pid in pids) / 1024 / len(pids)
 
 
 def _in_process(wasm: bytes, n: int) -> list[float]:
@@ -78,7 +104,7 @@ def _in_process(wasm: bytes, n: int) -> list[float]:
         return out
 
 
-async def _run(calls: int, progress: Progress) -> dict[str, Any]:
+async def _run(calls: int, starts: int, progress: Progress) -> dict[str, Any]:
     progress("component: building hello-py with componentize-py")
     examples = _examples()
     result: dict[str, Any] = {"calls": calls}
@@ -108,7 +134,37 @@ async def _run(calls: int, progress: Progress) -> dict[str, Any]:
                     result[f"{name}_warm_p50_ms"] = round(percentile(got["total"], 50), 2)
                     result[f"{name}_run_in_vm_p50_ms"] = round(percentile(got["run"], 50), 2)
                     result[f"{name}_platform_adds_p50_ms"] = round(percentile(adds, 50), 2)
-    for name in ("http-echo", "hello-py"):
+                progress(f"component: hello-py: {starts} forced pre-warmed starts")
+                prewarmed = []
+                for i in range(starts):
+                    await _deploy(c, f"pw{i}", examples["hello-py"], '{"timeout_s": 30}')
+                    await _wait_idle(c)
+                    prewarmed.append(await _timed_start(c, f"/fn/pw{i}", "prewarmed"))
+        progress("component: hello-py: cold starts, then from its version's template")
+        state = Path(tmp) / "cold"
+        state.mkdir()
+        env = {"UNIFAAS_IDLE_TARGET": "0"}
+        with platform_process(state, max_vms=4, extra_env=env) as served:
+            pid = served.proc.pid
+            headers = {"Authorization": f"Bearer {(state / 'token').read_text().strip()}"}
+            async with httpx.AsyncClient(base_url=served.url, headers=headers, timeout=300) as c:
+                cold, from_template, pss = [], [], []
+                config = '{"timeout_s": 30, "keep_alive_s": 0.5}'
+                for i in range(starts):
+                    await _deploy(c, f"cold{i}", examples["hello-py"], config)
+                    cold.append(await _timed_start(c, f"/fn/cold{i}", "cold"))
+                    pss.append(_idle_pss_mib(pid))
+                    await _until_templated(c, f"cold{i}@1", i + 1)
+                    from_template.append(await _timed_start(c, f"/fn/cold{i}", "cold"))
+    result["hello-py_prewarmed_start_ms_p50"] = round(statistics.median(prewarmed), 1)
+    result["hello-py_cold_start_ms_p50"] = round(statistics.median(cold), 1)
+    result["hello-py_cold_template_start_ms_p50"] = round(statistics.median(from_template), 1)
+    result["hello-py_idle_vm_pss_mib"] = round(statistics.median(pss), 1)
+    result["ratio_hello-py_cold_template_to_prewarmed"] = round(
+        result["hello-py_cold_template_start_ms_p50"] / result["hello-py_prewarmed_start_ms_p50"],
+        2,
+    )
+    for name in COMPONENTS:
         progress(f"component: {name} in-process (the baseline)")
         result[f"{name}_in_process_p50_ms"] = round(
             statistics.median(_in_process(examples[name], calls)), 2
@@ -122,5 +178,7 @@ async def _run(calls: int, progress: Progress) -> dict[str, Any]:
     return result
 
 
-def bench_component(calls: int = 100, progress: Progress = print) -> dict[str, Any]:
-    return asyncio.run(_run(calls, progress))
+def bench_component(
+    calls: int = 100, starts: int = 3, progress: Progress = print
+) -> dict[str, Any]:
+    return asyncio.run(_run(calls, starts, progress))

@@ -12,11 +12,11 @@ import dataclasses
 import time
 
 import wasmtime
-from wasmtime.component import Component, Linker
+from wasmtime.component import Component, ExportIndex, Linker
 
 from wasm_runtime.component import http
 from wasm_runtime.component.call import Call, Sink, Stop, calling
-from wasm_runtime.component.linking import HANDLE, ComponentImports
+from wasm_runtime.component.linking import ComponentImports
 from wasm_runtime.engine import error_text
 from wasm_runtime.hostfuncs import Bridge, CallContext
 from wasm_runtime.ticker import TICK_MS, EpochTicker, deadline_ticks
@@ -28,6 +28,7 @@ from wasm_runtime.types import (
     HttpResponse,
     Invocation,
     InvocationResult,
+    Limits,
     Outcome,
 )
 
@@ -53,6 +54,7 @@ class LoadedComponent:
     linker: Linker
     handler: str  # e.g. "wasi:http/incoming-handler@0.2.0"
     imports: ComponentImports
+    handle_index: ExportIndex  # its handler's ``handle``, found once at load
 
 
 def invoke(
@@ -80,31 +82,9 @@ def invoke(
         headers_max_bytes=HEADERS_MAX_BYTES,
         host=CallContext(bridge, deadline),
     )
-    store = wasmtime.Store(engine)
-    store.set_limits(
-        memory_size=limits.memory_bytes,
-        table_elements=TABLE_ELEMENTS_MAX,
-        instances=INSTANCES_MAX,
-        tables=TABLES_MAX,
-        memories=MEMORIES_MAX,
-    )
     budget = limits.fuel if limits.fuel is not None else UNMETERED_FUEL
-    store.set_fuel(budget)
-    error: wasmtime.WasmtimeError | None = None
     with ticker.running(), calling(call):
-        store.set_epoch_deadline(deadline_ticks(limits.timeout_ms, TICK_MS))
-        try:
-            instance = fn.linker.instantiate(store, fn.component)
-            iface = instance.get_export_index(store, fn.handler)
-            index = instance.get_export_index(store, HANDLE, iface)
-            assert index is not None, "checked at load"
-            handle = instance.get_func(store, index)
-            assert handle is not None, "checked at load"
-            request, outparam = http.incoming(call)
-            handle(store, request, outparam)
-        except wasmtime.WasmtimeError as err:
-            error = err
-    fuel_left = store.get_fuel()
+        error, fuel_left = _run(engine, fn, call, limits, budget)
     fuel_used = budget - fuel_left if limits.fuel is not None else None
     result = InvocationResult(
         outcome=Outcome.OK,
@@ -118,6 +98,34 @@ def invoke(
     return _classify(
         result, call, error, inv, out_of_fuel=limits.fuel is not None and not fuel_left
     )
+
+
+def _run(
+    engine: wasmtime.Engine, fn: LoadedComponent, call: Call, limits: Limits, budget: int
+) -> tuple[wasmtime.WasmtimeError | None, int]:
+    """The call in a fresh Store: how it failed (None: it did not) and the fuel it left.
+    Every wasmtime object of the call dies when this returns, so the run's time includes
+    giving its memories back."""
+    store = wasmtime.Store(engine)
+    store.set_limits(
+        memory_size=limits.memory_bytes,
+        table_elements=TABLE_ELEMENTS_MAX,
+        instances=INSTANCES_MAX,
+        tables=TABLES_MAX,
+        memories=MEMORIES_MAX,
+    )
+    store.set_fuel(budget)
+    store.set_epoch_deadline(deadline_ticks(limits.timeout_ms, TICK_MS))
+    error: wasmtime.WasmtimeError | None = None
+    try:
+        instance = fn.linker.instantiate(store, fn.component)
+        handle = instance.get_func(store, fn.handle_index)
+        assert handle is not None, "checked at load"
+        request, outparam = http.incoming(call)
+        handle(store, request, outparam)
+    except wasmtime.WasmtimeError as err:
+        error = err
+    return error, store.get_fuel()
 
 
 def _response(call: Call) -> HttpResponse:

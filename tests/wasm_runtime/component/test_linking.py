@@ -15,6 +15,7 @@ def test_imports_are_sorted_into_granted_denied_and_unknown() -> None:
             "wasi:sockets/tcp@0.2.0",
             "wasi:http/outgoing-handler@0.2.9",
             "fermyon:spin/key-value@2.0.0",
+            "fermyon:spin/llm@2.0.0",
             "spin:postgres/postgres@4.0.0",
             "wasi:keyvalue/store@0.2.0-draft2",
             "wasi:http/types@0.3.0",
@@ -22,15 +23,16 @@ def test_imports_are_sorted_into_granted_denied_and_unknown() -> None:
         ]
     )
     assert sorted_.granted == (
+        "fermyon:spin/key-value@2.0.0",
         "wasi:cli/environment@0.2.3",
         "wasi:http/outgoing-handler@0.2.9",
         "wasi:http/types@0.2.0",
         "wasi:io/streams@0.2.9",
+        "wasi:keyvalue/store@0.2.0-draft2",
     )
     assert sorted_.denied == (
-        "fermyon:spin/key-value@2.0.0",
+        "fermyon:spin/llm@2.0.0",
         "spin:postgres/postgres@4.0.0",
-        "wasi:keyvalue/store@0.2.0-draft2",
         "wasi:sockets/tcp@0.2.0",
     )
     # WASI 0.3 is another ABI (async), not a newer patch of 0.2.
