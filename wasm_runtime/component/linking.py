@@ -21,7 +21,7 @@ from typing import Any
 from wasmtime import Engine, WasmtimeError
 from wasmtime.component import Component, ComponentInstanceType, FuncType, Linker
 
-from wasm_runtime.component import fastbytes  # noqa: F401 (list<u8> conversions in one copy)
+from wasm_runtime.component import fastpath  # noqa: F401 (wasmtime-py's slow paths, faster)
 from wasm_runtime.component.call import Call, Stop, current
 from wasm_runtime.component.handles import Kind
 from wasm_runtime.component.values import Lower, lowerer

@@ -58,9 +58,9 @@ def test_the_echo_example_answers_with_the_request_body_and_path(runtime: Functi
 
 
 def test_bytes_cross_the_wall_in_one_copy() -> None:
-    from wasm_runtime.component import fastbytes
+    from wasm_runtime.component import fastpath
 
-    assert fastbytes.INSTALLED  # the pinned wasmtime: a 4 MiB body would take seconds without
+    assert fastpath.INSTALLED  # the pinned wasmtime: a 4 MiB body would take seconds without
 
 
 def test_a_plain_answer_with_its_own_status(runtime: FunctionRuntime) -> None:
