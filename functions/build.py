@@ -54,6 +54,7 @@ COMPONENT_SUFFIX = ".component.wat"
 PYTHON_APP = "app.py"
 SPIN_MANIFEST = "spin.toml"
 JS_APP = "app.js"
+COMPONENT_LANGUAGES = ("js", "spin", "python", "component")
 C_FLAGS = ["-O2", "-Wall", "-Wextra", "-Werror", "-s"]
 # Where Debian's wasi-libc and libclang-rt-14-dev-wasm32 put their files.
 DEBIAN_WASI_HEADERS = Path("/usr/include/wasm32-wasi/stdio.h")
@@ -113,29 +114,25 @@ def sources() -> dict[str, tuple[str, list[Path]]]:
     return found
 
 
+def _component_built(language: str, source: Path, target: Path) -> Path:
+    """One of the component languages: ``source`` is its app (or its core WAT)."""
+    if language == "js":
+        return componentize_js(source.parent, target)
+    if language == "spin":
+        return spin_build(source.parent, target, spin_venv())
+    if language == "python":
+        return componentize_python(source.parent, target)
+    target.write_bytes(component_from_core_wat(source.read_text()))
+    return target
+
+
 def build_one(name: str, language: str, files: list[Path], out_dir: Path) -> Path:
     target = out_dir / f"{name}.wasm"
-    if language == "js":
+    if language in COMPONENT_LANGUAGES:
         try:
-            return componentize_js(files[0].parent, target)
+            return _component_built(language, files[0], target)
         except ComponentBuildError as e:
             raise BuildError(f"{files[0]}: {e}") from e
-    if language == "spin":
-        try:
-            return spin_build(files[0].parent, target, spin_venv())
-        except ComponentBuildError as e:
-            raise BuildError(f"{files[0]}: {e}") from e
-    if language == "python":
-        try:
-            return componentize_python(files[0].parent, target)
-        except ComponentBuildError as e:
-            raise BuildError(f"{files[0]}: {e}") from e
-    if language == "component":
-        try:
-            target.write_bytes(component_from_core_wat(files[0].read_text()))
-        except ComponentBuildError as e:
-            raise BuildError(f"{files[0]}: {e}") from e
-        return target
     if language == "wat":
         try:
             target.write_bytes(wasmtime.wat2wasm(files[0].read_text()))
