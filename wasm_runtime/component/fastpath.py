@@ -13,6 +13,10 @@ per MiB each way, so a 4 MiB response body took longer than most timeouts. The C
 an array of 32-byte ``wasmtime_component_val_t`` (kind at offset 0, value at offset 8), so
 the bytes can be written to and read from it with strided copies: 7-9x faster.
 
+**A scratch set per thread.** wasmtime-py tests an untagged variant's cases against one
+module-wide set it clears and refills on every value; two calls lowering a variant at
+once on two threads (the agent runs a VM's calls on several) would empty each other's.
+
 wasmtime is pinned in pyproject.toml; should its layout or names ever differ from the ones
 this assumes, the stock code stays in place.
 """
@@ -20,6 +24,8 @@ this assumes, the stock code stays in place.
 from __future__ import annotations
 
 import ctypes
+import threading
+from collections.abc import Iterator
 from typing import Any
 
 from wasmtime import _ffi as ffi
@@ -94,14 +100,38 @@ def _func_finalize(idx):  # type: ignore[no-untyped-def]
         _linker.FUNCTIONS.deallocate(idx or 0)
 
 
+class _PerThreadSet:
+    """The set operations wasmtime-py's scratch set is used with, on a set of each thread."""
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+
+    def _set(self) -> set[type]:
+        found: set[type] | None = getattr(self._local, "set", None)
+        if found is None:
+            found = self._local.set = set()
+        return found
+
+    def clear(self) -> None:
+        self._set().clear()
+
+    def add(self, item: type) -> None:
+        self._set().add(item)
+
+    def __iter__(self) -> Iterator[type]:
+        return iter(self._set())
+
+
 def install() -> bool:
     """Use both when wasmtime-py is the one they were written for (its values laid out, and
     its host-function callback named, as they assume)."""
-    if (_VAL_BYTES, _VALUE_AT) != (32, 8) or not hasattr(_linker, "func_impl"):
+    expected = (_linker, "func_impl"), (_types, "case_test_cache")
+    if (_VAL_BYTES, _VALUE_AT) != (32, 8) or not all(hasattr(m, n) for m, n in expected):
         return False
     _types.ListType.convert_to_c = _to_c  # type: ignore[method-assign]
     _types.ListType.convert_from_c = _from_c  # type: ignore[method-assign]
     _types.VariantLikeType._tagged = _tagged  # type: ignore[method-assign]
+    _types.case_test_cache = _PerThreadSet()  # type: ignore[assignment]
     _linker.func_impl = _func_impl  # add_func reads the module's global when it runs
     _linker.func_finalize = _func_finalize
     return True

@@ -3,6 +3,7 @@ way a component can misbehave ending in its own outcome while the runtime serves
 
 from __future__ import annotations
 
+import concurrent.futures
 from collections.abc import Iterator
 
 import pytest
@@ -135,3 +136,21 @@ def test_a_precompiled_component_loads_as_one(runtime: FunctionRuntime) -> None:
     fn = runtime.load(precompile(component("hello")))
     assert isinstance(fn, LoadedComponent)
     assert runtime.invoke(fn, Invocation(limits=QUICK)).ok
+
+
+def test_calls_on_several_threads_at_once(runtime: FunctionRuntime) -> None:
+    """As the agent runs a VM's calls: one loaded component, several threads."""
+    fn = load(runtime, component_module("http-echo"))
+
+    def calls(n: int) -> list[bytes]:
+        out = []
+        for i in range(25):
+            body = f"thread {n} call {i}".encode()
+            result = runtime.invoke(fn, Invocation(request=HttpRequest("POST", "/t", body=body)))
+            assert result.ok and result.response is not None, result.message
+            out.append(result.response.body)
+        return out
+
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(calls, range(4)))
+    assert got == [[f"thread {n} call {i}".encode() for i in range(25)] for n in range(4)]
