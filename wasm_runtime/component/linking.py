@@ -99,6 +99,7 @@ def _interfaces() -> dict[str, Interface]:
                     part.name,
                     {**whole.resources, **part.resources},
                     {**whole.functions, **part.functions},
+                    part.version,
                 )
             )
     return found
