@@ -57,7 +57,12 @@ if [ "$(cat "$spin/.unifaas-deps" 2>/dev/null)" != "$want" ]; then
 fi
 
 # The JavaScript functions' packages (componentize-js, jco), from the npm registry, each
-# in its own node_modules as its package-lock.json pins them.
+# in its own node_modules as its package-lock.json pins them; Node.js from Debian when the
+# machine has none.
+if ! command -v npm >/dev/null 2>&1; then
+  echo "bootstrap: installing nodejs npm"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+fi
 for app in functions/*/package.json; do
   dir=$(dirname "$app")
   want=$(cat "$dir/package.json" "$dir/package-lock.json" 2>/dev/null | sha256sum | cut -d' ' -f1)
