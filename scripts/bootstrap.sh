@@ -61,6 +61,7 @@ fi
 # machine has none.
 if ! command -v npm >/dev/null 2>&1; then
   echo "bootstrap: installing nodejs npm"
+  apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
 fi
 for app in functions/*/package.json; do
