@@ -28,6 +28,7 @@ from fastapi import FastAPI
 from gateway.app import create_app
 from gateway.asyncrun import AppRunner
 from gateway.auth import load_or_create_token, token_path
+from gateway.listener import accept_queue_length, refuse_new_connections
 from gateway.metrics.telemetry import Telemetry
 from gateway.relay import Relay
 from gateway.settings import GatewaySettings, given
@@ -71,8 +72,37 @@ def _nothing() -> None:
     pass
 
 
-def _stop(server: uvicorn.Server, on_stop: Callable[[], None]) -> None:
-    server.should_exit = True
+# How long a stopping server keeps taking connections the kernel already accepted, and how
+# long their queue must stay empty (handshakes under way finish in microseconds).
+QUIESCE_MAX_S = 2.0
+QUIESCE_EMPTY_S = 0.06
+QUIESCE_POLL_S = 0.02
+
+
+async def _quiesce(server: uvicorn.Server) -> None:
+    """Stop taking new connections without resetting those the kernel already accepted
+    (gateway.listener), then let uvicorn close its sockets and drain its calls."""
+    sockets = [sock for listening in server.servers for sock in listening.sockets]
+    try:
+        for sock in sockets:
+            refuse_new_connections(sock)
+        loop = asyncio.get_running_loop()
+        deadline, empty_since = loop.time() + QUIESCE_MAX_S, loop.time()
+        while loop.time() < deadline and loop.time() - empty_since < QUIESCE_EMPTY_S:
+            if any(accept_queue_length(sock) for sock in sockets):
+                empty_since = loop.time()
+            await asyncio.sleep(QUIESCE_POLL_S)
+    except OSError as err:  # no filter on this kernel: close as uvicorn always did
+        progress(f"unifaas: could not hold new connections off while stopping: {err}")
+    finally:
+        server.should_exit = True
+
+
+def _stop(
+    server: uvicorn.Server, on_stop: Callable[[], None], stopping: set[asyncio.Task[None]]
+) -> None:
+    if not stopping:
+        stopping.add(asyncio.get_running_loop().create_task(_quiesce(server)))
     on_stop()
 
 
@@ -90,9 +120,10 @@ async def _run(
         )
     )
     loop = asyncio.get_running_loop()
+    stopping: set[asyncio.Task[None]] = set()  # the quiescing task, kept referenced while it runs
     with contextlib.ExitStack() as stack:
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, _stop, server, on_stop)
+            loop.add_signal_handler(sig, _stop, server, on_stop, stopping)
             stack.callback(loop.remove_signal_handler, sig)
         progress(banner)
         await server.serve()

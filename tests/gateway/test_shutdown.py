@@ -3,7 +3,9 @@ refuses new ones at connect, then stops every VM."""
 
 from __future__ import annotations
 
+import contextlib
 import signal
+import socket
 import threading
 import time
 from collections import Counter
@@ -12,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from gateway.listener import accept_queue_length, refuse_new_connections
 from loadtests.chaos import qemu_children
 from loadtests.launch import platform_process
 from tests.conftest import wasm
@@ -91,3 +94,35 @@ def test_sigterm_finishes_calls_in_flight_and_refuses_new_ones(tmp_path: Path) -
     assert {k for k in outcomes if k not in ("answered", "refused")} == set(), outcomes
     assert outcomes["answered"] >= 12 and outcomes["refused"] >= 1, outcomes
     assert qemus and [pid for pid in qemus if running(pid)] == []
+
+
+def test_a_listener_that_refuses_new_connections_keeps_those_it_accepted() -> None:
+    """What a stopping server relies on (gateway.listener): after the filter, a connection
+    the kernel had already accepted is still taken and served, a new one never completes,
+    and once the socket is closed the kernel refuses it outright."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(16)
+    port = server.getsockname()[1]
+    with contextlib.ExitStack() as stack:
+        early = stack.enter_context(socket.create_connection(("127.0.0.1", port)))
+        for _ in range(100):  # the handshake ends in the kernel, a moment after connect()
+            if accept_queue_length(server) == 1:
+                break
+            time.sleep(0.01)
+        assert accept_queue_length(server) == 1
+        refuse_new_connections(server)
+        late = stack.enter_context(socket.socket())
+        late.settimeout(0.5)
+        with pytest.raises(TimeoutError):
+            late.connect(("127.0.0.1", port))
+        taken, _ = server.accept()
+        stack.enter_context(taken)
+        early.sendall(b"ping")
+        assert taken.recv(4) == b"ping"
+        assert accept_queue_length(server) == 0
+        server.close()
+        again = stack.enter_context(socket.socket())
+        again.settimeout(5)
+        with pytest.raises(ConnectionRefusedError):
+            again.connect(("127.0.0.1", port))
