@@ -379,8 +379,9 @@ def check_component(engine: wasmtime.Engine, component: Component) -> ComponentI
     if imports.unknown:
         raise InvalidModule(
             "unsupported_import",
-            f"imports {', '.join(imports.unknown)}, which unifaas does not know; it grants "
-            "WASI 0.2 io, clocks, random, cli and http/types",
+            f"imports {', '.join(imports.unknown)}, which unifaas does not know; it knows "
+            "WASI 0.2 (io, clocks, random, cli, filesystem, sockets, http, keyvalue, config) "
+            "and Spin 2.0's interfaces",
         )
     return ComponentInfo(handler, imports.granted, imports.denied)
 

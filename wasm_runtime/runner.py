@@ -17,7 +17,7 @@ import wasmtime
 from wasm_runtime import bundle
 from wasm_runtime.capture import Captured, RunStopper, SlotPool, set_stdin_bytes
 from wasm_runtime.component import runner as component_runner
-from wasm_runtime.component.linking import HANDLE, link, sort_imports
+from wasm_runtime.component.linking import HANDLE, ComponentImports, link
 from wasm_runtime.component.runner import LoadedComponent
 from wasm_runtime.engine import (
     ENTRY_POINT,
@@ -183,7 +183,7 @@ class FunctionRuntime:
             info = check_component(self.engine, component)
         else:
             component, info = compile_component(artifact, self.engine)
-        imports = sort_imports([*info.granted, *info.denied])
+        imports = ComponentImports(info.granted, info.denied, ())  # unknown ones refused
         handle = component.get_export_index(HANDLE, component.get_export_index(info.handler))
         if handle is None:  # check_component found it: a bug of ours if it is gone
             raise InvalidModule("no_http_handler", f"{info.handler} has no {HANDLE!r}")

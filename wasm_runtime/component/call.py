@@ -108,6 +108,11 @@ def calling(call: Call) -> contextlib.AbstractContextManager[Call]:
     return _current.running(call)
 
 
+def current_call() -> Call | None:
+    """The call this thread runs, if any."""
+    return _current.get()
+
+
 def current() -> Call:
     call = _current.get()
     if call is None:

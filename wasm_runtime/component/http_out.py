@@ -18,7 +18,7 @@ from wasmtime.component import ResourceAny, ResourceHost
 from wasm_runtime.component.call import Call, Sink
 from wasm_runtime.component.handles import Kind
 from wasm_runtime.component.http import METHODS, Fields, IncomingBody, OutgoingBody
-from wasm_runtime.component.io import Pollable, ready
+from wasm_runtime.component.io import Pollable
 from wasm_runtime.component.linking import Interface
 from wasm_runtime.component.values import Case, Err, Ok, Some, case_of
 from wasm_runtime.hostcalls import HostAnswer, HostRequest, Status
@@ -212,7 +212,7 @@ class _Sent(Pollable):
 
 def _future_subscribe(call: Call, store: Any, this: ResourceAny) -> ResourceHost:
     future = call.table.get(store, this, FutureIncomingResponse)
-    return call.table.own(Kind.POLLABLE, _Sent(future) if not future.sendable() else ready())
+    return call.table.own(Kind.POLLABLE, _Sent(future))
 
 
 def _future_get(call: Call, store: Any, this: ResourceAny) -> Some | None:

@@ -100,10 +100,6 @@ def _increment(call: Call, store: Any, bucket: ResourceAny, key: str, delta: int
     return Ok(answer.number) if answer.status is Status.OK else _failed(answer)
 
 
-def _spin_open(call: Call, store: Any, label: str) -> Ok | Err:
-    return _open(call, store, label)
-
-
 INTERFACES = (
     Interface(
         "wasi:keyvalue/store",
@@ -122,7 +118,7 @@ INTERFACES = (
         "fermyon:spin/key-value",
         {"store": Kind.KV_STORE},
         {
-            "[static]store.open": _spin_open,
+            "[static]store.open": _open,
             "[method]store.get": _get,
             "[method]store.set": _set,
             "[method]store.delete": _delete,

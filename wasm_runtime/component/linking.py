@@ -22,7 +22,7 @@ from wasmtime import Engine, WasmtimeError
 from wasmtime.component import Component, ComponentInstanceType, FuncType, Linker
 
 from wasm_runtime.component import fastpath  # noqa: F401 (wasmtime-py's slow paths, faster)
-from wasm_runtime.component.call import Call, Stop, current
+from wasm_runtime.component.call import Stop, current, current_call
 from wasm_runtime.component.handles import Kind
 from wasm_runtime.component.values import Lower, lowerer
 
@@ -187,12 +187,9 @@ def _refuse(where: str) -> Callable[..., Any]:
 
 
 def _dropped(store: Any, rep: int) -> None:
-    call: Call | None = None
-    try:
-        call = current()
-    except WasmtimeError:
-        return
-    call.table.drop(rep)
+    call = current_call()
+    if call is not None:  # wasmtime may run a destructor outside any call
+        call.table.drop(rep)
 
 
 def link(engine: Engine, component: Component) -> Linker:
