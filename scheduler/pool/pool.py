@@ -103,7 +103,8 @@ class Pool:
         if self._closed:
             await self._close_done.wait()
             return
-        self._closed = self._templates.closed = True
+        self._closed = True
+        self._templates.close()
         try:
             if self._reclaimer is not None:
                 self._reclaimer.cancel()

@@ -29,7 +29,18 @@ class TemplateAsks:
         self._spawn = spawn
         self._asked: dict[str, set[str]] = {}  # function name -> its versions' ids
         self._making = 0
+        self._tasks: set[asyncio.Task[Any]] = set()
         self.closed = False
+
+    def close(self) -> None:
+        """Ask for no more templates and cancel those being made.
+
+        A template VM yields its CPU to calls' VMs, so on a busy host one can take
+        minutes; a stopping pool must not wait for it (making one is cancellation-safe:
+        its VM is stopped and its files removed)."""
+        self.closed = True
+        for task in self._tasks:
+            task.cancel()
 
     def counts(self) -> TemplateCounts:
         return TemplateCounts(held=self._factory.templates_held(), making=self._making)
@@ -40,7 +51,9 @@ class TemplateAsks:
             return
         self._asked.setdefault(fv.name, set()).add(fv.key)
         self._making += 1  # now, so that a status read right after the load counts it
-        self._spawn(self._make(fv.key, artifact, files))
+        task = self._spawn(self._make(fv.key, artifact, files))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _make(self, fn_id: str, artifact: bytes, files: bytes | None) -> None:
         try:

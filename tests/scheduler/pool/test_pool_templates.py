@@ -92,3 +92,17 @@ async def test_no_template_is_asked_for_without_templates(pools: PoolMaker) -> N
     await pool.invoke(fv("a", 1), load_ok, call())
     await asyncio.sleep(0.2)
     assert factory.templates == set()
+
+
+@virtual_time
+async def test_closing_cancels_a_template_being_made(pools: PoolMaker) -> None:
+    # A template VM yields its CPU to calls' VMs: on a busy host it can take minutes,
+    # and a stopping pool (SIGTERM) must not wait for it.
+    factory = pools.factory
+    factory.template_delay_s = 3600
+    pool = pools()
+    await pool.invoke(fv("a", 1), load_ok, call())
+    await asyncio.sleep(1)
+    assert pool.status().templates_making == 1
+    await asyncio.wait_for(pool.close(), 5)
+    assert factory.templates == set() and pool.status().templates_making == 0
