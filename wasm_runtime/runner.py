@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import shutil
@@ -9,6 +10,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 
@@ -127,7 +129,7 @@ class FunctionRuntime:
         self._functions_dir.mkdir(parents=True, exist_ok=True)
         self._calls_dir.mkdir(parents=True, exist_ok=True)
         self._slots = SlotPool(base / "slots")
-        self._loaded: set[LoadedFunction] = set()
+        self._loaded: set[LoadedFunction | LoadedComponent] = set()
         self._lock = threading.Lock()
 
     @property
@@ -158,26 +160,28 @@ class FunctionRuntime:
         else:
             module, info = compile_module(artifact, self.engine)
         pre = check_links(self.engine, module)
-        files_dir = None
-        if files_tar is not None:
-            files_dir = self._functions_dir / uuid.uuid4().hex
-            files_dir.mkdir()
-            try:
-                bundle.extract_bundle(files_tar, files_dir)
-            except BaseException:
-                shutil.rmtree(files_dir, ignore_errors=True)
-                raise
-        files = bundle.BundleTree.scan(files_dir) if files_dir is not None else None
+        files = self._unpack(files_tar)
         fn = LoadedFunction(name=name, module=module, info=info, files=files, _pre=pre)
         with self._lock:
             self._loaded.add(fn)
         return fn
 
+    def _unpack(self, files_tar: bytes | None) -> bundle.BundleTree | None:
+        """The function's files bundle, unpacked once; each call gets a fresh copy of it."""
+        if files_tar is None:
+            return None
+        files_dir = self._functions_dir / uuid.uuid4().hex
+        files_dir.mkdir()
+        try:
+            bundle.extract_bundle(files_tar, files_dir)
+            return bundle.BundleTree.scan(files_dir)
+        except BaseException:
+            shutil.rmtree(files_dir, ignore_errors=True)
+            raise
+
     def _load_component(
         self, artifact: bytes, precompiled: bool, files_tar: bytes | None, name: str
     ) -> LoadedComponent:
-        if files_tar is not None:
-            raise InvalidModule("component_files", "a component gets no files bundle (yet)")
         if precompiled:
             component = deserialize_component(self.engine, artifact)
             info = check_component(self.engine, component)
@@ -188,16 +192,18 @@ class FunctionRuntime:
         if handle is None:  # check_component found it: a bug of ours if it is gone
             raise InvalidModule("no_http_handler", f"{info.handler} has no {HANDLE!r}")
         linker = link(self.engine, component)
-        return LoadedComponent(name, component, linker, info.handler, imports, handle)
+        files = self._unpack(files_tar)
+        fn = LoadedComponent(name, component, linker, info.handler, imports, handle, files)
+        with self._lock:
+            self._loaded.add(fn)
+        return fn
 
     def unload(self, fn: LoadedFunction | LoadedComponent) -> None:
         """Forget ``fn`` and delete its unpacked files (calls in flight must have ended)."""
-        if isinstance(fn, LoadedComponent):
-            return
         with self._lock:
             self._loaded.discard(fn)
-        if fn.files_dir is not None:
-            shutil.rmtree(fn.files_dir, ignore_errors=True)
+        if fn.files is not None:
+            shutil.rmtree(fn.files.root, ignore_errors=True)
 
     def close(self) -> None:
         """Remove what this runtime put on disk (the engine's shared ticker idles on)."""
@@ -220,6 +226,19 @@ class FunctionRuntime:
     ) -> None:
         self.close()
 
+    @contextlib.contextmanager
+    def _fresh_files(self, files: bundle.BundleTree | None) -> Iterator[Path | None]:
+        """A call's fresh copy of ``files`` (only a function with a bundle pays for one)."""
+        if files is None:
+            yield None
+            return
+        call_dir = self._calls_dir / uuid.uuid4().hex
+        try:
+            files.fresh_copy(call_dir)
+            yield call_dir
+        finally:
+            shutil.rmtree(call_dir, ignore_errors=True)
+
     def invoke(
         self, fn: LoadedFunction | LoadedComponent, inv: Invocation, bridge: Bridge | None = None
     ) -> InvocationResult:
@@ -227,11 +246,18 @@ class FunctionRuntime:
 
         ``bridge`` carries its hostcalls to the host (without one they answer UNAVAILABLE).
         """
-        if isinstance(fn, LoadedComponent):
-            return component_runner.invoke(self.engine, self._ticker, fn, inv, bridge)
+        with self._fresh_files(fn.files) as files_root:
+            if isinstance(fn, LoadedComponent):
+                return component_runner.invoke(
+                    self.engine, self._ticker, fn, inv, bridge, files_root
+                )
+            return self._invoke_module(fn, inv, bridge, files_root)
+
+    def _invoke_module(
+        self, fn: LoadedFunction, inv: Invocation, bridge: Bridge | None, files_root: Path | None
+    ) -> InvocationResult:
         started = time.perf_counter()
         context = CallContext(bridge, time.monotonic() + inv.limits.timeout_ms / 1000)
-        call_dir: Path | None = None
         stopper: RunStopper | None = None
         slot = self._slots.take()
         try:
@@ -256,11 +282,8 @@ class FunctionRuntime:
             if inv.stdin:
                 set_stdin_bytes(wasi, inv.stdin)
             slot.attach(wasi, stopper, limits.stdout_max_bytes, limits.stderr_max_bytes)
-            if fn.files is not None:
-                # Only a function with a files bundle pays for a directory per call.
-                call_dir = self._calls_dir / uuid.uuid4().hex
-                fn.files.fresh_copy(call_dir)
-                wasi.preopen_dir(str(call_dir), "/")
+            if files_root is not None:
+                wasi.preopen_dir(str(files_root), "/")
             store.set_wasi(wasi)
 
             run = _Run(store)
@@ -288,8 +311,6 @@ class FunctionRuntime:
                 stopper.detach()
             slot.release()
             self._slots.give_back(slot)
-            if call_dir is not None:
-                shutil.rmtree(call_dir, ignore_errors=True)
 
 
 class _Run:

@@ -123,7 +123,7 @@ class Registry:
         if files_tar is not None:
             await asyncio.to_thread(validate_files_tar, files_tar)
         component = is_component(module)
-        config = validate_kind(config, component=component, files=files_tar is not None)
+        config = validate_kind(config, component=component)
         if not component:
             # What the module declares is checked on every deploy, before any compiling
             # and also when its artifact is cached: the cap is the deploy's.

@@ -125,7 +125,7 @@ def _validate_env(config: FunctionConfig) -> None:
         raise InvalidConfig("args", "an argument holds a NUL character")
 
 
-def validate_kind(config: FunctionConfig, *, component: bool, files: bool) -> FunctionConfig:
+def validate_kind(config: FunctionConfig, *, component: bool) -> FunctionConfig:
     """The config for what the wasm is: a component is served as ``http``, whatever the
     default said; a core module is ``raw`` or ``wagi``."""
     if not component:
@@ -136,8 +136,6 @@ def validate_kind(config: FunctionConfig, *, component: bool, files: bool) -> Fu
         raise InvalidConfig(
             "abi", "a component is served through its wasi:http handler: leave abi unset"
         )
-    if files:
-        raise InvalidConfig("files", "a component gets no files bundle (not yet supported)")
     return dataclasses.replace(config, abi="http")
 
 

@@ -14,16 +14,17 @@ import wasmtime
 from functions import component_module
 from tests.gateway.conftest import AUTH
 from tests.wasm_runtime.component.fixtures import component
+from wasm_runtime.bundle import pack_files
 
 
 async def deploy(
-    client: httpx.AsyncClient, name: str, wasm: bytes, **config: Any
+    client: httpx.AsyncClient, name: str, wasm: bytes, files: bytes | None = None, **config: Any
 ) -> httpx.Response:
+    parts = {"module": (f"{name}.wasm", wasm)}
+    if files is not None:
+        parts["files"] = ("files.tar", files)
     return await client.post(
-        f"/v1/functions/{name}",
-        headers=AUTH,
-        files={"module": (f"{name}.wasm", wasm)},
-        data={"config": json.dumps(config)},
+        f"/v1/functions/{name}", headers=AUTH, files=parts, data={"config": json.dumps(config)}
     )
 
 
@@ -93,6 +94,16 @@ async def test_components_it_cannot_serve_are_refused_at_deploy(
     assert (error["kind"], error["reason"]) == ("invalid_module", reason)
     if reason == "unsupported_import":
         assert "test:fixtures/custom" in error["message"]
+
+
+async def test_a_component_reads_a_fresh_copy_of_its_files_bundle(
+    client: httpx.AsyncClient,
+) -> None:
+    r = await deploy(client, "cfiles", component("files"), pack_files({"hello.txt": b"hi"}))
+    assert r.status_code == 201, r.text
+    for _ in range(2):
+        r = await client.get("/fn/cfiles")
+        assert (r.status_code, r.content) == (200, b"fresh denied hi"), r.text
 
 
 async def test_a_component_is_http_only(client: httpx.AsyncClient) -> None:

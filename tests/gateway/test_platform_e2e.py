@@ -238,6 +238,12 @@ def test_a_wasi_http_component_answers_from_its_microvm(
     silent = tmp_path / "silent.wasm"
     silent.write_bytes(component("silent"))
     assert platform.cli("deploy", "hsilent", str(silent)).returncode == 0
+    files = tmp_path / "files.wasm"
+    files.write_bytes(component("files"))
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "hello.txt").write_text("from the bundle")
+    out = platform.cli("deploy", "hfiles", str(files), "--files", str(tmp_path / "site"))
+    assert out.returncode == 0, out.stderr
     with platform.http() as http:
         for body in (b"through the wall", b"", bytes(range(256)) * 300):
             r = http.post("/fn/hecho/x/y?z=1", content=body)
@@ -247,6 +253,9 @@ def test_a_wasi_http_component_answers_from_its_microvm(
             assert "vm;dur=" in r.headers["server-timing"]
         r = http.get("/fn/hsilent")
         assert (r.status_code, r.json()["error"]["reason"]) == (502, "no_response")
+        for _ in range(2):  # each call writes to a fresh copy of the bundle
+            r = http.get("/fn/hfiles")
+            assert (r.status_code, r.content) == (200, b"fresh denied from the bundle"), r.text
     described = json.loads(platform.cli("describe", "hecho", "--json").stdout)
     version = described["versions"][-1]
     assert version["config"]["abi"] == "http"

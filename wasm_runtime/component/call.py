@@ -12,6 +12,7 @@ import contextlib
 import dataclasses
 import enum
 import time
+from pathlib import Path
 
 from wasmtime import WasmtimeError
 
@@ -71,6 +72,8 @@ class Call:
     headers_max_bytes: int
     # How its hostcalls reach the host (outbound HTTP, key-value), with its deadline.
     host: CallContext | None = None
+    # Its fresh copy of the function's files bundle, preopened at "/" (None: no bundle).
+    files_root: Path | None = None
     table: HandleTable = dataclasses.field(default_factory=HandleTable)
     response: Response | None = None
     stopped: Stop = Stop.NONE

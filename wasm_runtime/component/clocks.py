@@ -31,7 +31,8 @@ def _after(call: Call, store: Any, duration_ns: int) -> ResourceHost:
     return call.table.own(Kind.POLLABLE, Pollable(time.monotonic() + duration_ns / NS))
 
 
-def _datetime(ns: int) -> Record:
+def datetime_record(ns: int) -> Record:
+    """A ``wasi:clocks/wall-clock.datetime`` of ``ns`` nanoseconds since the epoch."""
     record = Record()
     seconds, nanoseconds = divmod(ns, NS)
     setattr(record, "seconds", seconds)  # noqa: B010 (Record's fields are not declared)
@@ -39,12 +40,16 @@ def _datetime(ns: int) -> Record:
     return record
 
 
+def datetime_ns(record: Any) -> int:
+    return int(record.seconds) * NS + int(record.nanoseconds)
+
+
 def _wall_now(call: Call, store: Any) -> Record:
-    return _datetime(time.time_ns())
+    return datetime_record(time.time_ns())
 
 
 def _wall_resolution(call: Call, store: Any) -> Record:
-    return _datetime(1)
+    return datetime_record(1)
 
 
 INTERFACES = (

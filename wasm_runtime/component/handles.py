@@ -88,4 +88,16 @@ class HandleTable:
 
     def drop(self, rep: int) -> None:
         """The component dropped its handle (the resource's destructor)."""
-        self._objects.pop(rep, None)
+        _close(self._objects.pop(rep, None))
+
+    def close(self) -> None:
+        """The call is over: close what its handles hold (files' fds)."""
+        objects, self._objects = self._objects, {}
+        for obj in objects.values():
+            _close(obj)
+
+
+def _close(obj: Any) -> None:
+    close = getattr(obj, "close", None)
+    if close is not None:
+        close()

@@ -26,8 +26,9 @@ WAIT_SLICE_S = 0.05
 
 
 class IoError:
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, code: str | None = None) -> None:
         self.message = message
+        self.code = code  # its wasi:filesystem error-code, when a file's stream failed
 
 
 class Pollable:
@@ -88,7 +89,7 @@ class OutputStream:
     def __init__(self, sink: Sink) -> None:
         self.sink = sink
 
-    def write(self, call: Call, data: bytes) -> Ok:
+    def write(self, call: Call, data: bytes) -> Ok | Err:
         if len(data) > CHUNK_BYTES:
             call.misuse(f"a write of {len(data)} bytes is more than check-write allowed")
         self.sink.write(call, data)
@@ -134,7 +135,7 @@ def _check_write(call: Call, store: Any, this: ResourceAny) -> Ok:
     return Ok(CHUNK_BYTES)
 
 
-def _write(call: Call, store: Any, this: ResourceAny, data: bytes) -> Ok:
+def _write(call: Call, store: Any, this: ResourceAny, data: bytes) -> Ok | Err:
     return call.table.get(store, this, OutputStream).write(call, data)
 
 
@@ -143,7 +144,7 @@ def _flush(call: Call, store: Any, this: ResourceAny) -> Ok:
     return Ok()
 
 
-def _write_zeroes(call: Call, store: Any, this: ResourceAny, n: int) -> Ok:
+def _write_zeroes(call: Call, store: Any, this: ResourceAny, n: int) -> Ok | Err:
     return call.table.get(store, this, OutputStream).write(call, bytes(min(n, CHUNK_BYTES + 1)))
 
 
@@ -152,8 +153,8 @@ def _splice(call: Call, store: Any, this: ResourceAny, src: ResourceAny, n: int)
     read = call.table.get(store, src, InputStream).read(n)
     if isinstance(read, Err):
         return read
-    out.write(call, read.value)
-    return Ok(len(read.value))
+    wrote = out.write(call, read.value)
+    return Ok(len(read.value)) if isinstance(wrote, Ok) else wrote
 
 
 INTERFACES = (

@@ -38,7 +38,6 @@ GRANTED_VERSION = "0.2"
 # Known interfaces a component may import but not use here (matched by prefix).
 DENIED_PREFIXES = (
     "wasi:sockets/",
-    "wasi:filesystem/types",
     "wasi:keyvalue/",
     "wasi:config/",
     "fermyon:spin/",

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from pathlib import Path
 
 import wasmtime
 from wasmtime.component import Component, ExportIndex, Linker
 
+from wasm_runtime.bundle import BundleTree
 from wasm_runtime.component import http
 from wasm_runtime.component.call import Call, Sink, Stop, calling
 from wasm_runtime.component.linking import ComponentImports
@@ -55,6 +57,7 @@ class LoadedComponent:
     handler: str  # e.g. "wasi:http/incoming-handler@0.2.0"
     imports: ComponentImports
     handle_index: ExportIndex  # its handler's ``handle``, found once at load
+    files: BundleTree | None = None  # its unpacked files bundle
 
 
 def invoke(
@@ -63,10 +66,12 @@ def invoke(
     fn: LoadedComponent,
     inv: Invocation,
     bridge: Bridge | None = None,
+    files_root: Path | None = None,
 ) -> InvocationResult:
     """Run ``fn``'s handler once on ``inv.request``; never raises for what the component does.
 
-    ``bridge`` carries its outbound requests and key-value calls to the host."""
+    ``bridge`` carries its outbound requests and key-value calls to the host; ``files_root``
+    is the call's fresh copy of its files bundle."""
     started = time.perf_counter()
     limits = inv.limits
     deadline = time.monotonic() + limits.timeout_ms / 1000
@@ -81,10 +86,14 @@ def invoke(
         stderr=Sink("stderr", limits.stderr_max_bytes),
         headers_max_bytes=HEADERS_MAX_BYTES,
         host=CallContext(bridge, deadline),
+        files_root=files_root,
     )
     budget = limits.fuel if limits.fuel is not None else UNMETERED_FUEL
     with ticker.running(), calling(call):
-        error, fuel_left = _run(engine, fn, call, limits, budget)
+        try:
+            error, fuel_left = _run(engine, fn, call, limits, budget)
+        finally:
+            call.table.close()
     fuel_used = budget - fuel_left if limits.fuel is not None else None
     result = InvocationResult(
         outcome=Outcome.OK,

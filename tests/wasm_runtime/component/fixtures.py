@@ -45,6 +45,14 @@ MEMORY = """
     (local.get $p))
   (data (i32.const 0) "x-h")
   (data (i32.const 8) "hello\\n")
+  (data (i32.const 200) "made.txt")
+  (data (i32.const 216) "hello.txt")
+  (data (i32.const 232) "../../calls")
+  (data (i32.const 256) "fresh ")
+  (data (i32.const 264) "stale ")
+  (data (i32.const 272) "denied ")
+  (data (i32.const 280) "escaped ")
+  (data (i32.const 296) "no preopens")
 """
 
 # A response ($resp) with its body ($body) and the body's stream ($os), then sent.
@@ -102,6 +110,37 @@ BODIES = {
                     (i32.const 32))
       (br $more))
     """,
+    # Its files bundle, preopened at "/": creates made.txt (a fresh copy per call: "fresh",
+    # else "stale"), opens the directory ../../calls ("denied", else "escaped"), then
+    # answers hello.txt.
+    "files": RESPOND
+    + """
+    (call $preopens (i32.const 320))
+    (if (i32.eqz (i32.load (i32.const 324)))
+      (then
+        (call $write (local.get $os) (i32.const 296) (i32.const 11) (i32.const 96))
+        (return)))
+    (local.set $dir (i32.load (i32.load (i32.const 320))))
+    ;; made.txt: open-flags create|exclusive, descriptor-flags read|write
+    (call $open-at (local.get $dir) (i32.const 0) (i32.const 200) (i32.const 8)
+                   (i32.const 5) (i32.const 3) (i32.const 336))
+    (if (i32.load8_u (i32.const 336))
+      (then (call $write (local.get $os) (i32.const 264) (i32.const 6) (i32.const 96)))
+      (else (call $write (local.get $os) (i32.const 256) (i32.const 6) (i32.const 96))))
+    (call $open-at (local.get $dir) (i32.const 0) (i32.const 232) (i32.const 11)
+                   (i32.const 2) (i32.const 1) (i32.const 336))
+    (if (i32.load8_u (i32.const 336))
+      (then (call $write (local.get $os) (i32.const 272) (i32.const 7) (i32.const 96)))
+      (else (call $write (local.get $os) (i32.const 280) (i32.const 8) (i32.const 96))))
+    (call $open-at (local.get $dir) (i32.const 0) (i32.const 216) (i32.const 9)
+                   (i32.const 0) (i32.const 1) (i32.const 336))
+    (if (i32.load8_u (i32.const 336)) (then unreachable))
+    (call $read (i32.load (i32.const 340)) (i64.const 100) (i64.const 0) (i32.const 352))
+    (if (i32.load8_u (i32.const 352)) (then unreachable))
+    (call $write (local.get $os) (i32.load (i32.const 356)) (i32.load (i32.const 360))
+                 (i32.const 96))
+    """
+    + FINISH,
     # Writes its body without end.
     "flood": RESPOND
     + """
@@ -110,6 +149,23 @@ BODIES = {
       (br $more))
     """,
 }
+
+# A world that also reads files (wasi:http/proxy has no filesystem).
+FILES_WORLD = """
+package test:fixtures;
+
+world with-files {
+  include wasi:http/proxy@0.2.0;
+  import wasi:filesystem/preopens@0.2.0;
+}
+"""
+FILES_IMPORTS = """
+  (import "wasi:filesystem/preopens@0.2.0" "get-directories" (func $preopens (param i32)))
+  (import "wasi:filesystem/types@0.2.0" "[method]descriptor.open-at"
+    (func $open-at (param i32 i32 i32 i32 i32 i32 i32)))
+  (import "wasi:filesystem/types@0.2.0" "[method]descriptor.read"
+    (func $read (param i32 i64 i64 i32)))
+"""
 
 # A world that also imports an interface the platform denies.
 SOCKETS_WORLD = """
@@ -157,10 +213,10 @@ UNKNOWN = (
 )
 
 
-def core_wat(body: str) -> str:
-    return f"""(module {IMPORTS} {MEMORY}
+def core_wat(body: str, imports: str = "") -> str:
+    return f"""(module {IMPORTS} {imports} {MEMORY}
   (func (export "wasi:http/incoming-handler@0.2.0#handle") (param $req i32) (param $out i32)
-    (local $resp i32) (local $body i32) (local $os i32) (local $f i32)
+    (local $resp i32) (local $body i32) (local $os i32) (local $f i32) (local $dir i32)
     {body}))
 """
 
@@ -175,5 +231,11 @@ def component(name: str) -> bytes:
     if name == "denied":
         return component_from_core_wat(
             DENIED, world="test:fixtures/with-sockets", world_wit=SOCKETS_WORLD
+        )
+    if name == "files":
+        return component_from_core_wat(
+            core_wat(BODIES[name], FILES_IMPORTS),
+            world="test:fixtures/with-files",
+            world_wit=FILES_WORLD,
         )
     return component_from_core_wat(core_wat(BODIES[name]))

@@ -10,6 +10,7 @@ import pytest
 
 from functions import component_module
 from tests.wasm_runtime.component.fixtures import component
+from wasm_runtime.bundle import pack_files
 from wasm_runtime.component.runner import LoadedComponent
 from wasm_runtime.errors import InvalidModule
 from wasm_runtime.runner import FunctionRuntime
@@ -154,3 +155,23 @@ def test_calls_on_several_threads_at_once(runtime: FunctionRuntime) -> None:
     with concurrent.futures.ThreadPoolExecutor(4) as pool:
         got = list(pool.map(calls, range(4)))
     assert got == [[f"thread {n} call {i}".encode() for i in range(25)] for n in range(4)]
+
+
+def test_a_component_reads_its_files_bundle_and_writes_a_fresh_copy(
+    runtime: FunctionRuntime,
+) -> None:
+    fn = runtime.load(
+        component("files"), precompiled=False, files_tar=pack_files({"hello.txt": b"hi there"})
+    )
+    for _ in range(2):  # made.txt of the first call is gone for the second
+        result = runtime.invoke(fn, Invocation(limits=QUICK))
+        assert result.outcome is Outcome.OK, result.message
+        assert result.response is not None
+        assert result.response.body == b"fresh denied hi there"
+    runtime.unload(fn)
+
+
+def test_a_component_without_files_sees_no_preopens(runtime: FunctionRuntime) -> None:
+    result = call(runtime, "files")
+    assert result.outcome is Outcome.OK, result.message
+    assert result.response is not None and result.response.body == b"no preopens"
