@@ -32,6 +32,7 @@ class Stop(enum.StrEnum):
     TIMEOUT = "timeout"  # the deadline passed while the host waited for the call
     OVERFLOW = "overflow"  # an output cap: body, stdout, stderr or headers
     MISUSE = "misuse"  # a handle or a call the WASI contract does not allow
+    MEMORY = "memory"  # its memory cap was too small for it to start
 
 
 class Sink:

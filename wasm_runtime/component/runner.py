@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import wasmtime
+from wasmtime import Store
 from wasmtime.component import Component, ExportIndex, Linker
 
 from wasm_runtime.bundle import BundleTree
@@ -23,6 +24,7 @@ from wasm_runtime.engine import error_text
 from wasm_runtime.hostfuncs import Bridge, CallContext
 from wasm_runtime.ticker import TICK_MS, EpochTicker, deadline_ticks
 from wasm_runtime.types import (
+    EXIT_OOM,
     EXIT_OUTPUT_TOO_LARGE,
     EXIT_TIMEOUT,
     EXIT_TRAP,
@@ -109,15 +111,10 @@ def invoke(
     )
 
 
-def _run(
-    engine: wasmtime.Engine, fn: LoadedComponent, call: Call, limits: Limits, budget: int
-) -> tuple[wasmtime.WasmtimeError | None, int]:
-    """The call in a fresh Store: how it failed (None: it did not) and the fuel it left.
-    Every wasmtime object of the call dies when this returns, so the run's time includes
-    giving its memories back."""
+def _store(engine: wasmtime.Engine, limits: Limits, budget: int, capped: bool = True) -> Store:
     store = wasmtime.Store(engine)
     store.set_limits(
-        memory_size=limits.memory_bytes,
+        memory_size=limits.memory_bytes if capped else -1,
         table_elements=TABLE_ELEMENTS_MAX,
         instances=INSTANCES_MAX,
         tables=TABLES_MAX,
@@ -125,9 +122,28 @@ def _run(
     )
     store.set_fuel(budget)
     store.set_epoch_deadline(deadline_ticks(limits.timeout_ms, TICK_MS))
+    return store
+
+
+def _run(
+    engine: wasmtime.Engine, fn: LoadedComponent, call: Call, limits: Limits, budget: int
+) -> tuple[wasmtime.WasmtimeError | None, int]:
+    """The call in a fresh Store: how it failed (None: it did not) and the fuel it left.
+    Every wasmtime object of the call dies when this returns, so the run's time includes
+    giving its memories back."""
+    store = _store(engine, limits, budget)
     error: wasmtime.WasmtimeError | None = None
     try:
-        instance = fn.linker.instantiate(store, fn.component)
+        try:
+            instance = fn.linker.instantiate(store, fn.component)
+        except wasmtime.WasmtimeError:
+            if call.stopped is Stop.NONE and _fits_uncapped(engine, fn, limits, budget):
+                call.stopped = Stop.MEMORY
+                call.reason = (
+                    f"the component needs more than the memory limit of {limits.memory_bytes} "
+                    "bytes at start"
+                )
+            raise
         handle = instance.get_func(store, fn.handle_index)
         assert handle is not None, "checked at load"
         request, outparam = http.incoming(call)
@@ -135,6 +151,19 @@ def _run(
     except wasmtime.WasmtimeError as err:
         error = err
     return error, store.get_fuel()
+
+
+def _fits_uncapped(
+    engine: wasmtime.Engine, fn: LoadedComponent, limits: Limits, budget: int
+) -> bool:
+    """Does the component instantiate without the memory cap? Then the cap stopped it: a
+    component does not declare its core memories anywhere the host can read them, so a
+    failed instantiation (rare) is tried once more without the cap to tell."""
+    try:
+        fn.linker.instantiate(_store(engine, limits, budget, capped=False), fn.component)
+    except wasmtime.WasmtimeError:
+        return False
+    return True
 
 
 def _response(call: Call) -> HttpResponse:
@@ -166,6 +195,8 @@ def _classify(
     timed_out = call.stopped is Stop.TIMEOUT or (error is not None and call.left_s() <= 0)
     if timed_out:
         return ended(Outcome.TIMEOUT, EXIT_TIMEOUT, f"timed out after {inv.limits.timeout_ms} ms")
+    if call.stopped is Stop.MEMORY:
+        return ended(Outcome.OUT_OF_MEMORY, EXIT_OOM, call.reason)
     if call.stopped is Stop.EXIT:
         return dataclasses.replace(result, exit_code=call.exit_code or 0)
     if out_of_fuel and error is not None:

@@ -213,8 +213,9 @@ UNKNOWN = (
 )
 
 
-def core_wat(body: str, imports: str = "") -> str:
-    return f"""(module {IMPORTS} {imports} {MEMORY}
+def core_wat(body: str, imports: str = "", pages: int = 1) -> str:
+    memory = MEMORY.replace('(export "memory") 1)', f'(export "memory") {pages})')
+    return f"""(module {IMPORTS} {imports} {memory}
   (func (export "wasi:http/incoming-handler@0.2.0#handle") (param $req i32) (param $out i32)
     (local $resp i32) (local $body i32) (local $os i32) (local $f i32) (local $dir i32)
     {body}))
@@ -232,6 +233,8 @@ def component(name: str) -> bytes:
         return component_from_core_wat(
             DENIED, world="test:fixtures/with-sockets", world_wit=SOCKETS_WORLD
         )
+    if name == "big":  # 16 MiB of linear memory from its start
+        return component_from_core_wat(core_wat(BODIES["hello"], pages=256))
     if name == "files":
         return component_from_core_wat(
             core_wat(BODIES[name], FILES_IMPORTS),

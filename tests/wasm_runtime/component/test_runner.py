@@ -15,6 +15,7 @@ from wasm_runtime.component.runner import LoadedComponent
 from wasm_runtime.errors import InvalidModule
 from wasm_runtime.runner import FunctionRuntime
 from wasm_runtime.types import (
+    EXIT_OOM,
     EXIT_OUTPUT_TOO_LARGE,
     EXIT_TIMEOUT,
     EXIT_TRAP,
@@ -175,3 +176,17 @@ def test_a_component_without_files_sees_no_preopens(runtime: FunctionRuntime) ->
     result = call(runtime, "files")
     assert result.outcome is Outcome.OK, result.message
     assert result.response is not None and result.response.body == b"no preopens"
+
+
+def test_a_component_over_its_memory_cap_at_start_is_out_of_memory(
+    runtime: FunctionRuntime,
+) -> None:
+    fn = load(runtime, component("big"))
+    small = Limits(timeout_ms=300, memory_bytes=8 * 1024 * 1024)
+    result = runtime.invoke(fn, Invocation(limits=small))
+    assert (result.outcome, result.exit_code) == (Outcome.OUT_OF_MEMORY, EXIT_OOM)
+    assert "memory limit of 8388608 bytes" in result.message
+    # Within its cap it starts and answers.
+    result = runtime.invoke(fn, Invocation(limits=QUICK))
+    assert result.outcome is Outcome.OK and result.response is not None
+    assert result.response.status == 201
