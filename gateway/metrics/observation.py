@@ -17,6 +17,7 @@ class Observation:
     """One answered call as the metrics see it, whether this server ran it or relayed it."""
 
     function: str
+    abi: str  # the ABI of the version that ran it ("none" when none did)
     outcome: str  # the run's outcome, or the error kind when there was no run
     start: str  # start kind, "none" without a run
     status: int
@@ -33,7 +34,7 @@ class Observation:
     ) -> Observation:
         """A relayed call no node answered."""
         return cls(
-            function, kind, "none", status, kind, total_ms, None,
+            function, "none", kind, "none", status, kind, total_ms, None,
             int(getattr(err, "retries", 0)), error_message(err),
         )  # fmt: skip
 
@@ -44,6 +45,7 @@ class Observation:
         kind = relayed.error_kind
         return cls(
             function=function,
+            abi=headers.get("x-function-abi", "none"),
             outcome=kind or "ok",
             start=headers.get("x-start", "none"),
             status=relayed.status,
@@ -61,6 +63,7 @@ def observed(outcome: InvokeOutcome, status: int, kind: str | None) -> Observati
     result = outcome.result
     return Observation(
         function=outcome.function,
+        abi=outcome.abi or "none",
         outcome=result.outcome.value if result else (kind or "error"),
         start=outcome.start.value if outcome.start else "none",
         status=status,

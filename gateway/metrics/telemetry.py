@@ -209,8 +209,8 @@ class Telemetry:
         self.registry = CollectorRegistry()
         self.invocations = Counter(
             "unifaas_invocations",
-            "invocations by function, outcome and start kind",
-            ["function", "outcome", "start"],
+            "invocations by function, ABI (raw, wagi, http), outcome and start kind",
+            ["function", "abi", "outcome", "start"],
             registry=self.registry,
         )
         self.retries = Counter(
@@ -225,14 +225,14 @@ class Telemetry:
         self.latency = Histogram(
             "unifaas_invocation_seconds",
             "end-to-end invocation latency in the gateway",
-            ["function"],
+            ["function", "abi"],
             buckets=BUCKETS,
             registry=self.registry,
         )
         self.vm_latency = Histogram(
             "unifaas_invocation_vm_seconds",
             "part of an invocation spent running in the VM",
-            ["function"],
+            ["function", "abi"],
             buckets=BUCKETS,
             registry=self.registry,
         )
@@ -258,12 +258,12 @@ class Telemetry:
 
     def observe(self, seen: Observation) -> None:
         """Record one invocation as answered."""
-        self.invocations.labels(seen.function, seen.outcome, seen.start).inc()
-        self.latency.labels(seen.function).observe(seen.total_ms / 1000)
+        self.invocations.labels(seen.function, seen.abi, seen.outcome, seen.start).inc()
+        self.latency.labels(seen.function, seen.abi).observe(seen.total_ms / 1000)
         if seen.retries:
             self.retries.labels(seen.function).inc(seen.retries)
         if seen.run_ms is not None:
-            self.vm_latency.labels(seen.function).observe(seen.run_ms / 1000)
+            self.vm_latency.labels(seen.function, seen.abi).observe(seen.run_ms / 1000)
         now = time.time()
         self._total += 1
         self._window.append((now, seen.total_ms))

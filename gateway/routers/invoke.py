@@ -136,6 +136,8 @@ def _meta_headers(outcome: InvokeOutcome, want_stderr: bool) -> dict[str, str]:
         headers["X-Start"] = outcome.start.value
     if outcome.version is not None:
         headers["X-Function-Version"] = str(outcome.version)
+    if outcome.abi is not None:
+        headers["X-Function-Abi"] = outcome.abi
     if outcome.result is not None:
         # Standard Server-Timing: the VM's round trip and, inside it, the function's run.
         headers["Server-Timing"] = (

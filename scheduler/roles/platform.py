@@ -46,6 +46,7 @@ class InvokeOutcome:
     invocation_id: str
     function: str
     version: int | None = None
+    abi: str | None = None  # the version's: raw, wagi or http
     start: StartKind | None = None
     exit_code: int = EXIT_TRAP
     status: int = 200
@@ -150,7 +151,7 @@ class Platform(Control):
         outcome = InvokeOutcome(invocation_id=invocation_id or uuid.uuid4().hex[:16], function=name)
         try:
             fv = await self.cache.current(name)
-            outcome.version = fv.version
+            outcome.version, outcome.abi = fv.version, fv.config.abi
             if not fv.config.public and not request.authorized:
                 raise AccessDenied(name)
             secrets = await self.cache.secrets(fv)

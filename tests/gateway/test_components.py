@@ -45,8 +45,12 @@ async def test_a_component_deploys_as_http_and_answers_under_its_mount(
     assert r.headers["x-start"] in ("cold", "prewarmed", "warm")
     r = await client.get("/fn/hecho")
     assert (r.status_code, r.headers["x-path"], r.content) == (200, "/", b"")
+    assert r.headers["x-function-abi"] == "http"
     described = (await client.get("/v1/functions/hecho", headers=AUTH)).json()
     assert described["versions"][-1]["granted_imports"] == version["granted_imports"]
+    metrics = (await client.get("/metrics")).text
+    assert 'unifaas_invocations_total{abi="http",function="hecho",outcome="ok"' in metrics
+    assert 'unifaas_invocation_vm_seconds_count{abi="http",function="hecho"} 2.0' in metrics
 
 
 @pytest.mark.parametrize(
