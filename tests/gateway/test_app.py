@@ -160,6 +160,5 @@ async def test_a_function_over_its_own_limits_gets_429_and_others_keep_serving(
     assert (await client.post("/fn/echo", content=b"free")).content == b"free"
     assert (await first).status_code == 504
     metrics = (await client.get("/metrics")).text
-    assert 'unifaas_invocations_total{abi="raw",function="busy",outcome="throttled",start="none"} 1.0' in (
-        metrics
-    )
+    throttled = 'abi="raw",function="busy",outcome="throttled",start="none"} 1.0'
+    assert "unifaas_invocations_total{" + throttled in metrics
