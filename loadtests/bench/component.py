@@ -134,6 +134,12 @@ async def _run(calls: int, starts: int, progress: Progress) -> dict[str, Any]:
                     result[f"{name}_warm_p50_ms"] = round(percentile(got["total"], 50), 2)
                     result[f"{name}_run_in_vm_p50_ms"] = round(percentile(got["run"], 50), 2)
                     result[f"{name}_platform_adds_p50_ms"] = round(percentile(adds, 50), 2)
+                    # ... of which the host's path (gateway, scheduler, wire) and the VM's
+                    # outside the run (the agent, the runner around the component).
+                    host = [t - vm for t, vm in zip(got["total"], got["vm"], strict=True)]
+                    agent = [vm - run for vm, run in zip(got["vm"], got["run"], strict=True)]
+                    result[f"{name}_host_path_p50_ms"] = round(percentile(host, 50), 2)
+                    result[f"{name}_vm_outside_run_p50_ms"] = round(percentile(agent, 50), 2)
                 progress(f"component: hello-py: {starts} forced pre-warmed starts")
                 prewarmed = []
                 for i in range(starts):

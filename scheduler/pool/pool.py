@@ -35,7 +35,7 @@ from scheduler.pool.upkeep import KeepAlive, periodic
 from scheduler.pool.vmrecord import Grant, VMRecord, VMState
 from scheduler.pool.waitqueue import WaitQueue
 from scheduler.settings import PoolSettings
-from wasm_runtime.types import Invocation, InvocationResult
+from wasm_runtime.types import Invocation
 
 __all__ = ["ArtifactLoader", "Pool", "Ran"]
 
@@ -57,8 +57,8 @@ class Pool:
         self.factory = factory
         self.settings = s = settings or PoolSettings()
         self.host = host = factory.host_limits()
-        self.max_vms = self.settings.max_vms  # fewer while memory holds fewer (_vm_limit)
-        self.memory = host_memory(host.vm_ceiling_mib, self.settings.memory_reserve_mib, meminfo)
+        self.max_vms = s.max_vms  # fewer while memory holds fewer (_vm_limit)
+        self.memory = host_memory(host.vm_ceiling_mib, s.memory_reserve_mib, meminfo)
         self.memory_budget_mib = host.memory_budget_mib
         self._clock = clock
         self._vms: dict[int, VMRecord] = {}
@@ -77,8 +77,8 @@ class Pool:
             self._vms.values,
             self._hung,
             self._spawn,
-            interval_s=self.settings.health_interval_s,
-            timeout_s=self.settings.ping_timeout_s,
+            interval_s=s.health_interval_s,
+            timeout_s=s.ping_timeout_s,
         )
         self._templates = TemplateAsks(factory, self._boot_gate, self._spawn)
         self.counters: collections.Counter[str] = collections.Counter()
@@ -137,10 +137,8 @@ class Pool:
         retries = 0
         while True:
             try:
-                result, start, vm_s = await self._invoke_once(
-                    fv, load_artifacts, invocation, session
-                )
-                return Ran(result, start, retries, vm_s * 1000)
+                ran = await self._invoke_once(fv, load_artifacts, invocation, session)
+                return ran._replace(retries=retries)
             except SandboxLost as err:
                 effect = session is not None and session.made_effect
                 if not placement.may_retry(err, retries, made_effect=effect):
@@ -156,7 +154,7 @@ class Pool:
         load_artifacts: ArtifactLoader,
         invocation: Invocation,
         session: HostSession | None,
-    ) -> tuple[InvocationResult, StartKind, float]:
+    ) -> Ran:
         with translated():
             grant = await self._acquire(fv)
             vm = grant.vm
@@ -176,7 +174,7 @@ class Pool:
                     self._discard(vm, died=True)
                 elapsed = self._clock() - started
                 self._call_estimate_s = 0.8 * self._call_estimate_s + 0.2 * elapsed
-                return result, grant.kind, elapsed
+                return Ran(result, grant.kind, vm_ms=elapsed * 1000)
             finally:
                 self._release(vm)
 
