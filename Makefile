@@ -1,7 +1,7 @@
 VENV := .venv/bin
 PYTEST_ARGS ?=
 
-.PHONY: bootstrap image functions lint test test-unit bench run loadtest clean
+.PHONY: bootstrap image functions toolchains lint test test-unit bench run loadtest clean
 
 bootstrap:
 	@bash scripts/bootstrap.sh
@@ -12,13 +12,19 @@ image: bootstrap
 functions: bootstrap
 	$(VENV)/python functions/build.py
 
+# What `unifaas new`'s templates build with (Rust, Go, Zig, AssemblyScript, C, Python, JS);
+# idempotent. One alone: .venv/bin/unifaas toolchain install LANG.
+toolchains: bootstrap
+	$(VENV)/unifaas toolchain install --all
+
 lint: bootstrap
 	$(VENV)/ruff check .
 	$(VENV)/ruff format --check .
 	$(VENV)/mypy
 
-# Everything: lint, the guest image (built once, then cached), unit and VM tests.
-test: lint image
+# Everything: lint, the guest image (built once, then cached), the templates' toolchains,
+# unit and VM tests.
+test: lint image toolchains
 	$(VENV)/pytest $(PYTEST_ARGS)
 
 # Tests that need no VM.

@@ -15,7 +15,7 @@ Sources live in functions/NAME/:
          componentize-py it needs live in .venv-spin, made by scripts/bootstrap.sh;
          UNIFAAS_SPIN_VENV overrides where)
   *.c    C, compiled for wasm32-wasi into one module named after the directory
-         (wagi-router/main.c -> wagi-router.wasm), with functions/sdk on the include path
+         (wagi-router/main.c -> wagi-router.wasm), with devkit/sdk (unifaas.h) on the include path
 
 The C compiler is Debian's clang with wasi-libc and the wasm32 compiler-rt builtins
 (apt-get install clang lld wasi-libc libclang-rt-14-dev-wasm32; scripts/bootstrap.sh
@@ -48,8 +48,8 @@ from functions.components import (
 
 FUNCTIONS_DIR = Path(__file__).resolve().parent
 BUILD_DIR = FUNCTIONS_DIR / "build"
-# unifaas.h, the hostcall imports and helpers (#include "unifaas.h")
-SDK_DIR = FUNCTIONS_DIR / "sdk"
+# unifaas.h, the hostcall imports and helpers (#include "unifaas.h"); `unifaas new` copies it
+SDK_DIR = FUNCTIONS_DIR.parent / "devkit" / "sdk"
 COMPONENT_SUFFIX = ".component.wat"
 PYTHON_APP = "app.py"
 SPIN_MANIFEST = "spin.toml"
@@ -95,7 +95,7 @@ def c_compiler() -> list[str]:
 def sources() -> dict[str, tuple[str, list[Path]]]:
     """Module name -> (language, source files), for every example."""
     found: dict[str, tuple[str, list[Path]]] = {}
-    dirs = (p for p in FUNCTIONS_DIR.iterdir() if p.is_dir() and p not in (BUILD_DIR, SDK_DIR))
+    dirs = (p for p in FUNCTIONS_DIR.iterdir() if p.is_dir() and p != BUILD_DIR)
     for d in sorted(dirs):
         for wat in sorted(d.glob("*.wat")):
             if wat.name.endswith(COMPONENT_SUFFIX):

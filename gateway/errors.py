@@ -82,6 +82,10 @@ class Unauthorized(GatewayError):
         super().__init__("missing or wrong bearer token")
 
 
+class ManifestError(GatewayError):
+    """A ``unifaas.toml`` that cannot be used; the message names its file and field."""
+
+
 class ClientError(GatewayError):
     """A request of the CLI to the platform failed; ``status`` is 0 when no answer came."""
 

@@ -41,14 +41,17 @@ class Served:
     env: dict[str, str]
     log: Path
 
-    def cli(self, *args: str, stdin: bytes = b"") -> subprocess.CompletedProcess[bytes]:
+    def cli(
+        self, *args: str, stdin: bytes = b"", cwd: Path | None = None, timeout: float = 120
+    ) -> subprocess.CompletedProcess[bytes]:
         """Run the ``unifaas`` CLI against this server (its URL, state dir and token)."""
         return subprocess.run(
             [*CLI, *args],
             input=stdin,
             capture_output=True,
             env=self.env,
-            timeout=120,
+            cwd=cwd,
+            timeout=timeout,
             check=False,
         )
 

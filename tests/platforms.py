@@ -32,8 +32,10 @@ class LivePlatform:
     def token(self) -> str:
         return (self.state_dir / "token").read_text().strip()
 
-    def cli(self, *args: str, stdin: bytes = b"") -> subprocess.CompletedProcess[bytes]:
-        return self.served.cli(*args, stdin=stdin)
+    def cli(
+        self, *args: str, stdin: bytes = b"", cwd: Path | None = None, timeout: float = 120
+    ) -> subprocess.CompletedProcess[bytes]:
+        return self.served.cli(*args, stdin=stdin, cwd=cwd, timeout=timeout)
 
     def http(self) -> httpx.Client:
         return httpx.Client(

@@ -56,7 +56,12 @@ guest agent) imports it. Each package defines its own sub-root in its
     |   +-- RequestInvalid(errors)        readable but not as the schema says (missing part, ...)
     |   +-- MethodNotAllowed(allowed)     a route that exists, asked with another method
     |   +-- Unauthorized                  missing or wrong bearer token
+    |   +-- ManifestError                 a unifaas.toml that cannot be used (names file, field)
     |   +-- ClientError(status, kind)     the CLI's request to the platform failed
+    +-- DevkitError                       devkit.errors: unifaas new, build, toolchain
+    |   +-- UnknownTemplate               unifaas new --template names none there is
+    |   +-- ToolchainMissing              a build's toolchain is not installed (says how)
+    |   +-- BuildFailed                   a manifest's build command failed (its output's end)
     +-- HarnessError                      loadtests.errors: benches and the server launcher
         +-- LaunchError                   a child server exited early or never got healthy
         +-- BenchError                    a benchmark could not run as planned

@@ -11,9 +11,12 @@ from typing import Any
 
 import httpx
 
+from gateway.cli import manifest
 from gateway.cli.client import Client, raise_for_error
+from gateway.errors import ManifestError
 from gateway.settings import ClientSettings, given
 from wasm_runtime.cliargs import files_bundle, read_data, read_file
+from wasm_runtime.errors import UsageError
 
 
 def client_of(args: argparse.Namespace) -> Client:
@@ -72,15 +75,49 @@ def _table(rows: list[list[str]], header: list[str]) -> None:
         print("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
 
 
+def _with_manifest(args: argparse.Namespace) -> argparse.Namespace:
+    """``args`` completed from the manifest (./unifaas.toml, or --manifest) when NAME or
+    FILE.wasm is left out; flags given override what it says."""
+    if args.name and args.module and not args.manifest:
+        return args
+    path = Path(args.manifest) if args.manifest else manifest.find()
+    if path is None:
+        raise UsageError(
+            f"no NAME and FILE.wasm given, and no {manifest.MANIFEST} here: give both, "
+            "or run it in a function's directory (unifaas new makes one)"
+        )
+    found = manifest.load(path)
+    if not args.module and found.build is None:
+        raise ManifestError(f"{found.path}: build.output: required to deploy without FILE.wasm")
+    module = args.module or str(found.build.output if found.build else "")
+    if not args.module and not Path(module).is_file():
+        raise UsageError(f"{module} does not exist yet: run `unifaas build` first")
+    secrets = None if args.secret or args.no_secrets or not found.secrets else found
+    return argparse.Namespace(
+        **{
+            **vars(args),
+            "name": args.name or found.name,
+            "module": module,
+            "files": args.files or (str(found.files) if found.files else None),
+            "manifest_config": found.config,
+            "manifest_secrets": secrets,
+        }
+    )
+
+
 def cmd_deploy(args: argparse.Namespace) -> int:
+    args = _with_manifest(args)
     module = Path(args.module)
     wasm = read_file(args.module)
-    config = deploy_config(args)
+    config = {**getattr(args, "manifest_config", {}), **deploy_config(args)}
     files: dict[str, Any] = {"module": (module.name, wasm, "application/wasm")}
     if args.files:
         files["files"] = ("files.tar", files_bundle(args.files), "application/x-tar")
     form = {"config": json.dumps(config)}
     secrets = deploy_secrets(args)
+    from_manifest = getattr(args, "manifest_secrets", None)
+    if secrets is None and from_manifest is not None:
+        secrets = from_manifest.secret_values()
     if secrets is not None:
         form["secrets"] = json.dumps(secrets)
     client = client_of(args)

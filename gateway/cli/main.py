@@ -16,7 +16,7 @@ from importlib.metadata import entry_points
 
 import pydantic
 
-from gateway.cli import asynccommands, commands
+from gateway.cli import asynccommands, commands, manifest
 from scheduler.model import FunctionConfig
 from wasm_runtime.cliargs import env_pair
 from wasm_runtime.errors import UnifaasError
@@ -26,6 +26,7 @@ ENTRY_POINT_GROUP = "unifaas.commands"
 GROUPS = {
     "image": ("build or inspect the guest image", "ACTION"),
     "bench": ("run a benchmark", "SUITE"),
+    "toolchain": ("install or list the toolchains templates build with", "ACTION"),
 }
 
 
@@ -143,11 +144,24 @@ def _add_deploy(cli: Registrar) -> None:
         cli,
         "deploy",
         "deploy a .wasm as a new version of a function",
-        "Upload FILE.wasm as the next version of NAME and make it current. Options "
-        "left out take the platform's defaults (shown below).",
+        "Upload FILE.wasm as the next version of NAME and make it current. In a directory "
+        f"with a {manifest.MANIFEST} (unifaas new makes one), NAME and FILE.wasm come from "
+        "it, as do its settings and secrets; options given override it. Options left out "
+        "everywhere take the platform's defaults (shown below).",
     )
-    deploy.add_argument("name", help="function name: lowercase letters, digits, dashes")
-    deploy.add_argument("module", metavar="FILE.wasm", help="a WASI preview1 command module")
+    deploy.add_argument("name", nargs="?", help="function name: lowercase letters, digits, dashes")
+    deploy.add_argument(
+        "module",
+        nargs="?",
+        metavar="FILE.wasm",
+        help="a WASI preview1 command module or a wasi:http component",
+    )
+    deploy.add_argument(
+        "--manifest",
+        metavar="PATH",
+        help=f"the manifest to deploy from (default ./{manifest.MANIFEST} when NAME or "
+        "FILE.wasm is left out)",
+    )
     deploy.add_argument(
         "--env",
         action="append",
