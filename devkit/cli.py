@@ -4,6 +4,7 @@ the ``unifaas.commands`` entry point."""
 from __future__ import annotations
 
 import argparse
+import time
 from pathlib import Path
 
 from devkit import scaffold, toolchains
@@ -49,6 +50,41 @@ def cmd_build(args: argparse.Namespace) -> int:
     built = build(found, quiet=args.quiet)
     print(f"built {built.path} ({built.size} bytes) in {built.seconds:.1f} s")
     return 0
+
+
+def _stamp(paths: tuple[Path, ...]) -> tuple[tuple[str, int], ...]:
+    """What changes when a watched file is edited, added or removed."""
+    files = []
+    for path in paths:
+        found = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+        files += [(str(f), f.stat().st_mtime_ns) for f in found if f.exists()]
+    return tuple(files)
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    from devkit.build import build
+    from gateway.cli.main import main as unifaas
+
+    found = _manifest(args)
+    if found.build is None or not found.build.watch:
+        raise DevkitError(f"{found.path}: build.watch: lists nothing to watch")
+    deploy = ["deploy", "--manifest", str(found.path)]
+    for flag in ("url", "state_dir"):
+        if getattr(args, flag):
+            deploy += [f"--{flag.replace('_', '-')}", getattr(args, flag)]
+    progress(f"watching {', '.join(str(w) for w in found.build.watch)} (Ctrl-C stops)")
+    last = None
+    while True:
+        stamp = _stamp(found.build.watch)
+        if stamp != last:
+            last = stamp
+            try:
+                built = build(found, quiet=True)
+                progress(f"built {built.path.name} ({built.size} bytes, {built.seconds:.1f} s)")
+                unifaas(deploy)
+            except DevkitError as err:
+                progress(f"unifaas watch: {err}\n(waiting for the next change)")
+        time.sleep(args.interval)
 
 
 def cmd_wat2wasm(args: argparse.Namespace) -> int:
@@ -113,6 +149,19 @@ def register(cli: Commands) -> None:
     build.add_argument("--quiet", "-q", action="store_true", help="show the build's output "
                        "only when it fails")  # fmt: skip
     build.set_defaults(func=cmd_build)
+
+    watch = cli.command(
+        "watch",
+        "rebuild and redeploy the function of ./unifaas.toml when its sources change",
+        "Build and deploy now, then again whenever a file under the manifest's build.watch "
+        "paths changes (polled); a failed build is shown and the last deployed version keeps "
+        "serving. Ctrl-C stops.",
+    )
+    watch.add_argument("--manifest", metavar="PATH", help="default ./unifaas.toml")
+    watch.add_argument("--url", help="platform URL (default $UNIFAAS_URL or http://127.0.0.1:8080)")
+    watch.add_argument("--state-dir", help="where to find the token (default: as for `up`)")
+    watch.add_argument("--interval", type=float, default=0.5, help="seconds between looks")
+    watch.set_defaults(func=cmd_watch)
 
     wat = cli.command("wat2wasm", "compile WebAssembly text to a .wasm (wasmtime's)")
     wat.add_argument("source", metavar="FILE.wat")

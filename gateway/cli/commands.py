@@ -6,6 +6,7 @@ import argparse
 import base64
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -215,8 +216,22 @@ def cmd_describe(args: argparse.Namespace) -> int:
     return 0
 
 
+LOG_HEADER = ["ID", "VERSION", "START", "OUTCOME", "EXIT", "STATUS", "RETRIES", "TOTAL_MS"]
+# How often `logs -f` asks for new records.
+FOLLOW_EVERY_S = 1.0
+
+
+def _log_row(r: dict[str, Any]) -> list[str]:
+    return [
+        r["id"], str(r["version"]), r["start"], r["outcome"], str(r["exit_code"]),
+        str(r["status"]), str(r["retries"]), f"{r['total_ms']:.1f}",
+    ]  # fmt: skip
+
+
 def cmd_logs(args: argparse.Namespace) -> int:
     client = client_of(args)
+    if args.follow:
+        return _follow(client, args)
     if args.invocation:
         records = [client.json("GET", f"/v1/invocations/{args.invocation}")]
     else:
@@ -226,25 +241,34 @@ def cmd_logs(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(records)
         return 0
-    _table(
-        [
-            [
-                r["id"],
-                str(r["version"]),
-                r["start"],
-                r["outcome"],
-                str(r["exit_code"]),
-                str(r["status"]),
-                str(r["retries"]),
-                f"{r['total_ms']:.1f}",
-            ]
-            for r in records
-        ],
-        ["ID", "VERSION", "START", "OUTCOME", "EXIT", "STATUS", "RETRIES", "TOTAL_MS"],
-    )
+    _table([_log_row(r) for r in records], LOG_HEADER)
     if args.invocation and records[0]["stderr_tail"]:
         print("stderr:\n" + records[0]["stderr_tail"])
     return 0
+
+
+def _follow(client: Client, args: argparse.Namespace) -> int:
+    """New records as they come, oldest first, until Ctrl-C (main's exit code 130)."""
+    path = f"/v1/functions/{args.name}/invocations"
+    seen: set[str] = set()
+    widths = [len(h) for h in LOG_HEADER]
+    first = True
+    while True:
+        records = client.json("GET", path, params={"limit": args.limit})
+        fresh = [r for r in reversed(records) if r["id"] not in seen]
+        seen.update(r["id"] for r in records)
+        for r in fresh:
+            if args.json:
+                print(json.dumps(r, sort_keys=True), flush=True)
+                continue
+            row = _log_row(r)
+            widths = [max(w, len(c)) for w, c in zip(widths, row, strict=True)]
+            if first:
+                print("  ".join(h.ljust(w) for h, w in zip(LOG_HEADER, widths, strict=True)))
+                first = False
+            print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+        sys.stdout.flush()
+        time.sleep(FOLLOW_EVERY_S)
 
 
 def cmd_delete(args: argparse.Namespace) -> int:
@@ -260,6 +284,17 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     return 0
 
 
+def _plain(value: Any) -> str:
+    """A status value as a person reads it: no Python reprs."""
+    if isinstance(value, dict):
+        return "  ".join(f"{k} {_plain(v)}" for k, v in value.items()) or "-"
+    if isinstance(value, list):
+        return ", ".join(_plain(v) for v in value) or "-"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return "-" if value is None else str(value)
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     status = client_of(args).json("GET", "/v1/status")
     if args.json:
@@ -268,16 +303,23 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(f"{status.get('role', 'node')} {status['node']}")
     pool = status.get("pool")
     if pool is not None:
+        width = max(map(len, pool))
         for key in sorted(k for k in pool if k != "functions"):
-            print(f"  {key}: {pool[key]}")
-        for key, info in sorted(pool.get("functions", {}).items()):
-            print(f"  {key}: {info}")
+            print(f"  {key:<{width}}  {_plain(pool[key])}")
+        functions = pool.get("functions") or []
+        if isinstance(functions, dict):  # keyed by version
+            functions = [{"version": k, **v} for k, v in functions.items()]
+        if functions:
+            print("functions:")
+            keys = list(functions[0])
+            rows = [[_plain(f.get(k)) for k in keys] for f in functions]
+            _table(rows, [k.upper() for k in keys])
     confinement = status.get("confinement")
     if confinement is not None:
         print("VM confinement:")
         for key, value in confinement.items():
             if key != "not_applied":
-                print(f"  {key}: {value}")
+                print(f"  {key}: {_plain(value)}")
         for why in confinement.get("not_applied", []):
             print(f"  NOT APPLIED {why}")
     print_nodes(status["nodes"])

@@ -10,6 +10,7 @@ group, each a ``register(cli: Registrar)`` function.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from importlib.metadata import entry_points
@@ -334,7 +335,10 @@ def _add_remote_commands(cli: Registrar) -> None:
     logs.add_argument("name")
     logs.add_argument("--invocation", metavar="ID", help="show one invocation in full")
     logs.add_argument("--limit", type=int, default=20, help="how many (default 20)")
-    logs.add_argument("--json", action="store_true")
+    logs.add_argument("--json", action="store_true", help="JSON (with -f: one line per record)")
+    logs.add_argument(
+        "--follow", "-f", action="store_true", help="print new records as they come; Ctrl-C stops"
+    )
     logs.set_defaults(func=commands.cmd_logs)
 
     delete = _remote(cli, "delete", "delete a function and all its versions")
@@ -351,6 +355,25 @@ def _add_remote_commands(cli: Registrar) -> None:
     st.set_defaults(func=commands.cmd_status)
 
 
+def _add_completion(cli: Registrar) -> None:
+    done = cli.command(
+        "completion",
+        "print a shell completion script (bash or zsh)",
+        "Print a completion script for every command and option: in bash, "
+        "source <(unifaas completion bash); in zsh, source <(unifaas completion zsh). "
+        "Add that line to ~/.bashrc or ~/.zshrc to keep it.",
+    )
+    done.add_argument("shell", choices=["bash", "zsh"])
+    done.set_defaults(func=_print_completion)
+
+
+def _print_completion(args: argparse.Namespace) -> int:
+    from gateway.cli.completion import script
+
+    print(script(build_parser(), args.shell), end="")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="unifaas",
@@ -362,6 +385,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_up(cli)
     _add_deploy(cli)
     _add_remote_commands(cli)
+    _add_completion(cli)
     return parser
 
 
@@ -369,6 +393,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         code: int = args.func(args)
+        sys.stdout.flush()  # here, so that a closed pipe is an error caught below
         return code
     except UnifaasError as err:
         print(f"unifaas: error: {err}", file=sys.stderr)
@@ -380,6 +405,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (`unifaas list | head`): end quietly, as a pipe's writer
+        # does, and keep the interpreter from complaining while it flushes stdout at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":

@@ -125,3 +125,31 @@ def test_a_bad_setting_is_one_clear_line(
         "unifaas: error: GatewaySettings token: String should have at least 16 characters"
     )
     assert "short" not in err  # the value is never echoed
+
+
+def test_a_reader_that_goes_away_ends_the_command_quietly() -> None:
+    proc = subprocess.Popen([*CLI, "new", "--list"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # as `| head` does, before the command writes
+    with proc.stderr:
+        assert proc.wait(timeout=120) == 141
+        assert proc.stderr.read() == b""
+
+
+def test_bash_completion_knows_commands_group_actions_and_options(tmp_path: Path) -> None:
+    script = tmp_path / "unifaas.bash"
+    script.write_bytes(unifaas("completion", "bash").stdout)
+
+    def complete(*words: str) -> list[str]:
+        line = " ".join(f"'{w}'" for w in ("unifaas", *words))
+        done = subprocess.run(
+            ["bash", "-c", f'source {script}; COMP_WORDS=({line}); '
+             f'COMP_CWORD={len(words)}; _unifaas; echo "${{COMPREPLY[@]}}"'],
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        return done.stdout.split()
+
+    assert complete("de") == ["deploy", "dead-letters", "describe", "delete"]
+    assert complete("deploy", "--mem") == ["--memory"]
+    assert complete("toolchain", "") == ["install", "list"]
+    assert "--follow" in complete("logs", "--")
