@@ -19,7 +19,7 @@ import enum
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from wasm_runtime.types import known_fields
+from wasm_runtime.types import known_fields, wire_bytes
 
 MODULE = "unifaas"
 
@@ -167,7 +167,7 @@ class HostAnswer:
         try:
             fields = known_fields(cls, data)
             fields["status"] = Status(int(fields.get("status", Status.UNAVAILABLE)))
-            fields["keys"] = tuple(bytes(k) for k in fields.get("keys", ()))
+            fields["keys"] = tuple(wire_bytes(k) for k in fields.get("keys", ()))
             fields["headers"] = tuple((str(k), str(v)) for k, v in fields.get("headers", ()))
             return cls(**fields)
         except (TypeError, ValueError) as err:

@@ -29,6 +29,14 @@ def known_fields(cls: type[_D], data: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in data.items() if k in names}
 
 
+def wire_bytes(value: object) -> bytes:
+    """Bytes read off the wire: only bytes are bytes (``bytes(10**12)`` would allocate a
+    terabyte of zeros for a peer that sent a number)."""
+    if not isinstance(value, bytes | bytearray | memoryview):
+        raise TypeError(f"expected bytes, got {type(value).__name__}")
+    return bytes(value)
+
+
 def flat_dict(obj: object) -> dict[str, Any]:
     """A flat dataclass's fields as a dict: ``dataclasses.asdict`` without its deep copy,
     which on the call path (a result per call, in a TCG guest) costs ten times more."""
@@ -140,7 +148,7 @@ class Invocation:
     def from_wire(cls, data: dict[str, Any]) -> Invocation:
         request = data.get("request")
         return cls(
-            stdin=bytes(data.get("stdin", b"")),
+            stdin=wire_bytes(data.get("stdin", b"")),
             args=tuple(str(a) for a in data.get("args", ())),
             env=tuple((str(k), str(v)) for k, v in data.get("env", ())),
             limits=Limits.from_wire(data.get("limits", {})),

@@ -7,13 +7,14 @@ import struct
 
 import msgpack
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from wasm_runtime import protocol
 from wasm_runtime.errors import ErrorCode, ProtocolError, UnknownOp
 from wasm_runtime.hostcalls import HostAnswer, HostRequest, Kind, Status
 from wasm_runtime.protocol import FrameDecoder, Op
+from wasm_runtime.types import Invocation
 
 
 def decode_all(data: bytes, chunk: int = 0) -> tuple[list[dict[str, object]], list[ProtocolError]]:
@@ -193,6 +194,9 @@ def test_hostcall_messages_round_trip() -> None:
 
 @settings(max_examples=300, deadline=None)
 @given(st.dictionaries(_FIELDS, _ANY, max_size=6))
+# bytes(n) of a number allocates n bytes: this one took 22 GB, and the test run with it.
+@example({"keys": [10**12]})
+@example({"status": 0, "keys": [b"k", 7]})
 def test_fuzz_hostcall_bodies_never_raise_past_the_seam(data: dict[str, object]) -> None:
     """Whatever a guest (or a broken host) sends, the reader of a hostcall request gets a
     request or a TypeError/ValueError (answered INVALID_ARGUMENT), and the reader of an
@@ -202,3 +206,8 @@ def test_fuzz_hostcall_bodies_never_raise_past_the_seam(data: dict[str, object])
     assert isinstance(HostAnswer.from_wire(data), HostAnswer)
     with contextlib.suppress(ProtocolError):
         protocol.hostcall_ids(data)
+
+
+def test_an_invocation_whose_stdin_is_a_number_is_refused_not_allocated() -> None:
+    with pytest.raises(TypeError, match="expected bytes"):
+        Invocation.from_wire({"stdin": 10**12})
