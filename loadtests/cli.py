@@ -103,6 +103,14 @@ def cmd_bench_chaos(args: argparse.Namespace) -> int:
     return 0 if report.lost == 0 and report.deployed_after else 1
 
 
+def cmd_bench_templates(args: argparse.Namespace) -> int:
+    from loadtests.bench.templates import bench_templates, table
+
+    result = bench_templates(args.calls, args.template or None, progress)
+    print(json.dumps(result) if args.json else table(result))
+    return 0
+
+
 def register(cli: Commands) -> None:
     sandbox = cli.command(
         "sandbox",
@@ -142,6 +150,21 @@ def register(cli: Commands) -> None:
     component.add_argument("--calls", type=int, default=100, help="timed warm calls each")
     component.add_argument("--starts", type=int, default=3, help="forced starts of each kind")
     component.set_defaults(func=cmd_bench_component)
+
+    templates = cli.command(
+        "templates",
+        "each template of unifaas new to its first answer, then its warm p50",
+        "In one unifaas up: for each template, time new, build, deploy and the first call "
+        "(toolchains installed beforehand), the module's size, and warm p50 against the wat "
+        "template's (the baseline, the same run).",
+        group="bench",
+    )
+    templates.add_argument("--json", action="store_true", help="print one JSON object")
+    templates.add_argument("--calls", type=int, default=50, help="timed warm calls each")
+    templates.add_argument(
+        "--template", action="append", help="only this one (repeatable; default all)"
+    )
+    templates.set_defaults(func=cmd_bench_templates)
 
     runner = cli.command(
         "runner",
