@@ -17,8 +17,16 @@ from devkit.errors import DevkitError, UnknownTemplate
 TEMPLATES = Path(str(resources.files("devkit").joinpath("templates")))
 PLACEHOLDER = "__NAME__"
 NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
-# Files a template shares with others, copied in from devkit's own data.
-SHARED = {"c": {"unifaas.h": Path(str(resources.files("devkit").joinpath("sdk", "unifaas.h")))}}
+# The hostcall SDK each template gets, copied in from devkit's own data: file in the SDK
+# directory -> where it goes in the function's.
+SDK = Path(str(resources.files("devkit").joinpath("sdk")))
+SHARED = {
+    "c": {"unifaas.h": "unifaas.h"},
+    "rust": {"unifaas.rs": "src/unifaas.rs"},
+    "go": {"unifaas.go": "unifaas.go"},
+    "zig": {"unifaas.zig": "unifaas.zig"},
+    "assemblyscript": {"unifaas.ts": "assembly/unifaas.ts"},
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,7 +75,7 @@ def create(template: Template, name: str, where: Path) -> list[Path]:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(path.read_text().replace(PLACEHOLDER, name))
         written.append(target)
-    for filename, shared in SHARED.get(template.name, {}).items():
-        shutil.copy(shared, where / filename)
-        written.append(where / filename)
+    for filename, inside in SHARED.get(template.name, {}).items():
+        shutil.copy(SDK / filename, where / inside)
+        written.append(where / inside)
     return written

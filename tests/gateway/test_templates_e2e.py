@@ -39,3 +39,7 @@ def test_a_new_function_builds_deploys_and_answers(
     assert document["received_bytes"] == 5
     if template != "wat":  # the raw ABI sees no method or path
         assert (document["method"], document["path"]) == ("POST", "/a/b")
+    if template in scaffold.SHARED:  # a hostcall SDK: it counts its calls in its store
+        assert document["calls"] == 1
+        again = platform.cli("invoke", name, cwd=here)
+        assert json.loads(again.stdout)["calls"] == 2

@@ -1,9 +1,12 @@
 // __NAME__: a unifaas function in C (WAGI: the request's method and path in the
 // environment, its body on stdin; CGI headers, a blank line, then the body on stdout).
-// It answers JSON saying what it received. unifaas.h has the hostcalls (key-value,
-// outbound HTTP) should it need them.
+// It answers JSON saying what it received and how often it was called, a count kept in
+// its key-value store through unifaas.h's hostcalls (which also do outbound HTTP).
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
+
+#include "unifaas.h"
 
 static void json_string(const char *s) {
     putchar('"');
@@ -33,6 +36,12 @@ int main(void) {
     json_string(method ? method : "");
     printf(", \"path\": ");
     json_string(path && *path ? path : "/");
-    printf(", \"received_bytes\": %zu}\n", received);
+    printf(", \"received_bytes\": %zu, \"calls\": ", received);
+    int64_t calls = 0;
+    if (unifaas_kv_incr("calls", 5, 1, &calls) == UNIFAAS_OK) {
+        printf("%" PRId64 "}\n", calls);
+    } else {  /* no store here (unifaas run), or a quota */
+        printf("null}\n");
+    }
     return 0;
 }

@@ -1,6 +1,8 @@
 // __NAME__: a unifaas function in AssemblyScript (WAGI: the request's method and path in
 // the environment, its body on stdin; CGI headers, a blank line, then the body on
-// stdout). It answers JSON saying what it received.
+// stdout). It answers JSON saying what it received and how often it was called, a count
+// kept in its key-value store through the hostcalls of unifaas.ts.
+import { incr, lastStatus, STATUS_OK } from "./unifaas";
 
 function jsonString(s: string): string {
   let out = '"';
@@ -30,6 +32,7 @@ for (;;) {
   if (n <= 0) break;
   received += n;
 }
+const calls = incr("calls", 1); // null: no store outside the platform, or a quota
 process.stdout.write("Content-Type: application/json\n\n");
 process.stdout.write(
   '{"function": "__NAME__", "language": "assemblyscript", "method": ' +
@@ -38,5 +41,7 @@ process.stdout.write(
     jsonString(envOr("PATH_INFO", "/")) +
     ', "received_bytes": ' +
     received.toString() +
+    ', "calls": ' +
+    (lastStatus == STATUS_OK ? calls.toString() : "null") +
     "}\n",
 );
