@@ -29,6 +29,7 @@ from scheduler.registry.nodecache import NodeCache
 from scheduler.registry.records import RecordWriter
 from scheduler.registry.registry import Registry
 from scheduler.roles.control import Control
+from scheduler.roles.redaction import Redactor
 from scheduler.scaling.admission import Throttle
 from scheduler.scaling.autoscaler import Autoscaler
 from scheduler.settings import AsyncSettings, HostcallSettings
@@ -149,12 +150,14 @@ class Platform(Control):
         """Run a call here. ``invocation_id``: an async call's, so its record has its id."""
         started = time.perf_counter()
         outcome = InvokeOutcome(invocation_id=invocation_id or uuid.uuid4().hex[:16], function=name)
+        redact = Redactor(())
         try:
             fv = await self.cache.current(name)
             outcome.version, outcome.abi = fv.version, fv.config.abi
             if not fv.config.public and not request.authorized:
                 raise AccessDenied(name)
             secrets = await self.cache.secrets(fv)
+            redact = Redactor(secrets)
             abi_request = self._abi_request(name, fv, request, secrets)
             invocation = abi_request.invocation(fv.config.limits)
             session = self.capabilities.session(name, fv.config)
@@ -165,7 +168,7 @@ class Platform(Control):
             outcome.vm_ms = ran.vm_ms
             # A component's stdout is a log too (its answer is its response).
             logs = result.stdout + result.stderr if result.response else result.stderr
-            outcome.exit_code, outcome.stderr = result.exit_code, logs
+            outcome.exit_code, outcome.stderr = result.exit_code, redact.data(logs)
             result.raise_for_outcome()
             if fv.config.abi == "http":
                 response = abi.http_response(result)
@@ -189,6 +192,10 @@ class Platform(Control):
                         err.retries,
                         after_effect=True,
                     )
+        if outcome.error is not None and redact:
+            # An error's message may quote the function (a WAGI answer that is not CGI).
+            outcome.error.message = redact.text(outcome.error.message)
+            outcome.error.args = (outcome.error.message, *outcome.error.args[1:])
         outcome.total_ms = (time.perf_counter() - started) * 1000
         return outcome
 

@@ -4,6 +4,7 @@ through real microVMs are in tests/functions/test_examples.py."""
 
 from __future__ import annotations
 
+import base64
 import http.server
 import ipaddress
 import json
@@ -313,3 +314,25 @@ async def test_redis_away_is_unavailable_not_an_error() -> None:
     finally:
         await caps.aclose()
         await client.aclose()
+
+
+async def test_secret_values_are_redacted_from_what_the_platform_keeps_and_shows(
+    setup: tuple[httpx.AsyncClient, Platform],
+) -> None:
+    client, platform = setup
+    secret = "s3cr3t-value-91"
+    secrets = {"TOKEN": secret, "PIN": "12"}  # too short to mask: left as it is
+    assert (await deploy(client, "leaky", secrets=secrets)).status_code == 201
+    ok = await client.post("/fn/leaky", content=b"leak TOKEN 0", headers={"X-Unifaas-Stderr": "1"})
+    assert ok.status_code == 200
+    assert ok.text == f"body: {secret}\n"  # the function's own answer passes unchanged
+    shown = base64.b64decode(ok.headers["x-stderr"]).decode()
+    assert shown == "log: [redacted:TOKEN] and again [redacted:TOKEN]\n"
+    failed = await client.post("/fn/leaky", content=b"leak TOKEN trap")
+    assert failed.status_code == 500 and secret not in failed.text
+    assert failed.json()["error"]["kind"] == "trap"
+    assert "[redacted:TOKEN]" in failed.json()["error"]["stderr"]
+    await platform.records.flush(10)
+    logs = await client.get("/v1/functions/leaky/invocations", headers=AUTH)
+    assert len(logs.json()) == 2 and secret not in logs.text
+    assert "[redacted:TOKEN]" in logs.text
