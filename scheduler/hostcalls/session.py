@@ -109,11 +109,17 @@ class HostSession:
             config.kv_max_keys or settings.kv_max_keys,
             config.kv_max_bytes or settings.kv_max_bytes,
         )
+        # The call's end as the host can bound it; reset when the call starts running in its
+        # VM (running), so the time it waited for a VM does not shorten its requests.
         self._deadline = time.monotonic() + config.timeout_s
         self.made = 0
         # Set while an effect is attempted (it may have happened if the VM dies meanwhile),
         # cleared again by a refusal decided before anything left the host.
         self.made_effect = False
+
+    def running(self) -> None:
+        """The call starts (again, on a retry) in its VM: its time counts from now."""
+        self._deadline = time.monotonic() + self._config.timeout_s
 
     async def __call__(self, request: HostRequest) -> HostAnswer:
         started = time.perf_counter()

@@ -164,6 +164,8 @@ class Pool:
                 sandbox = vm.sandbox
                 assert sandbox is not None
                 started = self._clock()
+                if session is not None:
+                    session.running()
                 try:
                     with translated():
                         result = await sandbox.invoke(fv.key, invocation, session)
@@ -476,12 +478,9 @@ class Pool:
 
     # -- status ---------------------------------------------------------------
     def _retry_after_s(self) -> int:
+        vms, queued, wait_s = self._vms.values(), len(self._queue), self.settings.queue_timeout_s
         return placement.retry_after_s(
-            self._vms.values(),
-            len(self._queue),
-            self._call_estimate_s,
-            self.settings.queue_timeout_s,
-            self.memory_budget_mib,
+            vms, queued, self._call_estimate_s, wait_s, self.memory_budget_mib
         )
 
     def status(self) -> PoolStatus:

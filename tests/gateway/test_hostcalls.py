@@ -4,6 +4,7 @@ through real microVMs are in tests/functions/test_examples.py."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import http.server
 import ipaddress
@@ -43,6 +44,8 @@ class Upstream(http.server.BaseHTTPRequestHandler):
         Upstream.seen.append((self.command, self.path, body))
         if self.path == "/slow":
             time.sleep(3)
+        elif self.path.startswith("/wait/"):
+            time.sleep(float(self.path.removeprefix("/wait/")))
         payload = b"b" * 5000 if self.path == "/big" else b"upstream:" + self.path.encode() + body
         self.send_response(418 if self.path == "/teapot" else 200)
         self.send_header("Content-Type", "text/plain")
@@ -216,6 +219,23 @@ async def test_a_call_blocked_in_a_hostcall_ends_at_its_timeout(
     assert r.status_code == 504 and r.json()["error"]["kind"] == "timeout"
     assert time.monotonic() - started < 2.5
     assert await probe(client, "slow", "get x") == ["not_found", ""]
+
+
+async def test_an_outbound_request_has_the_call_s_time_from_when_it_runs(
+    setup: tuple[httpx.AsyncClient, Platform], upstream: int
+) -> None:
+    # One slot: the second call waits ~3 s for the first. Its request then needs 3.6 s of
+    # its 5: counted from when it was accepted, only ~2 s (+ 1 s grace) would be left.
+    client, _ = setup
+    url = f"http://127.0.0.1:{upstream}"
+    config: dict[str, Any] = {"max_vms": 1, "concurrency": 1, "timeout_s": 5}
+    assert (await deploy(client, "queued", allow_hosts=[url[7:]], **config)).status_code == 201
+    first = asyncio.create_task(client.post("/fn/queued", content=f"http GET {url}/wait/3"))
+    await asyncio.sleep(0.3)
+    second = await client.post("/fn/queued", content=f"http GET {url}/wait/3.6".encode())
+    assert (await first).status_code == 200
+    assert second.status_code == 200, second.text
+    assert second.text.split("\n")[0] == "ok", second.text
 
 
 async def test_a_call_with_an_effect_is_not_run_again_when_its_vm_dies(
