@@ -33,14 +33,34 @@ def lines_of(proc: subprocess.Popen[bytes]) -> queue.Queue[str]:
     return out
 
 
+def _ctrl_c_stops_it() -> None:
+    # A job started in the background by a shell without job control (nohup ... &, some CI
+    # runners) inherits SIGINT ignored, and Python then installs no KeyboardInterrupt
+    # handler: give the child the default, as a terminal's foreground job has.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def start(*args: str, cwd: Path | None = None, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [*CLI, *args],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        preexec_fn=_ctrl_c_stops_it,
+    )
+
+
 def stop(proc: subprocess.Popen[bytes]) -> int:
-    proc.send_signal(signal.SIGINT)  # Ctrl-C
+    """Ctrl-C, then its exit code (the process is killed if it outlives 30 s)."""
+    proc.send_signal(signal.SIGINT)
     try:
         return proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        return -9
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
         if proc.stdout is not None:
             proc.stdout.close()
 
@@ -57,9 +77,7 @@ def test_logs_follow_prints_calls_as_they_come(
     platform: LivePlatform, modules: dict[str, Path]
 ) -> None:
     assert platform.cli("deploy", "follow-echo", str(modules["echo"])).returncode == 0
-    proc = subprocess.Popen(
-        [*CLI, "logs", "follow-echo", "-f"], env=platform.served.env, stdout=subprocess.PIPE
-    )
+    proc = start("logs", "follow-echo", "-f", env=platform.served.env)
     try:
         lines = lines_of(proc)
         for body in ("one", "two"):
@@ -76,13 +94,7 @@ def test_logs_follow_prints_calls_as_they_come(
 def test_watch_redeploys_when_the_source_changes(platform: LivePlatform, tmp_path: Path) -> None:
     assert platform.cli("new", "watched", "--template", "wat", cwd=tmp_path).returncode == 0
     here = tmp_path / "watched"
-    proc = subprocess.Popen(
-        [*CLI, "watch", "--interval", "0.2"],
-        cwd=here,
-        env=platform.served.env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    proc = start("watch", "--interval", "0.2", cwd=here, env=platform.served.env)
 
     def answer() -> dict[str, object] | None:
         got = platform.cli("invoke", "watched")
@@ -102,5 +114,3 @@ def test_watch_redeploys_when_the_source_changes(platform: LivePlatform, tmp_pat
         assert platform.cli("describe", "watched", "--json").returncode == 0
     finally:
         assert stop(proc) == 130
-        assert proc.stderr is not None
-        proc.stderr.close()
