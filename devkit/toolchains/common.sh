@@ -31,3 +31,17 @@ backports() {  # Debian 12's backports suite, added once
       "Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg" | "${sudo[@]}" tee "$list" >/dev/null
   fi
 }
+
+npm_install() {  # npm_install DIR PACKAGE@VERSION...: into DIR/node_modules, once per list
+  local dir=$1; shift
+  command -v npm >/dev/null || apt_install nodejs npm
+  mkdir -p "$dir"
+  if [ "$(cat "$dir/.unifaas-deps" 2>/dev/null)" != "$*" ]; then
+    echo "toolchain: npm install $* into $dir"
+    [ -f "$dir/package.json" ] || echo '{"private": true, "type": "module"}' > "$dir/package.json"
+    (cd "$dir" && npm install --no-audit --no-fund --loglevel=error "$@" >/dev/null)
+    echo "$*" > "$dir/.unifaas-deps"
+    return 0
+  fi
+  return 1  # nothing to do
+}

@@ -2,16 +2,9 @@
 # JavaScript functions as wasi:http components: componentize-js (StarlingMonkey) and jco's
 # WASI WIT, from npm, with the wasi:http version the engine exports its handler at.
 . "$(dirname "$0")/common.sh"
-command -v npm >/dev/null || apt_install nodejs npm
 dir="$TOOLCHAINS/js"
-want="@bytecodealliance/componentize-js@0.23.0 @bytecodealliance/jco@1.35.0"
-mkdir -p "$dir"
-if [ "$(cat "$dir/.unifaas-deps" 2>/dev/null)" != "$want" ]; then
-  echo "toolchain: npm install $want into $dir"
-  (cd "$dir" && [ -f package.json ] || echo '{"private": true, "type": "module"}' > package.json)
-  (cd "$dir" && npm install --no-audit --no-fund --loglevel=error $want >/dev/null)
-  rm -rf "$dir/wit"
-  echo "$want" > "$dir/.unifaas-deps"
+if npm_install "$dir" @bytecodealliance/componentize-js@0.23.0 @bytecodealliance/jco@1.35.0; then
+  rm -rf "$dir/wit"  # made again from the new packages
 fi
 if [ ! -f "$dir/wit/package.wit" ]; then
   modules="$dir/node_modules/@bytecodealliance"
