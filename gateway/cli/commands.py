@@ -83,8 +83,9 @@ def _with_manifest(args: argparse.Namespace) -> argparse.Namespace:
         return args
     path = Path(args.manifest) if args.manifest else manifest.find()
     if path is None:
+        missing = "FILE.wasm" if args.name else "NAME and FILE.wasm"
         raise UsageError(
-            f"no NAME and FILE.wasm given, and no {manifest.MANIFEST} here: give both, "
+            f"no {missing} given, and no {manifest.MANIFEST} here: give them, "
             "or run it in a function's directory (unifaas new makes one)"
         )
     found = manifest.load(path)
