@@ -57,7 +57,11 @@ def _stamp(paths: tuple[Path, ...]) -> tuple[tuple[str, int], ...]:
     files = []
     for path in paths:
         found = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
-        files += [(str(f), f.stat().st_mtime_ns) for f in found if f.exists()]
+        for f in found:
+            try:
+                files.append((str(f), f.stat().st_mtime_ns))
+            except OSError:
+                continue  # gone since it was listed (an editor saving by rename)
     return tuple(files)
 
 
