@@ -11,6 +11,7 @@ from wasm_runtime.component.call import Call
 from wasm_runtime.component.handles import Kind
 from wasm_runtime.component.io import Pollable
 from wasm_runtime.component.linking import Interface
+from wasm_runtime.component.values import record
 
 NS = 1_000_000_000
 
@@ -33,11 +34,8 @@ def _after(call: Call, store: Any, duration_ns: int) -> ResourceHost:
 
 def datetime_record(ns: int) -> Record:
     """A ``wasi:clocks/wall-clock.datetime`` of ``ns`` nanoseconds since the epoch."""
-    record = Record()
     seconds, nanoseconds = divmod(ns, NS)
-    setattr(record, "seconds", seconds)  # noqa: B010 (Record's fields are not declared)
-    setattr(record, "nanoseconds", nanoseconds)  # noqa: B010
-    return record
+    return record(seconds=seconds, nanoseconds=nanoseconds)
 
 
 def datetime_ns(record: Any) -> int:

@@ -24,7 +24,7 @@ from wasm_runtime.component.clocks import datetime_ns, datetime_record
 from wasm_runtime.component.handles import Kind
 from wasm_runtime.component.io import CHUNK_BYTES, InputStream, IoError, OutputStream
 from wasm_runtime.component.linking import Interface
-from wasm_runtime.component.values import Case, Err, Ok, case_of
+from wasm_runtime.component.values import Case, Err, Ok, case_of, record
 
 READ, WRITE, MUTATE = "read", "write", "mutate-directory"
 PREOPEN_FLAGS = frozenset({READ, MUTATE})
@@ -164,14 +164,7 @@ class DirectoryEntries:
             return None
         kind, name = self.entries[self.at]
         self.at += 1
-        return _record(type=kind, name=name)
-
-
-def _record(**fields: Any) -> Record:
-    record = Record()
-    for name, value in fields.items():
-        setattr(record, name.replace("_", "-"), value)
-    return record
+        return record(type=kind, name=name)
 
 
 def _type_of(mode: int) -> str:
@@ -183,7 +176,7 @@ def _type_of(mode: int) -> str:
 
 
 def _stat_record(st: os.stat_result) -> Record:
-    return _record(
+    return record(
         type=_type_of(st.st_mode),
         link_count=st.st_nlink,
         size=st.st_size,
@@ -194,7 +187,7 @@ def _stat_record(st: os.stat_result) -> Record:
 
 
 def _hash(st: os.stat_result) -> Record:
-    return _record(lower=st.st_ino & (2**64 - 1), upper=st.st_dev & (2**64 - 1))
+    return record(lower=st.st_ino & (2**64 - 1), upper=st.st_dev & (2**64 - 1))
 
 
 def _resolve(call: Call, base: Descriptor, path: str) -> Path:

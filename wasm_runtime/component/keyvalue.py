@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from wasmtime.component import Record, ResourceAny
+from wasmtime.component import ResourceAny
 
 from wasm_runtime.component.call import Call
 from wasm_runtime.component.handles import Kind
 from wasm_runtime.component.linking import Interface
-from wasm_runtime.component.values import Case, Err, Ok
+from wasm_runtime.component.values import Case, Err, Ok, record
 from wasm_runtime.hostcalls import HostAnswer, HostRequest, Status
 from wasm_runtime.hostcalls import Kind as HostKind
 
@@ -88,10 +88,7 @@ def _list_keys(call: Call, store: Any, this: ResourceAny, cursor: str | None) ->
     keys = _keys(call)
     if isinstance(keys, Err):
         return keys
-    response = Record()
-    setattr(response, "keys", keys.value)  # noqa: B010 (Record's fields are not declared)
-    setattr(response, "cursor", None)  # noqa: B010 (every key in one answer)
-    return Ok(response)
+    return Ok(record(keys=keys.value, cursor=None))  # every key in one answer
 
 
 def _increment(call: Call, store: Any, bucket: ResourceAny, key: str, delta: int) -> Ok | Err:

@@ -16,6 +16,7 @@ from typing import Any
 from wasmtime.component import (
     ListType,
     OptionType,
+    Record,
     ResultType,
     TupleType,
     ValType,
@@ -115,6 +116,15 @@ def _variant(ty: VariantType) -> Lower:
         return payload
 
     return lower
+
+
+def record(**fields: Any) -> Record:
+    """A WIT record for the guest: its fields by keyword, ``_`` for the ``-`` WIT names use
+    (``link_count`` is ``link-count``); wasmtime-py reads them with getattr."""
+    made = Record()
+    for name, value in fields.items():
+        setattr(made, name.replace("_", "-"), value)
+    return made
 
 
 def case_of(value: Any) -> tuple[str, Any]:
