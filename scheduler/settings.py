@@ -66,6 +66,13 @@ class PoolSettings(BaseSettings):
     # within ping_timeout_s is killed and replaced (measured: see scheduler/pool/hangcheck.py).
     health_interval_s: float = Field(default=5.0, gt=0)
     ping_timeout_s: float = Field(default=5.0, gt=0)
+    # A VM whose ping is not answered within doubt_after_s is passed by for new calls until
+    # it answers (or misses ping_timeout_s and is killed): 100 times the worst ping measured.
+    doubt_after_s: float = Field(default=1.0, gt=0)
+    # A call whose VM is lost runs again on another while the call's own deadline (its
+    # queue_timeout_s plus its function's timeout, from when it arrived) allows, at most
+    # this many times: a function that kills its VM every time gets its error, not a loop.
+    max_retries: int = Field(default=3, ge=0)
     # MicroVMs booting at once (None: no limit); more wait, the boot of the
     # function with the fewest VMs first. Measured under TCG on 2 cores (see
     # scheduler/pool/bootgate.py): a limit of 2 makes a burst's cold starts faster

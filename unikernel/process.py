@@ -33,6 +33,8 @@ from unikernel.errors import VMLaunchError
 # the guest runs, so this is QEMU start-up alone).
 CONNECT_TIMEOUT_S = 10.0
 KILL_WAIT_S = 5.0
+# How long a QEMU that closed its channel is given to exit, so its status can be read.
+EXIT_AFTER_CLOSE_S = 1.0
 T = TypeVar("T")
 
 
@@ -145,6 +147,9 @@ class VMProcess:
             err = aw.exception()
             # The peer closing mid-read means QEMU is going away: say so, as a launch error.
             if isinstance(err, (asyncio.IncompleteReadError, ConnectionError)):
+                # Its exit status tells a kill from a crash: give it a moment to be reaped.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.proc.wait(), EXIT_AFTER_CLOSE_S)
                 message = f"QEMU closed the channel while waiting for {what}"
                 raise self.launch_error(message) from err
             return aw.result()

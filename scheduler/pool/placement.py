@@ -13,8 +13,9 @@
 A version never holds more than its ``max_vms`` (steps 2-5 are skipped when
 it does). The pool applies the decision; these functions only look.
 
-A call whose VM is lost before it answers is placed again, the same way, once
-(:func:`may_retry`).
+A call whose VM is lost before it answers is placed again, the same way, while its own
+deadline allows (:mod:`scheduler.pool.retry`). No step takes a VM the host doubts (its
+ping went unanswered for a while: frozen, or about to be killed for it).
 """
 
 from __future__ import annotations
@@ -24,30 +25,12 @@ import enum
 import math
 from collections.abc import Callable, Iterable, Sequence
 
-from scheduler.errors import SandboxLost, SchedulerError
 from scheduler.model import FunctionRef, FunctionVersion, StartKind
 from scheduler.pool.vmrecord import BOOTED_BOUND, TAKES_CALLS, VMRecord, VMState
 
 # How long a VM must have been idle before a function that already has a VM
 # of its own may evict it to grow.
 EVICT_MIN_IDLE_S = 5.0
-
-# Times a call whose VM was lost is run again on another VM.
-MAX_RETRIES = 1
-
-
-def may_retry(error: SchedulerError, retries: int, *, made_effect: bool = False) -> bool:
-    """Whether a call that failed with ``error`` after ``retries`` retries runs again.
-
-    Only when its VM was lost before it answered, and the call had made no hostcall with
-    an effect outside the VM (a key-value write or delete, an outbound request): a
-    function reaches nothing else outside its VM (no network device, a fresh copy of its
-    files per call), so running it again elsewhere cannot do anything twice. Reads alone
-    keep the retry. Once: a function that kills its VM every time gets its error, not a
-    loop. A function's own failures (timeout, trap, out of memory, exit code) are
-    answers, never errors of the sandbox, so they never get here.
-    """
-    return isinstance(error, SandboxLost) and retries < MAX_RETRIES and not made_effect
 
 
 class Step(enum.Enum):
@@ -158,6 +141,7 @@ def pick_warm(
         if vm.state is VMState.BOUND
         and vm.serves(fv)
         and vm.in_flight < limit
+        and not vm.doubted
         and vm.sandbox is not None
         and vm.sandbox.alive
     ]
@@ -165,7 +149,7 @@ def pick_warm(
 
 
 def pick_idle(vms: Iterable[VMRecord]) -> VMRecord | None:
-    idle = [vm for vm in vms if vm.state is VMState.IDLE]
+    idle = [vm for vm in vms if vm.state is VMState.IDLE and not vm.doubted]
     return min(idle, key=lambda v: v.id) if idle else None
 
 

@@ -25,10 +25,12 @@ from scheduler.hostcalls.session import HostSession
 from scheduler.model import ArtifactLoader, FunctionRef, FunctionVersion, StartKind
 from scheduler.pool import placement
 from scheduler.pool.bootgate import BootGate, Priority, speculative
+from scheduler.pool.booting import Booter
 from scheduler.pool.capacity import host_memory, read_meminfo
 from scheduler.pool.hangcheck import HealthCheck
 from scheduler.pool.placement import Decision, Step, host_memory_mib
-from scheduler.pool.sandbox import Sandbox, SandboxFactory, translated
+from scheduler.pool.retry import Attempt, with_retries
+from scheduler.pool.sandbox import SandboxFactory, translated
 from scheduler.pool.status import PoolStatus, Ran, summarize
 from scheduler.pool.templates import TemplateAsks
 from scheduler.pool.upkeep import KeepAlive, periodic
@@ -79,6 +81,7 @@ class Pool:
             self._spawn,
             interval_s=s.health_interval_s,
             timeout_s=s.ping_timeout_s,
+            doubt_after_s=s.doubt_after_s,
         )
         self._templates = TemplateAsks(factory, self._boot_gate, self._spawn)
         self.counters: collections.Counter[str] = collections.Counter()
@@ -86,6 +89,15 @@ class Pool:
             self._vms.values, self._discard, self._retired, self.memory, self.counters
         )
         self._keepalive.keep_min_warm(self.ensure_min_warm, self._spawn)
+        self._boots = Booter(
+            factory,
+            self._boot_gate,
+            self.counters,
+            vms=self._vms.values,
+            discard=self._discard,
+            closed=lambda: self._closed,
+            clock=clock,
+        )
         self.starts: dict[StartKind, int] = dict.fromkeys(StartKind, 0)
 
     # -- lifecycle ------------------------------------------------------------
@@ -132,21 +144,22 @@ class Pool:
         session: HostSession | None = None,
     ) -> Ran:
         """Run one call on a VM of ``fv`` (warm, pre-warmed, cold or queued), its hostcalls
-        to ``session``; a call whose VM is lost runs again as :func:`placement.may_retry` says.
+        to ``session``; a call whose VM is lost runs again as :mod:`scheduler.pool.retry` says.
         A VM failing it is SandboxLost or SandboxUnavailable (unikernel's errors stay in)."""
-        retries = 0
-        while True:
-            try:
-                ran = await self._invoke_once(fv, load_artifacts, invocation, session)
-                return ran._replace(retries=retries)
-            except SandboxLost as err:
-                effect = session is not None and session.made_effect
-                if not placement.may_retry(err, retries, made_effect=effect):
-                    err.retries, err.after_effect = retries, effect
-                    raise
-                retries += 1
-                self.counters["retries"] += 1
-                log.warning("%s: VM lost during a call (%s), running it again", fv.key, err)
+
+        def retrying(err: SandboxLost, retries: int) -> None:
+            self.counters["retries"] += 1
+            log.warning("%s: VM lost during a call (%s), run again (%d)", fv.key, err, retries)
+
+        return await with_retries(
+            lambda attempt: self._invoke_once(fv, load_artifacts, invocation, session, attempt),
+            wait_s=self.settings.queue_timeout_s,
+            run_s=fv.config.timeout_s,
+            max_retries=self.settings.max_retries,
+            made_effect=lambda: session is not None and session.made_effect,
+            clock=self._clock,
+            retrying=retrying,
+        )
 
     async def _invoke_once(
         self,
@@ -154,9 +167,10 @@ class Pool:
         load_artifacts: ArtifactLoader,
         invocation: Invocation,
         session: HostSession | None,
+        attempt: Attempt,
     ) -> Ran:
         with translated():
-            grant = await self._acquire(fv)
+            grant = await self._acquire(fv, attempt.wait_s, probe=attempt.retries > 0)
             vm = grant.vm
             self.starts[grant.kind] += 1
             try:
@@ -174,6 +188,7 @@ class Pool:
                     raise
                 if not sandbox.alive:
                     self._discard(vm, died=True)
+                vm.doubted = False  # it answered
                 elapsed = self._clock() - started
                 self._call_estimate_s = 0.8 * self._call_estimate_s + 0.2 * elapsed
                 return Ran(result, grant.kind, vm_ms=elapsed * 1000)
@@ -221,64 +236,12 @@ class Pool:
             return
         if grant.claimed:
             self._top_up()  # a generic VM was consumed
-            await self._boot_of_claimed(grant.vm)
+            await self._boots.claimed(grant.vm)
         elif grant.kind is StartKind.COLD:
-            await self._boot(grant.vm, grant.victim_stop, priority)
+            await self._boots.boot(grant.vm, grant.victim_stop, priority)
         else:
             self._top_up()  # a generic VM was consumed
         await self._load(grant.vm, fv, load_artifacts)
-
-    async def _boot(
-        self,
-        vm: VMRecord,
-        victim_stop: asyncio.Task[None] | None = None,
-        priority: Priority | None = None,
-    ) -> None:
-        try:
-            if victim_stop is not None:
-                await asyncio.wait({victim_stop})
-            async with self._boot_gate.slot(priority or self._boot_priority(vm)):
-                if vm.gone:
-                    raise PoolClosed()
-                # A cold start of a version restores its template, when one is held.
-                task = asyncio.create_task(self.factory.boot(vm.fn_id), name=f"pool-boot-{vm.id}")
-                vm.boot_task = task  # from here on, stop_sandbox owns whatever this boots
-                await asyncio.wait({task})
-                # Still holding the slot: the gate picks the next boot by booted
-                # VMs per function, so this one must count before it lets go.
-                self._booted(vm, task)
-        except BaseException:
-            self._discard(vm)
-            raise
-
-    async def _boot_of_claimed(self, vm: VMRecord) -> None:
-        """Wait for the generic boot this call claimed; its own task does the booting."""
-        try:
-            await vm.boot_over.wait()
-        except BaseException:
-            self._discard(vm)
-            raise
-        if vm.gone or vm.sandbox is None:
-            raise self._removed("the VM booting for this call failed")
-
-    def _removed(self, what: str) -> PoolClosed | SandboxLost:
-        """Why a VM a call was waiting on left the pool: the pool closing, or the VM lost."""
-        return PoolClosed() if self._closed else SandboxLost(what)
-
-    def _booted(self, vm: VMRecord, task: asyncio.Task[Sandbox]) -> None:
-        if task.cancelled():
-            raise PoolClosed()
-        err = task.exception()
-        if err is not None:
-            self.counters["boot_failures"] += 1
-            raise err
-        sandbox = task.result()
-        # A clone of a snapshot is counted apart from a boot (restores metric).
-        self.counters["restores" if sandbox.restored else "boots"] += 1
-        self.counters["preloaded"] += sandbox.preloaded is not None  # from its version's template
-        if vm.gone:
-            raise self._removed("VM removed while booting")
-        vm.booted(sandbox, self._clock())
 
     async def _load(
         self, vm: VMRecord, fv: FunctionVersion, load_artifacts: ArtifactLoader
@@ -295,7 +258,7 @@ class Pool:
                 if not self._retired(fv):
                     self._templates.loaded(fv, artifact, files)
             if vm.gone:
-                raise self._removed("VM removed while loading")
+                raise self._boots.removed("VM removed while loading")
             vm.loaded(self._clock())
         except BaseException:
             self._discard(vm)
@@ -303,7 +266,16 @@ class Pool:
         self._dispatch()  # its other slots can take queued calls now
 
     # -- placement (synchronous: look and reserve without awaiting) ------------
-    async def _acquire(self, fv: FunctionVersion) -> Grant:
+    async def _acquire(self, fv: FunctionVersion, wait_s: float, *, probe: bool = False) -> Grant:
+        """A slot for a call of ``fv`` within ``wait_s``; with ``probe`` (a call running
+        again), only on a VM that answers a ping now, or on a new one."""
+        while True:
+            grant = await self._acquire_any(fv, wait_s)
+            if not probe or grant.kind is StartKind.COLD or await self._health.answers(grant.vm):
+                return grant
+            self._hand_back(grant)  # doubted now (or gone): placement passes it by
+
+    async def _acquire_any(self, fv: FunctionVersion, wait_s: float) -> Grant:
         if self._closed:
             raise PoolClosed()
         grant = self._place(fv)
@@ -316,14 +288,14 @@ class Pool:
             )
         waiter = self._queue.join(fv)
         try:
-            grant = await self._queue.wait(waiter, self.settings.queue_timeout_s)
+            grant = await self._queue.wait(waiter, wait_s)
         except BaseException:
             self._hand_back(self._queue.leave(waiter))
             raise
         if grant is None:
             self._hand_back(self._queue.leave(waiter))
             raise CapacityExhausted(
-                f"no VM for {fv.key} within {self.settings.queue_timeout_s:g}s",
+                f"no VM for {fv.key} within {wait_s:g}s",
                 self._retry_after_s(),
             )
         return grant
@@ -378,12 +350,6 @@ class Pool:
         self._vms[vm.id] = vm
         return vm
 
-    def _boot_priority(self, vm: VMRecord) -> Priority:
-        """Read when the gate asks: its version's booted VMs, or speculative while generic
-        (a call may claim it as it waits)."""
-        vms = self._vms.values()
-        return lambda: speculative() if vm.fv is None else placement.booted_count_of(vms, vm.fv)
-
     def _retired(self, fv: FunctionVersion) -> bool:
         return fv.name in self._current and self._current[fv.name] != fv.version
 
@@ -414,7 +380,7 @@ class Pool:
     async def _boot_generic(self, vm: VMRecord) -> None:
         try:
             with translated():
-                await self._boot(vm)
+                await self._boots.boot(vm)
         except (PoolClosed, SandboxLost):
             return
         except Exception:

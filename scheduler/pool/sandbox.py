@@ -13,7 +13,7 @@ from typing import Protocol
 from scheduler.errors import SandboxLost, SandboxUnavailable
 from unikernel.accel import Accel
 from unikernel.confine import Confinement, vm_memory_ceiling_mib
-from unikernel.errors import VMGone
+from unikernel.errors import VMGone, VMLaunchError
 from unikernel.image import GuestImage
 from unikernel.settings import VMSettings
 from unikernel.snapshot import (
@@ -146,6 +146,13 @@ def translated() -> Iterator[None]:
         yield
     except VMGone as err:
         raise SandboxLost(err.message) from err
+    except VMLaunchError as err:
+        if err.exitcode is None or err.exitcode >= 0:
+            raise SandboxUnavailable(err.message) from err
+        # Killed by a signal while it started (kill -9, the OOM killer): lost like a VM
+        # killed later, so a call waiting on it runs again; a guest that cannot boot
+        # exits by itself or times out, and stays unavailable.
+        raise SandboxLost(f"VM killed while starting (signal {-err.exitcode})") from err
     except ProtocolError as err:  # the channel or the agent is broken: as good as gone
         raise SandboxLost(f"agent channel broken: {err.message}") from err
     except UnikernelError as err:

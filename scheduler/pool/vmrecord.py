@@ -18,6 +18,12 @@ calls and is removed when its last call ends.
 
 Every change of ``state`` goes through :meth:`VMRecord._fire`, which checks the
 table and raises :class:`~scheduler.errors.InvalidTransition` for anything else.
+
+Apart from its state, the host may *doubt* a VM: a ping it sent has gone unanswered
+for a while (``PoolSettings.doubt_after_s``). A doubted VM keeps its state and its
+calls, but placement passes it by until it answers again; a VM that never does is
+killed when the ping's own deadline passes. It is a flag and not a state because
+it changes nothing else about the VM, in any state.
 """
 
 from __future__ import annotations
@@ -87,6 +93,8 @@ class VMRecord:
     last_used: float = 0.0
     # Set when its boot is over, booted or not (a call that claimed it while booting waits).
     boot_over: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
+    # The host's latest knowledge: a ping of it went unanswered (see the module's docstring).
+    doubted: bool = False
 
     @classmethod
     def booting(cls, vm_id: int, fv: FunctionVersion | None) -> VMRecord:
@@ -146,6 +154,10 @@ class VMRecord:
     def remove(self) -> None:
         self._fire(Event.REMOVE)
         self.boot_over.set()  # a call waiting on its boot sees it gone
+
+    def doubt(self) -> None:
+        """A ping of it has gone unanswered for a while (see the module's docstring)."""
+        self.doubted = True
 
     # -- slots ----------------------------------------------------------------
     def reserve(self) -> None:

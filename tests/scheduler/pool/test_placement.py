@@ -11,6 +11,7 @@ from scheduler.errors import CapacityExhausted, SandboxLost
 from scheduler.model import FunctionConfig, FunctionVersion
 from scheduler.pool import placement
 from scheduler.pool.placement import Step
+from scheduler.pool.retry import may_retry
 from scheduler.pool.vmrecord import VMRecord, VMState
 
 NOW = 1000.0
@@ -217,12 +218,13 @@ def test_retry_after_spreads_the_queue_over_slots() -> None:
     assert placement.retry_after_s([], 0, 0.01, 30) == 1
 
 
-def test_retry_rule_learns_about_effects() -> None:
+def test_retry_rule_learns_about_effects_deadlines_and_its_limit() -> None:
     lost = SandboxLost("gone")
-    assert placement.may_retry(lost, 0)
-    assert not placement.may_retry(lost, placement.MAX_RETRIES)
-    assert not placement.may_retry(lost, 0, made_effect=True)
-    assert not placement.may_retry(CapacityExhausted("full"), 0)
+    assert may_retry(lost, 0) and may_retry(lost, 2, max_retries=3)
+    assert not may_retry(lost, 3, max_retries=3)
+    assert not may_retry(lost, 0, time_left_s=0.0)
+    assert not may_retry(lost, 0, made_effect=True)
+    assert not may_retry(CapacityExhausted("full"), 0)
     # The async queue's rule agrees: a call lost after an effect is not queued again.
     assert is_retryable(lost)
     assert not is_retryable(SandboxLost("gone", after_effect=True))

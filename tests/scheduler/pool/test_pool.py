@@ -12,7 +12,7 @@ import pytest
 from scheduler.errors import CapacityExhausted, PoolClosed, SandboxLost, SandboxUnavailable
 from scheduler.model import FunctionConfig, FunctionVersion, StartKind
 from scheduler.pool.pool import Pool
-from scheduler.pool.sandbox import HostConfinement, HostLimits
+from scheduler.pool.sandbox import HostConfinement, HostLimits, translated
 from scheduler.settings import PoolSettings
 from tests.virtual_time import virtual_time
 from unikernel.errors import VMGone, VMLaunchError
@@ -40,6 +40,7 @@ class FakeSandbox:
         self.preloaded: str | None = None
         self.frozen = False  # stops answering (SIGSTOP)
         self.pings = 0
+        self.ping_delay_s = 0.0
         self.memory_limit: int | None = None
         self.private_kib_value = 40 * 1024
         self._gone = asyncio.Event()
@@ -70,6 +71,11 @@ class FakeSandbox:
             raise VMGone("fake died")
         if invocation.stdin == b"garbage":
             raise ProtocolError("the agent's invoke reply is malformed")
+        if self.frozen:  # like the shim: given up on after a long while, then killed
+            await asyncio.sleep(60)
+            self.dead = True
+            self._gone.set()
+            raise VMGone("call timed out on a frozen VM; killed")
         delay = self.factory.invoke_delay_s
         if invocation.stdin.startswith(b"sleep "):
             delay = float(invocation.stdin.split()[1])
@@ -91,6 +97,7 @@ class FakeSandbox:
     async def ping(self, timeout_s: float) -> float:
         """A frozen fake never answers: like MicroVM, it is killed at the deadline."""
         self.pings += 1
+        await asyncio.sleep(self.ping_delay_s)
         if self.frozen:
             await asyncio.sleep(timeout_s)
             self.dead = True
@@ -491,19 +498,19 @@ async def test_dead_vm_is_removed(make_pool: MakePool, factory: FakeFactory) -> 
     f = fv()
     await pool.invoke(f, load_ok, call())
     with pytest.raises(SandboxLost) as info:
-        await pool.invoke(f, load_ok, call(b"die"))  # kills its VM every time: one retry
-    assert info.value.retries == 1
+        await pool.invoke(f, load_ok, call(b"die"))  # kills its VM every time: max_retries
+    assert info.value.retries == 3
     await stopped_in_background()
-    assert pool.status().vms == 0 and pool.status().deaths == 2
-    assert pool.status().retries == 1
-    assert factory.sandboxes[0].stopped and factory.sandboxes[1].stopped
+    assert pool.status().vms == 0 and pool.status().deaths == 4
+    assert pool.status().retries == 3
+    assert all(sandbox.stopped for sandbox in factory.sandboxes[:4])
     _, kind, _, _ = await pool.invoke(f, load_ok, call())
     assert kind is StartKind.COLD
-    factory.sandboxes[2].dead = True  # died while idle
+    factory.sandboxes[4].dead = True  # died while idle
     _, kind, retries, _ = await pool.invoke(f, load_ok, call())
     assert (kind, retries) == (StartKind.COLD, 0)  # found dead before placing: no retry
     await stopped_in_background()
-    assert factory.sandboxes[2].stopped and pool.status().deaths == 3
+    assert factory.sandboxes[4].stopped and pool.status().deaths == 5
 
 
 @virtual_time
@@ -702,9 +709,92 @@ async def test_garbage_from_the_agent_is_a_lost_vm(
     pool = make_pool()
     with pytest.raises(SandboxLost, match="malformed") as info:
         await pool.invoke(fv(), load_ok, call(b"garbage"))
-    assert info.value.retries == 1
+    assert info.value.retries == 3
     await stopped_in_background()
-    assert len(factory.sandboxes) == 2 and factory.live() == []
+    assert len(factory.sandboxes) == 4 and factory.live() == []
+
+
+@virtual_time
+async def test_overlapping_losses_take_more_than_one_retry(
+    make_pool: MakePool, factory: FakeFactory
+) -> None:
+    factory.die_once_left = 2  # the call's first VM dies under it, and the next one too
+    pool = make_pool()
+    result, _, retries, _ = await pool.invoke(fv(), load_ok, call(b"die-once"))
+    assert (result.outcome, retries) == (Outcome.OK, 2)
+    assert pool.status().retries == 2 and pool.status().deaths == 2
+
+
+@virtual_time
+async def test_no_retry_once_the_calls_own_deadline_has_passed(
+    make_pool: MakePool, factory: FakeFactory
+) -> None:
+    # Deadline: 30 s of queue and 1 s of run from arrival. Each VM takes 20 s to boot, so
+    # the run again starts at 20 s (time left) and is lost at 40 s: past it, no third run.
+    factory.boot_delay_s = 20.0
+    pool = make_pool(queue_timeout_s=30.0)
+    with pytest.raises(SandboxLost) as info:
+        await pool.invoke(fv(timeout_s=1.0), load_ok, call(b"die"))
+    assert info.value.retries == 1 and pool.status().deaths == 2
+
+
+@virtual_time
+async def test_max_retries_is_a_setting(make_pool: MakePool, factory: FakeFactory) -> None:
+    pool = make_pool(max_retries=0)
+    with pytest.raises(SandboxLost) as info:
+        await pool.invoke(fv(), load_ok, call(b"die"))
+    assert info.value.retries == 0 and len(factory.sandboxes) == 1
+
+
+@virtual_time
+async def test_a_run_again_passes_by_a_vm_that_does_not_answer_a_ping(
+    make_pool: MakePool, factory: FakeFactory
+) -> None:
+    pool = make_pool(max_vms=3, ping_timeout_s=5.0, doubt_after_s=1.0)
+    f = fv(concurrency=2, max_vms=3)
+    await pool.invoke(f, load_ok, call())  # vm1
+    both = [asyncio.create_task(pool.invoke(f, load_ok, call(b"sleep 1"))) for _ in range(3)]
+    await asyncio.gather(*both)  # vm1 and vm2 warm
+    # The next call goes to the VM used last; the other one is frozen (SIGSTOP: alive to
+    # the host, it answers nothing).
+    older = min(pool._vms.values(), key=lambda vm: vm.last_used).sandbox
+    vm2 = next(sandbox for sandbox in factory.sandboxes if sandbox is older)
+    vm2.frozen = True
+    result, kind, retries, _ = await pool.invoke(f, load_ok, call(b"die-once"))
+    # Its VM died under it; the warm slot left was the frozen VM's, which did not answer
+    # within 1 s: the call ran on a new VM instead, and the frozen one is passed by.
+    assert (result.outcome, kind, retries) == (Outcome.OK, StartKind.COLD, 1)
+    assert result.stdout == b"a@1 vm3"
+    assert vm2.pings == 1 and not vm2.stopped
+    new_call = await pool.invoke(f, load_ok, call())
+    assert new_call.result.stdout == b"a@1 vm3"  # not on the doubted vm2
+    await asyncio.sleep(5)  # its ping's own deadline: killed as hung
+    assert vm2.stopped or vm2.dead
+    assert pool.status().hung == 1
+
+
+@virtual_time
+async def test_a_vm_slow_to_answer_its_ping_is_doubted_then_trusted_again(
+    make_pool: MakePool, factory: FakeFactory
+) -> None:
+    pool = make_pool(
+        reclaim_interval_s=1.0, health_interval_s=5.0, ping_timeout_s=5.0, doubt_after_s=1.0
+    )
+    await pool.start()
+    f = fv(min_warm=1)
+    await pool.invoke(f, load_ok, call())
+    slow = factory.sandboxes[0]
+    slow.ping_delay_s = 3.0  # answers, but late
+    (record,) = pool._vms.values()
+    for _ in range(100):  # within two health periods, a ping has gone unanswered for 1 s
+        await asyncio.sleep(0.1)
+        if record.doubted:
+            break
+    assert record.doubted and not slow.stopped
+    _, kind, _, _ = await pool.invoke(f, load_ok, call())
+    assert kind is StartKind.COLD  # the doubted VM was passed by
+    await asyncio.sleep(2.1)  # the ping's answer, 3 s after it was sent
+    assert not record.doubted and not slow.stopped and pool.status().hung == 0
 
 
 @virtual_time
@@ -790,3 +880,12 @@ async def test_min_warm_that_cannot_start_is_tried_again_later_and_later(
         pool.reclaim()
     # Tried at about 1, 2, 4 and 8 s (each failure doubles the wait), not on every tick.
     assert len(factory.sandboxes) - tries == 4
+
+
+def test_a_vm_killed_while_it_starts_is_lost_not_unavailable() -> None:
+    # A call waiting on that boot runs again; a guest that cannot boot stays unavailable.
+    with pytest.raises(SandboxLost, match="signal 9"), translated():
+        raise VMLaunchError("QEMU exited while waiting for the agent", -9, ["qemu"], "")
+    for exitcode in (None, 1):
+        with pytest.raises(SandboxUnavailable), translated():
+            raise VMLaunchError("QEMU exited while waiting for the agent", exitcode, ["q"], "")
