@@ -1,11 +1,14 @@
 """Fault campaign: clients call a well-behaved function while faults are injected on a
 schedule; one report counts what was sent, answered correctly, retried, failed and lost.
 
-Faults so far: ``kill -9`` of serving QEMUs (each a child of the ``up`` process),
+Faults: ``kill -9`` of serving QEMUs (each a child of the ``up`` process),
 ``SIGSTOP`` of a serving QEMU for longer than the function's timeout (the shim
 gives up on its calls after timeout + ``UNIFAAS_VM_CALL_GRACE_S`` and kills it),
-``kill -9`` of the embedded redis-server, and deletion of the snapshot template's
-RAM file (new VMs are booted while the template is rebuilt).
+``kill -9`` of the embedded redis-server, deletion of the snapshot template's
+RAM file (new VMs are booted while the template is rebuilt), and faults that
+overlap in one call's life: two QEMUs killed a moment apart (the second where the
+first one's calls run again), a kill while another QEMU is frozen, and the
+redis-server killed with a QEMU.
 Every client posts a unique body to echo and checks it comes back: anything but
 that body with status 200 is *lost*. ``unifaas bench chaos`` runs a campaign
 against a platform of its own; the tests run short ones.
@@ -48,6 +51,7 @@ class Report:
     sent: int = 0
     answered: int = 0  # status 200 and the body echoed
     retried: int = 0  # answered calls that ran again on another VM (X-Retries > 0)
+    retried_twice: int = 0  # of which ran on three VMs or more: faults overlapped in their life
     failed: dict[str, int] = dataclasses.field(default_factory=dict)  # by error kind
     lost: int = 0  # anything but a correct answer
     p50_ms: float = 0.0
@@ -92,7 +96,7 @@ class Tally:
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.sent = self.answered = self.retried = 0
+        self.sent = self.answered = self.retried = self.retried_twice = 0
         self.failed: Counter[str] = Counter()
         self.latencies: list[tuple[float, float]] = []  # (start, ms)
         self.fault_windows: list[tuple[float, float]] = []
@@ -104,6 +108,7 @@ class Tally:
 
     def fill(self, report: Report) -> None:
         report.sent, report.answered, report.retried = self.sent, self.answered, self.retried
+        report.retried_twice = self.retried_twice
         report.failed = dict(self.failed)
         report.lost = self.sent - self.answered
 
@@ -164,6 +169,7 @@ def _client(url: str, token: str, stop: threading.Event, tally: Tally, n: int) -
                 else:
                     tally.answered += 1
                     tally.retried += retries > 0
+                    tally.retried_twice += retries > 1
 
 
 def _kind(r: httpx.Response) -> str:
@@ -176,13 +182,20 @@ def _kind(r: httpx.Response) -> str:
 @dataclasses.dataclass(frozen=True)
 class Faults:
     """What a campaign injects, in this order: kills of serving QEMUs, freezes of one for
-    ``freeze_s``, kills of the embedded redis-server, deletions of the template's RAM."""
+    ``freeze_s``, kills of the embedded redis-server, deletions of the template's RAM; then
+    the faults that overlap in one call's life: two QEMUs killed ``overlap_s`` apart (the
+    second is the newest, where the calls of the first run again, booting or serving), a
+    QEMU killed while another is frozen, and the redis-server killed with a QEMU."""
 
     kills: int = 3
     freezes: int = 1
     freeze_s: float = 0.0
     redis_kills: int = 1
     template_deletions: int = 1
+    double_kills: int = 0
+    kills_in_freeze: int = 0
+    redis_with_kills: int = 0
+    overlap_s: float = 0.3
 
     def schedule(self) -> list[str]:
         return (
@@ -190,6 +203,9 @@ class Faults:
             + ["freeze"] * self.freezes
             + ["redis"] * self.redis_kills
             + ["template"] * self.template_deletions
+            + ["kill+kill"] * self.double_kills
+            + ["freeze+kill"] * self.kills_in_freeze
+            + ["redis+kill"] * self.redis_with_kills
         )
 
 
@@ -205,42 +221,52 @@ def run_campaign(
 ) -> Report:
     """Drive ``clients`` against the deployed echo for ``duration_s`` while injecting
     ``faults``, evenly spaced in their order; the report counts every call."""
-    freeze_s = faults.freeze_s
     report = Report(clients, duration_s)
     with load([url], token, clients) as tally:
         schedule = faults.schedule()
         gap = duration_s / (len(schedule) + 1)
         for k, fault in enumerate(schedule):
             time.sleep(gap)
-            at = f"at {gap * (k + 1):.1f}s"
-            tally.fault(FAULT_WINDOW_S + (freeze_s if fault == "freeze" else 0.0))
-            if fault == "template":
-                rams = sorted(Path(SNAPSHOT_DIR).glob(f"unifaas-tpl-{up_pid}-*/ram"))
-                for ram in rams:
-                    ram.unlink(missing_ok=True)
-                report.faults.append(f"deleted the template RAM file ({len(rams)}) {at}")
-                progress(report.faults[-1])
-                continue
-            pids = children(up_pid, b"redis-server" if fault == "redis" else b"qemu-system")
-            if not pids:
-                report.faults.append(f"{fault} {k + 1}: no process")
-                continue
-            # The longest-running one: a call run again after the previous fault may be on a
-            # VM started since, and a second loss of the same call is beyond the retry rule.
-            victim = min(pids, key=_started)
-            if fault == "kill":
-                os.kill(victim, signal.SIGKILL)
-                report.faults.append(f"kill -9 QEMU {victim} {at}")
-            elif fault == "redis":
-                os.kill(victim, signal.SIGKILL)
-                report.faults.append(f"kill -9 redis-server {victim} {at}")
-            else:
-                threading.Thread(target=_freeze, args=(victim, freeze_s), daemon=True).start()
-                report.faults.append(f"SIGSTOP QEMU {victim} for {freeze_s:g}s {at}")
+            frozen = "freeze" in fault
+            tally.fault(FAULT_WINDOW_S + (faults.freeze_s if frozen else 0.0))
+            done = _inject(fault, up_pid, faults)
+            report.faults.append(f"{'; '.join(done)} at {gap * (k + 1):.1f}s")
             progress(report.faults[-1])
-        time.sleep(max(gap, freeze_s))
+        time.sleep(max(gap, faults.freeze_s))
     tally.fill(report)
     return report
+
+
+def _inject(fault: str, up_pid: int, faults: Faults) -> list[str]:
+    """Inject one scheduled fault (``a+b``: ``a``, then ``b`` ``overlap_s`` later); what was
+    done, one line per part."""
+    if fault == "template":
+        rams = sorted(Path(SNAPSHOT_DIR).glob(f"unifaas-tpl-{up_pid}-*/ram"))
+        for ram in rams:
+            ram.unlink(missing_ok=True)
+        return [f"deleted the template RAM file ({len(rams)})"]
+    first, _, then = fault.partition("+")
+    done = [_hit(first, up_pid, faults.freeze_s, newest=False)]
+    if then:
+        time.sleep(faults.overlap_s)
+        # The newest QEMU: where the calls of the first fault are running again (a VM
+        # booting for them, or one that took them); never the frozen one.
+        done.append(_hit(then, up_pid, faults.freeze_s, newest=True))
+    return done
+
+
+def _hit(fault: str, up_pid: int, freeze_s: float, *, newest: bool) -> str:
+    pids = children(up_pid, b"redis-server" if fault == "redis" else b"qemu-system")
+    if not pids:
+        return f"{fault}: no process"
+    # The longest-running QEMU by default: a VM started since a previous fault may be
+    # booting, and killing a boot is what the overlapping faults do on purpose.
+    victim = (max if newest else min)(pids, key=_started)
+    if fault == "freeze":
+        threading.Thread(target=_freeze, args=(victim, freeze_s), daemon=True).start()
+        return f"SIGSTOP QEMU {victim} for {freeze_s:g}s"
+    os.kill(victim, signal.SIGKILL)
+    return f"kill -9 {'redis-server' if fault == 'redis' else 'QEMU'} {victim}"
 
 
 def _started(pid: int) -> int:

@@ -97,6 +97,9 @@ def cmd_bench_chaos(args: argparse.Namespace) -> int:
         freezes=args.freezes,
         redis_kills=args.redis_kills,
         template_deletions=args.template_deletions,
+        double_kills=args.double_kills,
+        kills_in_freeze=args.kills_in_freeze,
+        redis_with_kills=args.redis_with_kills,
     )
     report = chaos(faults, args.clients, args.duration, progress)
     print(json.dumps(report.to_json(), indent=None if args.json else 2))
@@ -253,9 +256,12 @@ def register(cli: Commands) -> None:
         "Start `unifaas up` as a child process, deploy echo with two warm VMs, drive "
         "CLIENTS clients posting unique bodies for DURATION seconds while KILLS serving "
         "QEMUs are killed with SIGKILL and FREEZES frozen with SIGSTOP for longer than the "
-        "function's timeout, and REDIS_KILLS kill the embedded redis-server, evenly "
-        "spaced, and print one JSON report (sent, "
-        "answered, retried, failed by kind, lost, p50/p99). Exits 1 when anything was lost.",
+        "function's timeout, and REDIS_KILLS kill the embedded redis-server, then faults "
+        "that overlap in one call's life (DOUBLE_KILLS: a QEMU killed and, 0.3 s later, the "
+        "newest one, where its calls run again; KILLS_IN_FREEZE: a QEMU killed while another "
+        "is frozen; REDIS_WITH_KILLS: redis-server and a QEMU killed together), evenly "
+        "spaced, and print one JSON report (sent, answered, retried, retried twice, failed "
+        "by kind, lost, p50/p99). Exits 1 when anything was lost.",
         group="bench",
     )
     chaos.add_argument("--json", action="store_true", help="one line of JSON")
@@ -279,4 +285,10 @@ def register(cli: Commands) -> None:
         default=1,
         help="deletions of the snapshot template's RAM file (default 1)",
     )
+    for flag, what in (
+        ("--double-kills", "two QEMUs killed 0.3 s apart, the second the newest"),
+        ("--kills-in-freeze", "a QEMU killed while another is frozen"),
+        ("--redis-with-kills", "the redis-server and a QEMU killed together"),
+    ):
+        chaos.add_argument(flag, type=int, default=1, help=f"{what} (default 1)")
     chaos.set_defaults(func=cmd_bench_chaos)
