@@ -4,8 +4,9 @@ internal invoke API, and its answer comes back as the caller's response.
 The retry rule is the pool's, one level up: a call whose node could not be reached,
 refused it (the token is wrong, or the node is stopping) or answered nothing else
 of ours goes to another node, since it never ran; a call whose connection broke
-after it was sent may have run, and is run again once, on another node (the same
-once-only rule as a VM's death). Past that it is ``NodeLost`` (503, ``sandbox_lost``).
+after it was sent may have run, and is run again once, on another node (a node's
+death is rarer than a VM's, which the node's pool runs again for up to three times).
+Past that it is ``NodeLost`` (503, ``sandbox_lost``).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ INTERNAL_INVOKE_PATH = "/internal/invoke/"
 # Every answer of a node's internal invoke route names the node; on an error, its kind.
 NODE_HEADER = "X-Unifaas-Node"
 ERROR_KIND_HEADER = "X-Error-Kind"
-# Runs again after a broken connection: once, as for a VM.
+# Runs again after a broken connection: once.
 MAX_RERUNS = 1
 CONNECT_TIMEOUT_S = 2.0
 # A call may wait for a slot and then run for its timeout; past this its node is hung.
