@@ -32,7 +32,7 @@ from typing import Any
 import httpx
 
 from functions import wat_module
-from loadtests.bench.stats import percentile, stat_fields
+from loadtests.bench.stats import percentile, start_ticks, stat_fields
 from loadtests.errors import BenchError
 from loadtests.launch import platform_process
 
@@ -157,7 +157,7 @@ def _client(url: str, token: str, stop: threading.Event, tally: Tally, n: int) -
             started = time.perf_counter()
             try:
                 r = http.post(f"/fn/{FUNCTION}", content=body)
-                kind = "" if r.status_code == 200 and r.content == body else _kind(r)
+                kind = "" if r.status_code == 200 and r.content == body else answer_kind(r)
                 retries = int(r.headers.get("x-retries", "0"))
             except httpx.HTTPError as err:
                 kind, retries = f"transport: {type(err).__name__}", 0
@@ -172,7 +172,8 @@ def _client(url: str, token: str, stop: threading.Event, tally: Tally, n: int) -
                     tally.retried_twice += retries > 1
 
 
-def _kind(r: httpx.Response) -> str:
+def answer_kind(r: httpx.Response) -> str:
+    """What went wrong with an answer that is not the one expected: its error kind."""
     try:
         return str(r.json()["error"]["kind"])
     except (ValueError, KeyError, TypeError):
@@ -261,18 +262,12 @@ def _hit(fault: str, up_pid: int, freeze_s: float, *, newest: bool) -> str:
         return f"{fault}: no process"
     # The longest-running QEMU by default: a VM started since a previous fault may be
     # booting, and killing a boot is what the overlapping faults do on purpose.
-    victim = (max if newest else min)(pids, key=_started)
+    victim = (max if newest else min)(pids, key=start_ticks)
     if fault == "freeze":
         threading.Thread(target=_freeze, args=(victim, freeze_s), daemon=True).start()
         return f"SIGSTOP QEMU {victim} for {freeze_s:g}s"
     os.kill(victim, signal.SIGKILL)
     return f"kill -9 {'redis-server' if fault == 'redis' else 'QEMU'} {victim}"
-
-
-def _started(pid: int) -> int:
-    """A process's start time (clock ticks since boot; gone: last)."""
-    fields = stat_fields(pid)
-    return 1 << 62 if fields is None else int(fields[19])
 
 
 def _freeze(pid: int, seconds: float) -> None:

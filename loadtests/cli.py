@@ -106,6 +106,20 @@ def cmd_bench_chaos(args: argparse.Namespace) -> int:
     return 0 if report.lost == 0 and report.deployed_after else 1
 
 
+def cmd_bench_soak(args: argparse.Namespace) -> int:
+    from loadtests.soak import Schedule, soak, table
+
+    schedule = Schedule(
+        duration_s=args.duration * 60,
+        window_s=args.window * 60,
+        churn_every_s=args.churn_every,
+        kill_every_s=args.kill_every,
+    )
+    report = soak(args.target, schedule, progress)
+    print(json.dumps(report.to_json()) if args.json else table(report))
+    return 0 if report.lost == 0 else 1
+
+
 def cmd_bench_templates(args: argparse.Namespace) -> int:
     from loadtests.bench.templates import bench_templates, table
 
@@ -292,3 +306,23 @@ def register(cli: Commands) -> None:
     ):
         chaos.add_argument(flag, type=int, default=1, help=f"{what} (default 1)")
     chaos.set_defaults(func=cmd_bench_chaos)
+
+    soak = cli.command(
+        "soak",
+        "a long steady mixed load with deploys, rollbacks and VM kills; per-window resources",
+        "Start `unifaas up` (or the local cluster: Redis, three nodes, two gateways) as child "
+        "processes and drive sync calls of an echo, hostcalls (a key-value counter) and async "
+        "calls for DURATION minutes, while the echo gets a new version and a rollback every "
+        "CHURN_EVERY seconds and a serving QEMU is killed every KILL_EVERY seconds. Every "
+        "WINDOW minutes it prints a row: calls, lost, async calls, p50/p99, the node "
+        "processes' RSS and open descriptors, QEMUs and Redis's used memory; at the end the "
+        "slope of each per hour. Exits 1 when anything was lost.",
+        group="bench",
+    )
+    soak.add_argument("--target", choices=("up", "cluster"), default="up", help="default up")
+    soak.add_argument("--duration", type=float, default=60, metavar="MIN", help="default 60")
+    soak.add_argument("--window", type=float, default=5, metavar="MIN", help="default 5")
+    soak.add_argument("--churn-every", type=float, default=60, metavar="S", help="default 60")
+    soak.add_argument("--kill-every", type=float, default=120, metavar="S", help="default 120")
+    soak.add_argument("--json", action="store_true", help="the report as one line of JSON")
+    soak.set_defaults(func=cmd_bench_soak)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 
@@ -26,3 +27,23 @@ def cpu_ticks(pid: int) -> int:
     """User plus system CPU time of a process so far, in clock ticks (0 once it is gone)."""
     fields = stat_fields(pid)
     return 0 if fields is None else int(fields[11]) + int(fields[12])  # utime + stime
+
+
+def start_ticks(pid: int) -> int:
+    """A process's start time (clock ticks since boot); gone: later than any."""
+    fields = stat_fields(pid)
+    return 1 << 62 if fields is None else int(fields[19])
+
+
+def rss_kib(pid: int) -> int:
+    """A process's resident memory in KiB (0 once it is gone)."""
+    fields = stat_fields(pid)
+    return 0 if fields is None else int(fields[21]) * os.sysconf("SC_PAGE_SIZE") // 1024
+
+
+def open_fds(pid: int) -> int:
+    """How many descriptors a process holds open (0 once it is gone)."""
+    try:
+        return len(os.listdir(f"/proc/{pid}/fd"))
+    except OSError:
+        return 0

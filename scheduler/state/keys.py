@@ -12,7 +12,8 @@
     unifaas:fn:{name}:versions          HASH    version number -> JSON {module_sha256,
                                                 artifact_sha256, files_sha256, config, created_at}
     unifaas:fn:{name}:recent            LIST    ids of the latest invocations, newest first,
-                                                capped at RECENT_INVOCATIONS
+                                                capped at RECORDS_KEPT (the records
+                                                that fall off are deleted)
     unifaas:fn:{name}:secrets           HASH    version number -> JSON {name: value} of the
                                                 version's secrets (apart from its record,
                                                 which holds only their names)
@@ -92,8 +93,11 @@ def changes_channel() -> str:
     return f"{PREFIX}changes"
 
 
+INVOCATION_PREFIX = f"{PREFIX}inv:"
+
+
 def invocation_key(invocation_id: str) -> str:
-    return f"{PREFIX}inv:{invocation_id}"
+    return f"{INVOCATION_PREFIX}{invocation_id}"
 
 
 def nodes_key() -> str:
@@ -160,19 +164,26 @@ return existed
 
 
 # Store a batch of invocation records and push their ids on their functions' recent
-# lists, in one round trip with one reply to parse (a pipeline has one per command).
+# lists, in one round trip with one reply to parse (a pipeline has one per command). The
+# records that fall off a list are deleted with it: under a steady load a day of records
+# (their TTL) would hold gigabytes; this way a function holds at most ARGV[2].
 # KEYS: the records' keys, then each record's recent list (same order)
-# ARGV[1] TTL seconds, ARGV[2] recent entries kept, then the records' JSON, then their ids
+# ARGV[1] TTL seconds, ARGV[2] records kept per function, ARGV[3] the records' key prefix,
+# then the records' JSON, then their ids
 PUT_INVOCATIONS_LUA = """
 local n = #KEYS / 2
 local trim = {}
 for i = 1, n do
-  redis.call('SET', KEYS[i], ARGV[2 + i], 'EX', ARGV[1])
-  redis.call('LPUSH', KEYS[n + i], ARGV[2 + n + i])
+  redis.call('SET', KEYS[i], ARGV[3 + i], 'EX', ARGV[1])
+  redis.call('LPUSH', KEYS[n + i], ARGV[3 + n + i])
   trim[KEYS[n + i]] = true
 end
+local keep = tonumber(ARGV[2])
 for key in pairs(trim) do
-  redis.call('LTRIM', key, 0, tonumber(ARGV[2]) - 1)
+  for _, id in ipairs(redis.call('LRANGE', key, keep, -1)) do
+    redis.call('DEL', ARGV[3] .. id)
+  end
+  redis.call('LTRIM', key, 0, keep - 1)
 end
 return n
 """

@@ -24,6 +24,7 @@ from scheduler.errors import FunctionNotFound, InvalidConfig, StateStoreError
 from scheduler.state.keys import (
     CREATE_VERSION_LUA,
     DELETE_FUNCTION_LUA,
+    INVOCATION_PREFIX,
     PUT_INVOCATIONS_LUA,
     ROLLBACK_LUA,
     artifact_index_key,
@@ -43,8 +44,10 @@ from scheduler.state.keys import (
 
 T = TypeVar("T")
 
-# Invocation records are kept for a day; `logs` shows at most this many per function.
+# Invocation records are kept for a day, and a function's newest RECORDS_KEPT at most
+# (about 4 MB of Redis per function); `logs` shows at most RECENT_INVOCATIONS of them.
 INVOCATION_TTL_S = 24 * 3600
+RECORDS_KEPT = 10_000
 RECENT_INVOCATIONS = 200
 # A node that has not heartbeated for this long is gone, unless it says otherwise
 # (nodes beat every second and ask for three).
@@ -102,8 +105,9 @@ class StateStore:
     The client must be created with ``decode_responses=False`` (blobs are bytes).
     """
 
-    def __init__(self, client: aioredis.Redis) -> None:
+    def __init__(self, client: aioredis.Redis, *, records_kept: int = RECORDS_KEPT) -> None:
         self._r = client
+        self.records_kept = records_kept
         self._create_version = client.register_script(CREATE_VERSION_LUA)
         self._rollback = client.register_script(ROLLBACK_LUA)
         self._delete = client.register_script(DELETE_FUNCTION_LUA)
@@ -264,7 +268,7 @@ class StateStore:
             return
         keys = [invocation_key(invocation_id) for invocation_id, _, _ in records]
         keys += [recent_key(function) for _, function, _ in records]
-        args: list[str | int] = [INVOCATION_TTL_S, RECENT_INVOCATIONS]
+        args: list[str | int] = [INVOCATION_TTL_S, self.records_kept, INVOCATION_PREFIX]
         args += [json.dumps(record) for _, _, record in records]
         args += [invocation_id for invocation_id, _, _ in records]
         with translated("record invocations"):

@@ -93,22 +93,27 @@ async def test_delete_removes_function_but_keeps_blobs(store: StateStore) -> Non
     assert await store.create_version("f", {}, 2.0) == 1
 
 
-async def test_invocations_expire_and_recent_list_is_capped(
+async def test_invocations_expire_and_each_function_keeps_its_newest(
     store: StateStore, redis: aioredis.Redis
 ) -> None:
-    for i in range(state.RECENT_INVOCATIONS + 5):
-        await store.put_invocation(f"i{i}", "f", {"id": f"i{i}"})
-    assert await redis.llen(state.recent_key("f")) == state.RECENT_INVOCATIONS
-    ttl = await redis.ttl(state.invocation_key("i0"))
+    kept = StateStore(redis, records_kept=5)
+    await kept.put_invocations([(f"i{i}", "f", {"id": f"i{i}"}) for i in range(3)])
+    await kept.put_invocations([(f"i{i}", "f", {"id": f"i{i}"}) for i in range(3, 8)])
+    await kept.put_invocation("g0", "g", {"id": "g0"})  # another function's are its own
+    assert await redis.llen(state.recent_key("f")) == 5
+    # The records that fell off the list went with it: a steady load cannot fill Redis.
+    assert [await kept.get_invocation(f"i{i}") for i in range(3)] == [None, None, None]
+    assert await kept.get_invocation("i3") == {"id": "i3"}
+    assert await kept.get_invocation("g0") == {"id": "g0"}
+    ttl = await redis.ttl(state.invocation_key("i3"))
     assert 0 < ttl <= state.INVOCATION_TTL_S
-    last = state.RECENT_INVOCATIONS + 4
-    recent = await store.recent_invocations("f", 3)
-    assert [r["id"] for r in recent] == [f"i{last}", f"i{last - 1}", f"i{last - 2}"]
-    await redis.delete(state.invocation_key(f"i{last}"))  # as if expired
-    assert [r["id"] for r in await store.recent_invocations("f", 2)] == [f"i{last - 1}"]
-    assert await store.get_invocation("i1") == {"id": "i1"}
-    assert await store.get_invocation("missing") is None
-    assert await store.recent_invocations("f", 0) == []
+    recent = await kept.recent_invocations("f", 3)
+    assert [r["id"] for r in recent] == ["i7", "i6", "i5"]
+    await redis.delete(state.invocation_key("i7"))  # as if expired
+    assert [r["id"] for r in await kept.recent_invocations("f", 2)] == ["i6"]
+    assert await kept.get_invocation("missing") is None
+    assert await kept.recent_invocations("f", 0) == []
+    assert store.records_kept == state.RECORDS_KEPT > state.RECENT_INVOCATIONS
 
 
 async def test_nodes_expire_and_are_pruned(store: StateStore, redis: aioredis.Redis) -> None:
