@@ -97,6 +97,7 @@ class Tally:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.sent = self.answered = self.retried = self.retried_twice = 0
+        self.failovers = 0  # calls refused a connection and sent to the next URL (failover)
         self.failed: Counter[str] = Counter()
         self.latencies: list[tuple[float, float]] = []  # (start, ms)
         self.fault_windows: list[tuple[float, float]] = []
@@ -127,13 +128,18 @@ class Tally:
 
 
 @contextlib.contextmanager
-def load(urls: list[str], token: str, clients: int) -> Iterator[Tally]:
+def load(urls: list[str], token: str, clients: int, *, failover: bool = False) -> Iterator[Tally]:
     """``clients`` threads calling the campaign's echo, client n through ``urls[n % len]``,
-    until the block ends (each finishes its call in flight)."""
+    until the block ends (each finishes its call in flight). With ``failover``, a call whose
+    connection is refused goes to the next URL, as a load balancer in front of several
+    gateways does: refused, the call never reached a server."""
     tally, stop = Tally(), threading.Event()
     threads = [
         threading.Thread(
-            target=_client, args=(urls[n % len(urls)], token, stop, tally, n), daemon=True
+            target=_client,
+            args=([*urls[n % len(urls) :], *urls[: n % len(urls)]], token, stop, tally, n),
+            kwargs={"failover": failover},
+            daemon=True,
         )
         for n in range(clients)
     ]
@@ -147,20 +153,29 @@ def load(urls: list[str], token: str, clients: int) -> Iterator[Tally]:
             t.join(150)
 
 
-def _client(url: str, token: str, stop: threading.Event, tally: Tally, n: int) -> None:
+def _client(
+    urls: list[str], token: str, stop: threading.Event, tally: Tally, n: int, *, failover: bool
+) -> None:
     headers = {"Authorization": f"Bearer {token}"}
-    with httpx.Client(base_url=url, headers=headers, timeout=120) as http:
+    with httpx.Client(headers=headers, timeout=120) as http:
         i = 0
         while not stop.is_set():
             body = f"client {n} call {i} ".encode() + os.urandom(BODY_BYTES)
             i += 1
             started = time.perf_counter()
-            try:
-                r = http.post(f"/fn/{FUNCTION}", content=body)
-                kind = "" if r.status_code == 200 and r.content == body else answer_kind(r)
-                retries = int(r.headers.get("x-retries", "0"))
-            except httpx.HTTPError as err:
-                kind, retries = f"transport: {type(err).__name__}", 0
+            for url in urls if failover else urls[:1]:
+                try:
+                    r = http.post(f"{url}/fn/{FUNCTION}", content=body)
+                    kind = "" if r.status_code == 200 and r.content == body else answer_kind(r)
+                    retries = int(r.headers.get("x-retries", "0"))
+                    break
+                except httpx.ConnectError:
+                    kind, retries = "transport: ConnectError", 0
+                    with tally.lock:
+                        tally.failovers += 1
+                except httpx.HTTPError as err:
+                    kind, retries = f"transport: {type(err).__name__}", 0
+                    break
             with tally.lock:
                 tally.sent += 1
                 tally.latencies.append((started, (time.perf_counter() - started) * 1000))

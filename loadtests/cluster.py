@@ -28,7 +28,7 @@ import redis
 from functions import wat_module
 from loadtests.chaos import FUNCTION, Report, load
 from loadtests.errors import BenchError, LaunchError
-from loadtests.launch import CLI, Served, free_port, running, wait_healthy
+from loadtests.launch import CLI, STOP_WAIT_S, Served, free_port, running, wait_healthy
 
 Progress = Callable[[str], None]
 REDIS_START_S = 10.0
@@ -41,6 +41,9 @@ class LocalCluster:
     token: str
     nodes: list[Served]
     gateways: list[Served]
+    # Where restarted processes are registered, to be stopped with the rest.
+    stack: contextlib.ExitStack = dataclasses.field(default_factory=contextlib.ExitStack)
+    restarts: int = 0
 
     def http(self, gateway: int = 0) -> httpx.Client:
         return httpx.Client(
@@ -83,6 +86,22 @@ class LocalCluster:
         for served in self.nodes:
             if served.proc.pid == pid:
                 served.proc.wait()
+
+    def restart(self, served: Served) -> Served:
+        """Stop a node or gateway as an operator would (SIGTERM: it drains, then exits), start
+        it again with the same command line, state and port, and wait until it is healthy."""
+        served.proc.send_signal(signal.SIGTERM)
+        served.proc.wait(STOP_WAIT_S)
+        self.restarts += 1
+        log = served.log.with_suffix(f".{self.restarts}.log")
+        argv = [str(a) for a in served.proc.args] if isinstance(served.proc.args, list) else []
+        proc = self.stack.enter_context(running(argv, served.env, log))
+        wait_healthy(proc, served.url, log)
+        again = Served(served.url, proc, served.env, log)
+        for group in (self.nodes, self.gateways):
+            if served in group:
+                group[group.index(served)] = again
+        return again
 
 
 def _redis_binary() -> str:
@@ -262,7 +281,9 @@ def local_cluster(
         for proc, url, own_env, log in started:
             wait_healthy(proc, url, log)
             served.append(Served(url, proc, own_env, log))
-        cluster = LocalCluster(redis_url, redis_proc, token, served[:nodes], served[nodes:])
+        cluster = LocalCluster(
+            redis_url, redis_proc, token, served[:nodes], served[nodes:], stack=stack
+        )
         cluster.wait_nodes(nodes)
         yield cluster
 
@@ -327,4 +348,39 @@ def node_kill_campaign(
         progress(f"every gateway dropped it {report.recovered_s} s after the kill")
         time.sleep(max(0.0, duration_s - (time.monotonic() - killed_at) - kill_at_s))
     tally.fill(report)
+    return report
+
+
+@dataclasses.dataclass
+class RollingReport(Report):
+    restarted: list[str] = dataclasses.field(default_factory=list)
+    failovers: int = 0  # calls a stopped gateway refused, sent to the other (as an LB does)
+
+
+def rolling_restart_campaign(
+    cluster: LocalCluster, *, clients: int = 4, settle_s: float = 2.0, progress: Progress = print
+) -> RollingReport:
+    """Clients through every gateway (failing over on a refused connection) while every node
+    and then every gateway is restarted, one at a time; each next one waits until every
+    gateway sees all nodes again."""
+    report = RollingReport(clients, 0.0)
+    urls = [g.url for g in cluster.gateways]
+    count = len(cluster.nodes)
+    started = time.monotonic()
+    with load(urls, cluster.token, clients, failover=True) as tally:
+        time.sleep(settle_s)
+        for role, group in (("node", cluster.nodes), ("gateway", cluster.gateways)):
+            for k in range(len(group)):
+                tally.fault()
+                at = time.monotonic() - started
+                again = cluster.restart(group[k])
+                for gateway in range(len(cluster.gateways)):
+                    cluster.wait_nodes(count, timeout_s=60, gateway=gateway)
+                took = time.monotonic() - started - at
+                report.restarted.append(f"{role} {again.url} at {at:.1f}s, back in {took:.1f}s")
+                progress(report.restarted[-1])
+                time.sleep(settle_s)
+    report.duration_s = round(time.monotonic() - started, 1)
+    tally.fill(report)
+    report.failovers = tally.failovers
     return report
