@@ -25,6 +25,7 @@ from typing import Literal
 
 from unikernel.children import pid_alive
 from unikernel.errors import ConfinementError
+from unikernel.vmids import VMUser
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 V1_CONTROLLERS = ("memory", "cpu", "pids")
@@ -110,11 +111,15 @@ class CgroupTree:
                 ) from err
         return cls("v2", {c: parent for c in V2_CONTROLLERS}, limits)
 
-    def create(self, name: str) -> VMCgroup:
+    def create(self, name: str, owner: VMUser | None = None) -> VMCgroup:
+        """A VM's group with its limits; its directories owned by ``owner`` (the VM's own
+        ids), the limit files not: a group's limits bind whatever it makes below it."""
         group = VMCgroup(self, f"{os.getpid()}-{name}")
         try:
             for directory in group.directories():
                 directory.mkdir(exist_ok=True)
+                if owner is not None:
+                    os.chown(directory, owner.uid, owner.gid)
             group.set(self.limits)
         except OSError as err:
             group.remove()

@@ -9,10 +9,14 @@ Each measure is on by default and dropped only when this host cannot do it
   measured). Nothing is lost by leaving it out once root is dropped: a
   non-root process cannot raise its ids again, ``spawn=deny`` forbids the
   exec of a setuid binary, and seccomp sets ``no_new_privs`` anyway.
-- **user**: QEMU drops to an unprivileged user (``-runas``; the bootstrap
-  creates ``unifaas-vm``) once its files are open, and owns no file: what it
-  needs (kernel, initrd, RAM file, sockets, console log) is opened as root
-  before the drop; snapshot state goes in and out as passed descriptors.
+- **user**: QEMU drops to unprivileged ids (``-runas``) once its files are open,
+  and needs no file: what it needs (kernel, initrd, RAM file, sockets, console
+  log) is opened as root before the drop; snapshot state goes in and out as
+  passed descriptors. Each VM has ids of its own, leased from the subordinate
+  range of the VM user the bootstrap creates (``unifaas-vm``; see
+  ``unikernel.vmids``), and its run directory and cgroup are owned by them:
+  one QEMU cannot signal another, read its ``/proc`` or its files. Without
+  that range, every VM runs as the VM user itself.
 - **chroot**: QEMU then changes root to its (empty of anything it may use)
   run directory: nothing of the host's file tree is visible to it.
 - **cgroup**: a group per VM with a memory limit (its worst case: guest RAM,
@@ -36,6 +40,7 @@ from unikernel.cgroups import CgroupTree, Limits
 from unikernel.children import read_tail
 from unikernel.errors import ConfinementError
 from unikernel.settings import VMSettings
+from unikernel.vmids import IdLease, IdPool, VMUser, subordinate_range
 
 log = logging.getLogger(__name__)
 
@@ -54,22 +59,12 @@ def vm_memory_ceiling_mib(settings: VMSettings) -> int:
 
 
 @dataclasses.dataclass(frozen=True)
-class VMUser:
-    name: str
-    uid: int
-    gid: int
-
-    @property
-    def runas(self) -> str:
-        return f"{self.uid}:{self.gid}"
-
-
-@dataclasses.dataclass(frozen=True)
 class Confinement:
     """What confines every VM of this host (``none()``: nothing, for tests and tools)."""
 
     seccomp: str | None = None  # QEMU's -sandbox argument
     user: VMUser | None = None
+    ids: IdPool | None = None  # ids of its own for each VM (else every VM runs as ``user``)
     chroot: bool = False
     cgroups: CgroupTree | None = None  # with a new VM's limits
     # What the settings asked for and the host could not do, each with its reason.
@@ -79,12 +74,18 @@ class Confinement:
     def none(cls) -> Confinement:
         return cls()
 
-    def qemu_args(self, run_dir: Path) -> list[str]:
+    def lease(self) -> IdLease | None:
+        """Ids of its own for a new VM, when the host has a range for them."""
+        return self.ids.lease() if self.ids is not None else None
+
+    def qemu_args(self, run_dir: Path, user: VMUser | None = None) -> list[str]:
+        """``user``: the VM's own ids (a lease), else the host's one VM user."""
         args: list[str] = []
+        user = user or self.user
         if self.seccomp:
             args += ["-sandbox", self.seccomp]
-        if self.user is not None:
-            args += ["-runas", self.user.runas]
+        if user is not None:
+            args += ["-runas", user.runas]
         if self.chroot:
             args += ["-chroot", str(run_dir)]
         return args
@@ -163,18 +164,26 @@ async def probe(settings: VMSettings) -> Confinement:
     if chroot and os.geteuid() != 0:
         skipped.append("chroot: the host does not run as root")
         chroot = False
+    ids: IdPool | None = None
+    if user is not None and settings.user_per_vm:
+        try:
+            ids = IdPool(subordinate_range(user))
+        except ConfinementError as err:
+            skipped.append(f"user per VM: {err.message}")
     seccomp: str | None = None
     if settings.seccomp:
         seccomp = SECCOMP_BASE if user is not None else SECCOMP_FULL
+    runas = ids.probe_user() if ids is not None else user
     measures = {
         "seccomp": ["-sandbox", seccomp] if seccomp else [],
-        "user": ["-runas", user.runas] if user is not None else [],
+        "user": ["-runas", runas.runas] if runas is not None else [],
         "chroot": ["-chroot", "{dir}"] if chroot else [],
     }
     refused = await _refused(settings.qemu_binary, measures)
     skipped += [f"{name}: {why}" for name, why in refused.items()]
     seccomp = None if "seccomp" in refused else seccomp
     user = None if "user" in refused else user
+    ids = None if user is None else ids
     chroot = chroot and "chroot" not in refused
     cgroups: CgroupTree | None = None
     if settings.cgroups:
@@ -189,13 +198,18 @@ async def probe(settings: VMSettings) -> Confinement:
         except (ConfinementError, OSError) as err:
             skipped.append(f"cgroup: {err}")
             cgroups = None
-    confinement = Confinement(seccomp, user, chroot, cgroups, tuple(skipped))
+    confinement = Confinement(seccomp, user, ids, chroot, cgroups, tuple(skipped))
     for line in skipped:
         log.warning("VM confinement: %s; VMs run without it", line)
     return confinement
 
 
-def prepare_run_dir(run_dir: Path, confinement: Confinement) -> None:
-    """A confined QEMU may read nothing of its run dir, or write to it: it opens all before."""
-    if confinement.user is not None:
+def prepare_run_dir(run_dir: Path, confinement: Confinement, user: VMUser | None = None) -> None:
+    """A confined QEMU opens all it needs before it drops root. With ids of its own
+    (``user``), its run dir is its own and no other VM's (0700); with the host's one VM
+    user, it may read nothing of it, nor write to it."""
+    if user is not None:
+        os.chown(run_dir, user.uid, user.gid)
+        os.chmod(run_dir, 0o700)
+    elif confinement.user is not None:
         os.chmod(run_dir, 0o711)

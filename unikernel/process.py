@@ -52,7 +52,13 @@ class VMProcess:
     ) -> None:
         self.run_dir = Path(tempfile.mkdtemp(prefix=f"unifaas-{name}-", dir=run_parent))
         self.confinement = confinement or Confinement.none()
-        prepare_run_dir(self.run_dir, self.confinement)
+        try:
+            self.ids = self.confinement.lease()  # ids of its own, given back in close()
+        except BaseException:
+            shutil.rmtree(self.run_dir, ignore_errors=True)
+            raise
+        self.user = self.ids.user if self.ids is not None else None
+        prepare_run_dir(self.run_dir, self.confinement, self.user)
         self.cgroup: VMCgroup | None = None
         self.spec = VMSpec(
             kernel=kernel,
@@ -60,7 +66,7 @@ class VMProcess:
             agent_socket=self.run_dir / "agent.sock",
             qmp_socket=self.run_dir / "qmp.sock",
             console_log=self.run_dir / "console.log",
-            confinement_args=tuple(self.confinement.qemu_args(self.run_dir)),
+            confinement_args=tuple(self.confinement.qemu_args(self.run_dir, self.user)),
             **spec_overrides,  # type: ignore[arg-type]
         )
         self.argv = build_argv(self.spec)
@@ -112,7 +118,7 @@ class VMProcess:
 
     async def spawn(self) -> None:
         if self.confinement.cgroups is not None:
-            self.cgroup = self.confinement.cgroups.create(self.run_dir.name)
+            self.cgroup = self.confinement.cgroups.create(self.run_dir.name, self.user)
         stderr = (self.run_dir / "qemu.stderr").open("wb")
         try:
             self.started_at = time.perf_counter()
@@ -187,8 +193,11 @@ class VMProcess:
             if self._conn is not None and self._conn.done() and not self._conn.cancelled():
                 self._conn.result()[1].close()
             shutil.rmtree(self.run_dir, ignore_errors=True)
-            if self.cgroup is not None and (self.proc is None or self.proc.returncode is not None):
+            gone = self.proc is None or self.proc.returncode is not None
+            if self.cgroup is not None and gone:
                 self.cgroup.remove()
+            if self.ids is not None and gone:  # a QEMU that outlived its kill keeps them
+                self.ids.release()
 
     async def __aenter__(self) -> VMProcess:
         return self

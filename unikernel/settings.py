@@ -77,6 +77,8 @@ class VMSettings(BaseSettings):
     # The unprivileged user QEMU drops to (scripts/bootstrap.sh creates it);
     # "" = stay the host's user.
     vm_user: str = "unifaas-vm"
+    # Each VM under ids of its own, from vm_user's range in /etc/subuid and /etc/subgid.
+    user_per_vm: bool = True
     chroot: bool = True
     cgroups: bool = True
     # cgroup v2 cpu.weight of each VM (100 = an equal share; v1 shares scaled).

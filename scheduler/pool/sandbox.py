@@ -82,7 +82,7 @@ class HostConfinement:
     """What confines each VM on the host side (all off: not confined)."""
 
     seccomp: str | None = None  # QEMU's -sandbox setting
-    user: str | None = None  # the unprivileged user QEMU runs as
+    user: str | None = None  # whom QEMU runs as: its own ids per VM, or the one VM user
     chroot: bool = False
     cgroup: str | None = None  # "v1" or "v2"
     memory_limit_mib: int | None = None  # a new VM's cgroup memory limit
@@ -107,7 +107,7 @@ def host_confinement(confinement: Confinement) -> HostConfinement:
     limits = tree.limits if tree is not None else None
     return HostConfinement(
         seccomp=confinement.seccomp,
-        user=confinement.user.name if confinement.user is not None else None,
+        user=_user_of(confinement),
         chroot=confinement.chroot,
         cgroup=tree.version if tree is not None else None,
         memory_limit_mib=limits.memory_bytes // (1024 * 1024) if limits else None,
@@ -115,6 +115,13 @@ def host_confinement(confinement: Confinement) -> HostConfinement:
         pids_max=limits.pids_max if limits else None,
         not_applied=confinement.not_applied,
     )
+
+
+def _user_of(confinement: Confinement) -> str | None:
+    """Whom QEMU runs as: each VM its own ids (from a range), or the one VM user."""
+    if confinement.ids is not None:
+        return f"a uid and gid per VM from {confinement.ids.ids}"
+    return confinement.user.name if confinement.user is not None else None
 
 
 class SandboxFactory(Protocol):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from unikernel import cgroups
+from unikernel import cgroups, vmids
 from unikernel.cgroups import CgroupTree, Limits, v1_shares
 from unikernel.confine import SECCOMP_BASE, SECCOMP_FULL, Confinement, probe
 from unikernel.errors import ConfinementError
@@ -108,8 +108,23 @@ async def test_probe_on_this_host_confines_fully() -> None:
     c = await probe(VMSettings())
     assert c.not_applied == ()
     assert c.user is not None and c.user.uid != 0 and c.user.name == "unifaas-vm"
+    # Each VM its own ids, from the range the bootstrap gave the VM user.
+    assert c.ids is not None and c.ids.ids.owner == "unifaas-vm" and c.ids.ids.count >= 64
     # elevateprivileges=deny kills QEMU 7.2 at -runas: left out with a user.
     assert c.seccomp == SECCOMP_BASE and c.chroot and c.cgroups is not None
+
+
+async def test_probe_without_a_range_runs_every_vm_as_the_vm_user_and_says_so(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("-runas needs root")
+    monkeypatch.setattr(vmids, "SUBUID", tmp_path / "subuid")  # no entry for the VM user
+    c = await probe(VMSettings(cgroups=False))
+    assert c.user is not None and c.ids is None
+    assert any(why.startswith("user per VM:") and "bootstrap" in why for why in c.not_applied)
+    assert c.lease() is None
+    assert c.qemu_args(tmp_path)[2:4] == ["-runas", c.user.runas]
 
 
 async def test_probe_drops_what_the_host_cannot_do_and_says_why() -> None:
