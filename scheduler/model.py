@@ -166,6 +166,15 @@ class FunctionInfo:
 
 
 @dataclasses.dataclass(frozen=True)
+class FunctionsPage:
+    """One page of the functions, by name, and the name the next one starts after (None:
+    this is the last)."""
+
+    functions: list[FunctionInfo]
+    next_after: str | None
+
+
+@dataclasses.dataclass(frozen=True)
 class InvocationRecord:
     id: str
     function: str

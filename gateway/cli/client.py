@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -46,6 +47,15 @@ class Client:
         response = self.request(method, path, **kwargs)
         raise_for_error(response)
         return response.json()
+
+    def pages(self, path: str) -> Iterator[Any]:
+        """Every item of a paged list, following its ``Link: <...>; rel="next"`` headers."""
+        url: str | None = path
+        while url is not None:
+            response = self.request("GET", url)
+            raise_for_error(response)
+            yield from response.json()
+            url = response.links.get("next", {}).get("url")
 
 
 def raise_for_error(response: httpx.Response) -> None:

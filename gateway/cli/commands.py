@@ -182,7 +182,7 @@ def print_answer(response: httpx.Response) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    items = client_of(args).json("GET", "/v1/functions")
+    items = list(client_of(args).pages("/v1/functions"))
     if args.json:
         _print_json(items)
         return 0

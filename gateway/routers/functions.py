@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 from starlette.datastructures import UploadFile
 
 from gateway import deps
@@ -15,6 +16,7 @@ from gateway.openapi import MANAGEMENT, error_responses
 from gateway.views import function_vms_json, info_json, record_json, version_json
 from scheduler.errors import FunctionNotFound, InvalidConfig
 from scheduler.model import FunctionConfig
+from scheduler.registry import PAGE_DEFAULT, PAGE_MAX
 from scheduler.state import RECENT_INVOCATIONS as LOGS_MAX
 from wasm_runtime.errors import InvalidModule
 
@@ -149,9 +151,35 @@ async def deploy(request: Request, name: str) -> dict[str, Any]:
 NAMED = error_responses(*MANAGEMENT, FunctionNotFound)
 
 
-@router.get("/functions", summary="List functions")
-async def list_functions(request: Request) -> list[dict[str, Any]]:
-    return [info_json(i) for i in await deps.control(request).list()]
+@router.get(
+    "/functions",
+    summary="List functions, a page at a time (by name; the next page's URL is in `Link`)",
+    responses={
+        200: {
+            "headers": {
+                "Link": {
+                    "description": 'the next page, as `<URL>; rel="next"`; absent on the last',
+                    "schema": {"type": "string"},
+                }
+            }
+        }
+    },
+)
+async def list_functions(
+    request: Request,
+    response: Response,
+    limit: Annotated[int, Query(ge=1, le=PAGE_MAX, description="functions per page")] = (
+        PAGE_DEFAULT
+    ),
+    after: Annotated[
+        str, Query(max_length=128, description="start after this name (the previous page's last)")
+    ] = "",
+) -> list[dict[str, Any]]:
+    page = await deps.control(request).list(after, limit)
+    if page.next_after is not None:
+        query = urlencode({"limit": limit, "after": page.next_after})
+        response.headers["Link"] = f'<{request.url.path}?{query}>; rel="next"'
+    return [info_json(i) for i in page.functions]
 
 
 @router.get("/functions/{name}", summary="Describe a function", responses=NAMED)

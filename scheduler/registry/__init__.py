@@ -9,7 +9,7 @@ May import: ``state``, ``hostcalls`` (the grammar of an allow-list entry) and th
 modules.
 """
 
-from scheduler.registry.registry import Registry
+from scheduler.registry.registry import PAGE_DEFAULT, PAGE_MAX, Registry
 from scheduler.registry.validation import TIMEOUT_MAX_S
 
-__all__ = ["TIMEOUT_MAX_S", "Registry"]
+__all__ = ["PAGE_DEFAULT", "PAGE_MAX", "TIMEOUT_MAX_S", "Registry"]

@@ -21,6 +21,7 @@ from scheduler.errors import FunctionNotFound, InvocationNotFound, StateStoreErr
 from scheduler.model import (
     FunctionConfig,
     FunctionInfo,
+    FunctionsPage,
     FunctionVersion,
     InvocationRecord,
     NodeRecord,
@@ -57,6 +58,20 @@ def engine_compat_tag() -> str:
     """
     empty = wasmtime.Module(default_engine(), b"\0asm\x01\0\0\0").serialize()
     return "wt-" + sha256_hex(bytes(empty))[:16]
+
+
+# Functions per page of a listing: by default, and at most.
+PAGE_DEFAULT, PAGE_MAX = 100, 1000
+
+
+def _info_from(name: str, meta: dict[str, str], versions: list[int]) -> FunctionInfo:
+    return FunctionInfo(
+        name=name,
+        current=int(meta["current"]),
+        versions=versions,
+        created_at=float(meta["created_at"]),
+        updated_at=float(meta["updated_at"]),
+    )
 
 
 def _version_from(name: str, version: int, data: dict[str, Any]) -> FunctionVersion:
@@ -182,14 +197,7 @@ class Registry:
         found = await self.state.get_function(name)
         if found is None:
             raise FunctionNotFound(name)
-        meta, versions = found
-        return FunctionInfo(
-            name=name,
-            current=int(meta["current"]),
-            versions=versions,
-            created_at=float(meta["created_at"]),
-            updated_at=float(meta["updated_at"]),
-        )
+        return _info_from(name, *found)
 
     async def version(self, name: str, v: int) -> FunctionVersion:
         data = await self.state.get_version(name, v)
@@ -202,14 +210,20 @@ class Registry:
         info = await self.get(name)
         return await self.version(name, info.current)
 
+    async def page(self, after: str = "", limit: int = PAGE_DEFAULT) -> FunctionsPage:
+        """Up to ``limit`` functions named after ``after``, by name, and where the next
+        page starts; a page costs the same however many functions there are."""
+        rows, next_after = await self.state.function_page(after, limit)
+        return FunctionsPage([_info_from(*row) for row in rows], next_after)
+
     async def list(self) -> builtins.list[FunctionInfo]:
-        """All functions, by name; ones deleted while listing are left out."""
+        """All functions, by name, page by page; ones deleted while listing are left out."""
         infos: builtins.list[FunctionInfo] = []
-        for name in await self.state.function_names():
-            try:
-                infos.append(await self.get(name))
-            except FunctionNotFound:
-                continue
+        after: str | None = ""
+        while after is not None:
+            page = await self.page(after, PAGE_MAX)
+            infos += page.functions
+            after = page.next_after
         return infos
 
     async def blob(self, sha: str) -> bytes:

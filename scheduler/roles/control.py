@@ -18,12 +18,13 @@ from scheduler.errors import AccessDenied
 from scheduler.model import (
     FunctionConfig,
     FunctionInfo,
+    FunctionsPage,
     FunctionVersion,
     InvocationRecord,
     InvokeRequest,
 )
 from scheduler.pool.status import FunctionVMs
-from scheduler.registry.registry import Registry
+from scheduler.registry.registry import PAGE_DEFAULT, Registry
 from scheduler.roles.nodewire import encode_invoke
 from scheduler.settings import AsyncSettings
 
@@ -75,8 +76,8 @@ class Control:
         versions = [await self.registry.version(name, v) for v in info.versions]
         return FunctionDescription(info, versions, self.vms_of(name))
 
-    async def list(self) -> builtins.list[FunctionInfo]:
-        return await self.registry.list()
+    async def list(self, after: str = "", limit: int = PAGE_DEFAULT) -> FunctionsPage:
+        return await self.registry.page(after, limit)
 
     async def recent_invocations(self, name: str, limit: int) -> builtins.list[InvocationRecord]:
         await self.registry.get(name)  # FunctionNotFound for unknown functions

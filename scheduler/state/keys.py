@@ -7,7 +7,11 @@
                                                 files tar); written with SET NX, never changed
     unifaas:artifact:{tag}:{module_sha} STRING  sha256 of the precompiled artifact of a module
                                                 for engine compat tag ``tag`` (compile cache)
-    unifaas:functions                   SET     names of the deployed functions
+    unifaas:functions                   ZSET    names of the deployed functions, every score
+                                                0: a page is a range of names (ZRANGEBYLEX),
+                                                its cost the page's, not the set's (a SET
+                                                from before is made one by the first script
+                                                that touches it, AS_ZSET)
     unifaas:fn:{name}                   HASH    current, latest, created_at, updated_at
     unifaas:fn:{name}:versions          HASH    version number -> JSON {module_sha256,
                                                 artifact_sha256, files_sha256, config, created_at}
@@ -65,12 +69,15 @@ def functions_key() -> str:
     return f"{PREFIX}functions"
 
 
+FUNCTION_PREFIX = f"{PREFIX}fn:"
+
+
 def function_key(name: str) -> str:
-    return f"{PREFIX}fn:{name}"
+    return f"{FUNCTION_PREFIX}{name}"
 
 
 def versions_key(name: str) -> str:
-    return f"{PREFIX}fn:{name}:versions"
+    return f"{function_key(name)}:versions"
 
 
 def recent_key(name: str) -> str:
@@ -110,20 +117,36 @@ def node_key(node_id: str) -> str:
 
 # --- Lua scripts ----------------------------------------------------------------------
 
+# Prepended to the scripts that touch the functions key: a SET of names written before it
+# became a ZSET is turned into one, atomically, the first time.
+AS_ZSET = """
+local function as_zset(key)
+  if redis.call('TYPE', key)['ok'] == 'set' then
+    local names = redis.call('SMEMBERS', key)
+    redis.call('DEL', key)
+    for _, name in ipairs(names) do redis.call('ZADD', key, 0, name) end
+  end
+end
+"""
+
 # Create the next version of a function and make it current, atomically.
 # KEYS[1] function hash, KEYS[2] versions hash, KEYS[3] functions set, KEYS[4] secrets hash
 # ARGV[1] name, ARGV[2] version record JSON, ARGV[3] now (unix seconds),
 # ARGV[4] the version's secrets JSON, or "" for none
 # Returns the new version number (1 for a new function).
-CREATE_VERSION_LUA = """
+CREATE_VERSION_LUA = (
+    AS_ZSET
+    + """
+as_zset(KEYS[3])
 local v = redis.call('HINCRBY', KEYS[1], 'latest', 1)
 redis.call('HSET', KEYS[2], v, ARGV[2])
 if ARGV[4] ~= '' then redis.call('HSET', KEYS[4], v, ARGV[4]) end
 redis.call('HSETNX', KEYS[1], 'created_at', ARGV[3])
 redis.call('HSET', KEYS[1], 'current', v, 'updated_at', ARGV[3])
-redis.call('SADD', KEYS[3], ARGV[1])
+redis.call('ZADD', KEYS[3], 0, ARGV[1])
 return v
 """
+)
 
 # Make an existing version current.
 # KEYS[1] function hash, KEYS[2] versions hash
@@ -155,12 +178,41 @@ return {0, target}
 # KEYS[1] function hash, KEYS[2..n-1] the keys it owns, KEYS[n] functions set
 # ARGV[1] name
 # Returns 1 when the function existed, else 0.
-DELETE_FUNCTION_LUA = """
+DELETE_FUNCTION_LUA = (
+    AS_ZSET
+    + """
 local existed = redis.call('EXISTS', KEYS[1])
 for i = 1, #KEYS - 1 do redis.call('DEL', KEYS[i]) end
-redis.call('SREM', KEYS[#KEYS], ARGV[1])
+as_zset(KEYS[#KEYS])
+redis.call('ZREM', KEYS[#KEYS], ARGV[1])
 return existed
 """
+)
+
+# One page of functions: up to ARGV[2] names after ARGV[1] ("" from the first), each with
+# its hash and its version numbers, in one round trip.
+# KEYS[1] functions zset; ARGV[1] after, ARGV[2] limit, ARGV[3] the function keys' prefix
+# Returns {more (1 when names follow the page), the page's last name (the next page's
+# ARGV[1]), {{name, {hash field, value, ...}, {version, ...}}, ...}}; a name whose hash
+# is gone (deleted meanwhile) is left out.
+FUNCTION_PAGE_LUA = (
+    AS_ZSET
+    + """
+as_zset(KEYS[1])
+local from = ARGV[1] == '' and '-' or '(' .. ARGV[1]
+local limit = tonumber(ARGV[2])
+local names = redis.call('ZRANGEBYLEX', KEYS[1], from, '+', 'LIMIT', 0, limit + 1)
+local page = {}
+for i = 1, math.min(#names, limit) do
+  local key = ARGV[3] .. names[i]
+  local fields = redis.call('HGETALL', key)
+  if #fields > 0 then
+    page[#page + 1] = {names[i], fields, redis.call('HKEYS', key .. ':versions')}
+  end
+end
+return {#names > limit and 1 or 0, names[math.min(#names, limit)] or '', page}
+"""
+)
 
 
 # Store a batch of invocation records and push their ids on their functions' recent

@@ -15,7 +15,7 @@ import hashlib
 import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
@@ -24,6 +24,8 @@ from scheduler.errors import FunctionNotFound, InvalidConfig, StateStoreError
 from scheduler.state.keys import (
     CREATE_VERSION_LUA,
     DELETE_FUNCTION_LUA,
+    FUNCTION_PAGE_LUA,
+    FUNCTION_PREFIX,
     INVOCATION_PREFIX,
     PUT_INVOCATIONS_LUA,
     ROLLBACK_LUA,
@@ -43,6 +45,14 @@ from scheduler.state.keys import (
 )
 
 T = TypeVar("T")
+
+
+class FunctionPage(NamedTuple):
+    """Functions as (name, hash, versions), and where the next page starts (None: none)."""
+
+    rows: list[tuple[str, dict[str, str], list[int]]]
+    next_after: str | None
+
 
 # Invocation records are kept for a day, and a function's newest RECORDS_KEPT at most
 # (about 4 MB of Redis per function); `logs` shows at most RECENT_INVOCATIONS of them.
@@ -112,6 +122,7 @@ class StateStore:
         self._rollback = client.register_script(ROLLBACK_LUA)
         self._delete = client.register_script(DELETE_FUNCTION_LUA)
         self._put_invocations = client.register_script(PUT_INVOCATIONS_LUA)
+        self._function_page = client.register_script(FUNCTION_PAGE_LUA)
 
     # blobs
 
@@ -249,10 +260,20 @@ class StateStore:
             raw = await self._r.hget(versions_key(name), str(version))
         return None if raw is None else dict(json.loads(raw))
 
-    async def function_names(self) -> list[str]:
+    async def function_page(self, after: str, limit: int) -> FunctionPage:
+        """Up to ``limit`` functions named after ``after`` ("" from the first), by name,
+        each as (name, hash, version numbers ascending), and the next page's ``after``
+        (None at the end); one round trip whatever the number of functions."""
         with translated("list functions"):
-            names = await self._r.smembers(functions_key())
-        return sorted(_str(n) for n in names)
+            more, last, rows = await self._function_page(
+                keys=[functions_key()], args=[after, limit, FUNCTION_PREFIX]
+            )
+        page = []
+        for name, fields, versions in rows:
+            meta = {_str(k): _str(v) for k, v in zip(fields[::2], fields[1::2], strict=True)}
+            if "current" in meta:
+                page.append((_str(name), meta, sorted(int(v) for v in versions)))
+        return FunctionPage(page, _str(last) if more else None)
 
     # invocations
 

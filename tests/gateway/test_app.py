@@ -117,6 +117,20 @@ async def test_auth_and_private_functions(client: httpx.AsyncClient) -> None:
     assert (await client.get("/healthz")).json() == {"status": "ok"}
 
 
+async def test_the_function_list_comes_in_pages_linked_to_the_next(
+    client: httpx.AsyncClient,
+) -> None:
+    for name in ("p3", "p1", "p2"):
+        await deploy(client, name, "hello")
+    r = await client.get("/v1/functions", params={"limit": 2}, headers=AUTH)
+    assert [f["name"] for f in r.json()] == ["p1", "p2"]
+    assert r.headers["link"] == '</v1/functions?limit=2&after=p2>; rel="next"'
+    last = await client.get(r.links["next"]["url"], headers=AUTH)
+    assert [f["name"] for f in last.json()] == ["p3"] and "link" not in last.headers
+    too_many = await client.get("/v1/functions", params={"limit": 5000}, headers=AUTH)
+    assert too_many.status_code == 422  # at most 1000 a page: invalid_request
+
+
 async def test_wagi_and_management(client: httpx.AsyncClient) -> None:
     await deploy(client, "cgi", "cgi", abi="wagi")
     r = await client.get("/fn/cgi/a/b?q=1", headers={"X-Thing": "yes"})

@@ -54,7 +54,7 @@ async def test_create_version_counts_up_and_becomes_current(store: StateStore) -
     assert versions == [1, 2]
     assert await store.get_version("f", 1) == {"n": 1}
     assert await store.get_version("f", 3) is None
-    assert await store.function_names() == ["f"]
+    assert await store.function_page("", 10) == ([("f", meta, [1, 2])], None)
 
 
 async def test_concurrent_creates_get_distinct_versions(store: StateStore) -> None:
@@ -86,11 +86,41 @@ async def test_delete_removes_function_but_keeps_blobs(store: StateStore) -> Non
     assert await store.delete_function("f")
     assert not await store.delete_function("f")
     assert await store.get_function("f") is None
-    assert await store.function_names() == []
+    assert await store.function_page("", 10) == ([], None)
     assert await store.recent_invocations("f", 10) == []
     assert await store.get_blob(sha) == b"m"
     # a new function of the same name starts over at version 1
     assert await store.create_version("f", {}, 2.0) == 1
+
+
+async def test_functions_come_a_page_at_a_time_by_name(store: StateStore) -> None:
+    for name in ("c", "a", "e", "b", "d"):
+        await store.create_version(name, {}, 1.0)
+    await store.create_version("b", {}, 2.0)
+    first = await store.function_page("", 2)
+    assert [row[0] for row in first.rows] == ["a", "b"] and first.next_after == "b"
+    assert first.rows[1][2] == [1, 2]  # b's versions
+    second = await store.function_page("b", 2)
+    assert [row[0] for row in second.rows] == ["c", "d"] and second.next_after == "d"
+    await store.delete_function("e")  # the last page is shorter, and says it is the last
+    assert await store.function_page("d", 2) == ([], None)
+    assert [row[0] for row in (await store.function_page("", 10)).rows] == ["a", "b", "c", "d"]
+
+
+async def test_a_set_of_names_from_before_becomes_a_sorted_one(
+    store: StateStore, redis: aioredis.Redis
+) -> None:
+    for name in ("x", "y"):
+        await store.create_version(name, {}, 1.0)
+    await redis.delete(state.functions_key())
+    await redis.sadd(state.functions_key(), "x", "y")  # as an older unifaas wrote it
+    assert [row[0] for row in (await store.function_page("", 10)).rows] == ["x", "y"]
+    assert await redis.type(state.functions_key()) == b"zset"
+    await redis.delete(state.functions_key())
+    await redis.sadd(state.functions_key(), "x", "y")
+    await store.create_version("z", {}, 1.0)  # deploys and deletes convert it too
+    await store.delete_function("x")
+    assert [row[0] for row in (await store.function_page("", 10)).rows] == ["y", "z"]
 
 
 async def test_invocations_expire_and_each_function_keeps_its_newest(
