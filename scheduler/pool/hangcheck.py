@@ -90,5 +90,5 @@ class HealthCheck:
         finally:
             doubt.cancel()
             self._pings.pop(vm.id, None)
-        vm.doubted = False
+        vm.answered()
         return True

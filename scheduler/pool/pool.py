@@ -188,7 +188,7 @@ class Pool:
                     raise
                 if not sandbox.alive:
                     self._discard(vm, died=True)
-                vm.doubted = False  # it answered
+                vm.answered()
                 elapsed = self._clock() - started
                 self._call_estimate_s = 0.8 * self._call_estimate_s + 0.2 * elapsed
                 return Ran(result, grant.kind, vm_ms=elapsed * 1000)

@@ -159,6 +159,10 @@ class VMRecord:
         """A ping of it has gone unanswered for a while (see the module's docstring)."""
         self.doubted = True
 
+    def answered(self) -> None:
+        """It answered a ping or a call: placement may take it again."""
+        self.doubted = False
+
     # -- slots ----------------------------------------------------------------
     def reserve(self) -> None:
         self.in_flight += 1
