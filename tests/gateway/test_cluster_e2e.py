@@ -15,6 +15,7 @@ import json
 import os
 import signal
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -62,9 +63,14 @@ def test_the_gateways_see_every_node_and_the_cli_lists_them(cluster: LocalCluste
     assert text.count(" up ") == 3
     status = json.loads(cluster.gateways[0].cli("status", "--json").stdout)
     assert status["role"] == "gateway" and "pool" not in status
-    # Every node's own pool holds its warm VM (min_warm is kept per node).
+    # Every node's own pool holds its warm VM (min_warm is kept per node), and no two
+    # QEMUs of the host share their uid, though three nodes lease them from one range.
+    uids = []
     for served in cluster.nodes:
-        assert len(qemu_children(served.proc.pid)) >= 1
+        pids = qemu_children(served.proc.pid)
+        assert len(pids) >= 1
+        uids += [Path(f"/proc/{pid}").stat().st_uid for pid in pids]
+    assert len(set(uids)) == len(uids) and 0 not in uids, uids
 
 
 def test_killing_a_node_under_load_loses_no_call(cluster: LocalCluster) -> None:
