@@ -267,6 +267,9 @@ class Telemetry:
         now = time.time()
         self._total += 1
         self._window.append((now, seen.total_ms))
+        # Trimmed here, not only when the dashboard reads it: unread, it held every call
+        # (the hour-long soak saw the node's RSS grow 8 MiB every 5 minutes).
+        self._trim(now)
         if seen.kind is not None:
             self._error_total += 1
             self.errors.labels(seen.kind).inc()
@@ -287,9 +290,12 @@ class Telemetry:
     def metrics_text(self) -> bytes:
         return generate_latest(self.registry)
 
-    def _latency(self, now: float) -> dict[str, Any]:
+    def _trim(self, now: float) -> None:
         while self._window and self._window[0][0] < now - LATENCY_WINDOW_S:
             self._window.popleft()
+
+    def _latency(self, now: float) -> dict[str, Any]:
+        self._trim(now)
         samples = sorted(ms for _, ms in self._window)
 
         def pct(p: float) -> float | None:

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import httpx
+import pytest
 
+from gateway.metrics import telemetry
+from gateway.metrics.observation import Observation
+from gateway.metrics.telemetry import Telemetry
 from scheduler.model import Admission
 from tests.gateway.conftest import deploy
 
@@ -53,3 +57,15 @@ async def test_the_autoscaler_s_decisions_are_shown(client: httpx.AsyncClient) -
     text = (await client.get("/metrics")).text
     assert f'unifaas_autoscaler_desired_vms{{function="echo"}} {float(decision.desired)}' in text
     assert 'unifaas_autoscaler_in_flight{function="echo"} 2.0' in text
+
+
+def test_the_latency_window_holds_a_minute_unread(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nobody reads the dashboard: the window still forgets calls older than a minute."""
+    now = [1000.0]
+    monkeypatch.setattr(telemetry.time, "time", lambda: now[0])
+    seen = Telemetry(None)
+    call = Observation("f", "raw", "ok", "warm", 200, None, 1.0, 0.5, 0)
+    for _ in range(10_000):  # a call every 10 ms for 100 s
+        seen.observe(call)
+        now[0] += 0.01
+    assert len(seen._window) <= telemetry.LATENCY_WINDOW_S / 0.01 + 1
