@@ -50,14 +50,14 @@ def vm_user_ids() -> tuple[int, int]:
 
 def cgroup_dirs(pid: int) -> list[Path]:
     """The process's own cgroup directories (v1: one per controller hierarchy)."""
-    dirs = []
+    v1, v2 = [], []
     for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines():
         _, controllers, path = line.split(":", 2)
         if line.startswith("0::"):
-            dirs.append(Path(f"/sys/fs/cgroup{path}"))
+            v2.append(Path(f"/sys/fs/cgroup{path}"))
         elif controllers in ("memory", "pids"):
-            dirs.append(Path(f"/sys/fs/cgroup/{controllers}{path}"))
-    return dirs
+            v1.append(Path(f"/sys/fs/cgroup/{controllers}{path}"))
+    return v1 or v2  # a v1 host lists the unified hierarchy too ("0::/"), unused
 
 
 def as_ids(uid: int, gid: int, statement: str) -> str:

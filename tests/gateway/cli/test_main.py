@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -153,3 +154,40 @@ def test_bash_completion_knows_commands_group_actions_and_options(tmp_path: Path
     assert complete("deploy", "--mem") == ["--memory"]
     assert complete("toolchain", "") == ["install", "list"]
     assert "--follow" in complete("logs", "--")
+
+
+HOLDS = """
+import argparse, sys, time
+from gateway.cli import main as cli
+
+def hold(args):
+    try:
+        print("ready", flush=True)
+        time.sleep(60)
+    finally:
+        print("cleaned up", flush=True)  # a bench stops its platform here
+    return 0
+
+def parser():
+    p = argparse.ArgumentParser()
+    p.set_defaults(func=hold)
+    return p
+
+cli.build_parser = parser
+sys.exit(cli.main([]))
+"""
+
+
+def test_sigterm_unwinds_a_command_like_ctrl_c() -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLDS], stdout=subprocess.PIPE, cwd=Path(__file__).parents[3]
+    )
+    try:
+        assert proc.stdout is not None and proc.stdout.readline() == b"ready\n"
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert out == b"cleaned up\n" and proc.returncode == 128 + signal.SIGTERM
