@@ -308,8 +308,8 @@ def table(report: SoakReport) -> str:
     """The windows, the totals and the slopes, as the soak printed them."""
     lines = [HEADER, *map(_row, report.windows)]
     lines.append(
-        f"calls {report.calls}, lost {report.lost} {report.failed or ''}, not run again after "
-        f"an effect (503) {report.after_effect}; deploys "
+        f"calls {report.calls}, lost {report.lost}{f' {report.failed}' if report.failed else ''}"
+        f", not run again after an effect (503) {report.after_effect}; deploys "
         f"{report.deploys}, rollbacks {report.rollbacks}, QEMUs killed {report.kills}"
     )
     lines.append(
