@@ -7,7 +7,10 @@ Python (benches, tests, load tests) without the C toolchain ``build.py`` needs.
 from __future__ import annotations
 
 import functools
+import shutil
+import tempfile
 from importlib import resources
+from pathlib import Path
 
 import wasmtime
 
@@ -31,3 +34,17 @@ def component_module(name: str) -> bytes:
 
     wat = resources.files(__name__).joinpath(name, f"{name}.component.wat").read_text()
     return component_from_core_wat(wat)
+
+
+@functools.cache
+def c_example(name: str, sources: tuple[Path, ...] = ()) -> bytes:
+    """A C example (``functions/NAME/*.c``, or ``sources``) built for wasm32-wasi with the
+    SDK header, as ``make functions`` builds it (the zig toolchain)."""
+    from functions.build import FUNCTIONS_DIR, build_one
+
+    files = list(sources) or sorted((FUNCTIONS_DIR / name).glob("*.c"))
+    out = Path(tempfile.mkdtemp(prefix="unifaas-c-"))
+    try:
+        return build_one(name, "c", files, out).read_bytes()
+    finally:
+        shutil.rmtree(out, ignore_errors=True)

@@ -29,8 +29,7 @@ from typing import Any
 import httpx
 import redis
 
-from functions import wat_module
-from functions.build import BUILD_DIR
+from functions import c_example, wat_module
 from loadtests.bench.stats import open_fds, percentile, rss_kib, start_ticks
 from loadtests.chaos import answer_kind, children
 from loadtests.cluster import local_cluster
@@ -355,7 +354,7 @@ def run_soak(target: Target, schedule: Schedule, progress: Progress = print) -> 
 def _deploy(http: httpx.Client) -> None:
     deploys = {
         ECHO: (wat_module("echo"), ECHO_CONFIG),
-        COUNTER: ((BUILD_DIR / "counter.wasm").read_bytes(), '{"abi": "wagi"}'),
+        COUNTER: (c_example("counter"), '{"abi": "wagi"}'),
     }
     for name, (module, cfg) in deploys.items():
         r = http.post(

@@ -10,16 +10,13 @@ VMs it used under ``artifacts/<test>/``.
 from __future__ import annotations
 
 import functools
-import shutil
-import tempfile
 from collections.abc import AsyncIterator, Generator
 from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
 
-from functions import wat_module
-from functions.build import FUNCTIONS_DIR, build_one
+from functions import c_example, wat_module
 from scheduler.state.redis_server import EmbeddedRedis, connect
 from tests.vms import VMTracker, artifacts_dir, keep_evidence
 from unikernel.accel import Accel, resolve_accel
@@ -34,17 +31,11 @@ def wasm(name: str) -> bytes:
     return wat_module(name)
 
 
-@functools.cache
 def c_module(name: str) -> bytes:
     """A C example (``functions/<name>/*.c``) or test fixture (``tests/fixtures/<name>.c``)
     built for wasm32-wasi, with the SDK header, as ``make functions`` builds them."""
     fixture = Path(__file__).parent / "fixtures" / f"{name}.c"
-    sources = [fixture] if fixture.exists() else sorted((FUNCTIONS_DIR / name).glob("*.c"))
-    out = Path(tempfile.mkdtemp(prefix="unifaas-c-"))
-    try:
-        return build_one(name, "c", sources, out).read_bytes()
-    finally:
-        shutil.rmtree(out, ignore_errors=True)
+    return c_example(name, (fixture,) if fixture.exists() else ())
 
 
 @functools.cache

@@ -50,7 +50,7 @@ class IdRange:
 
     def __str__(self) -> str:
         last = self.first_uid + self.count - 1
-        return f"{self.owner}'s subordinate ids {self.first_uid}-{last}"
+        return f"ids {self.first_uid}-{last} (subordinate ids of {self.owner})"
 
 
 def _first_range(path: Path, user: VMUser) -> tuple[int, int] | None:

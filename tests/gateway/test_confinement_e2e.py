@@ -142,7 +142,8 @@ def test_every_qemu_is_confined(platform: LivePlatform, modules: dict[str, Path]
     with platform.http() as http:
         confinement = http.get("/v1/status").json()["confinement"]
     assert confinement["not_applied"] == []
-    assert confinement["user"].startswith("a uid and gid per VM from unifaas-vm's subordinate")
+    assert confinement["user"].startswith("a uid and gid per VM from ids ")
+    assert confinement["user"].endswith("(subordinate ids of unifaas-vm)")
     assert confinement["chroot"] is True
     assert confinement["seccomp"].startswith("on,") and confinement["cgroup"] in ("v1", "v2")
     assert confinement["memory_limit_mib"] == CEILING_MIB

@@ -23,7 +23,7 @@ def test_the_range_is_read_by_name_or_uid(tmp_path: Path) -> None:
     uid, gid = files(tmp_path, "alice:100000:65536\nunifaas-vm:165536:4096\n", "999:200000:64\n")
     ids = subordinate_range(USER, uid, gid)
     assert (ids.first_uid, ids.first_gid, ids.count) == (165536, 200000, 64)  # the smaller
-    assert str(ids) == "unifaas-vm's subordinate ids 165536-165599"
+    assert str(ids) == "ids 165536-165599 (subordinate ids of unifaas-vm)"
 
 
 @pytest.mark.parametrize(
