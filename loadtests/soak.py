@@ -31,10 +31,11 @@ import redis
 
 from functions import c_example, wat_module
 from loadtests.bench.stats import open_fds, percentile, rss_kib, start_ticks
-from loadtests.chaos import answer_kind, children
+from loadtests.chaos import answer_kind, children, qemu_children
 from loadtests.cluster import local_cluster
 from loadtests.errors import BenchError
 from loadtests.launch import platform_process
+from unikernel.children import pid_alive
 
 Progress = Callable[[str], None]
 ECHO, COUNTER = "soak-echo", "soak-counter"
@@ -212,7 +213,7 @@ class Soak:
 
     def killer(self) -> None:
         while not self.stop.wait(self.schedule.kill_every_s):
-            qemus = [pid for node in self.target.node_pids() for pid in _qemus(node)]
+            qemus = [pid for node in self.target.node_pids() for pid in qemu_children(node)]
             if not qemus:
                 self.event("kill: no QEMU")
                 continue
@@ -225,7 +226,7 @@ class Soak:
     def sampler(self) -> None:
         while True:
             pids = self.target.node_pids()
-            qemus = sum(len(_qemus(pid)) for pid in pids)
+            qemus = sum(len(qemu_children(pid)) for pid in pids)
             try:
                 used = int(self.target.redis.info("memory")["used_memory"])
             except redis.RedisError:
@@ -388,7 +389,7 @@ def platform_target(kind: str, base: Path) -> Iterator[Target]:
             pids = [n.proc.pid for n in cluster.nodes]
             urls = [g.url for g in cluster.gateways]
             target = Target(
-                "cluster", urls, cluster.token, lambda: [p for p in pids if _alive(p)], client
+                "cluster", urls, cluster.token, lambda: [p for p in pids if pid_alive(p)], client
             )
         stack.enter_context(contextlib.closing(client))
         with _client(target) as http:
@@ -432,10 +433,6 @@ def _follow_async(http: httpx.Client, body: bytes) -> str:
         return f"async transport: {type(err).__name__}"
 
 
-def _qemus(pid: int) -> list[int]:
-    return children(pid, b"qemu-system")
-
-
 def _redis_socket(up_pid: int) -> str:
     """The embedded redis-server's socket, from the title it gives itself
     (``redis-server unixsocket:PATH``)."""
@@ -445,7 +442,3 @@ def _redis_socket(up_pid: int) -> str:
             if word.startswith("unixsocket:"):
                 return word.removeprefix("unixsocket:")
     raise BenchError("no embedded redis-server found")
-
-
-def _alive(pid: int) -> bool:
-    return Path(f"/proc/{pid}").exists()
