@@ -28,6 +28,7 @@ from fastapi import FastAPI
 from gateway.app import create_app
 from gateway.asyncrun import AppRunner
 from gateway.auth import load_or_create_token, token_path
+from gateway.draining import CloseWhenDraining
 from gateway.listener import accept_queue_length, refuse_new_connections
 from gateway.metrics.telemetry import Telemetry
 from gateway.relay import Relay
@@ -43,11 +44,21 @@ from wasm_runtime.errors import UsageError
 
 class _Server(uvicorn.Server):
     """uvicorn re-raises the signal it caught after shutting down, which for
-    SIGTERM kills the process before our clean-up runs. We own the signals."""
+    SIGTERM kills the process before our clean-up runs. We own the signals. The banner
+    says "listening" once the socket listens: whoever waits for it may connect at once."""
+
+    def __init__(self, config: uvicorn.Config, banner: str) -> None:
+        super().__init__(config)
+        self.banner = banner
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started:
+            progress(self.banner)
 
 
 def _token(settings: GatewaySettings, state_dir: Path) -> tuple[str, str]:
@@ -77,16 +88,21 @@ def _nothing() -> None:
 QUIESCE_MAX_S = 2.0
 QUIESCE_EMPTY_S = 0.06
 QUIESCE_POLL_S = 0.02
+# How long keep-alive connections may stay open once every answer closes its connection
+# (gateway.draining): a client under load sends its next request within milliseconds.
+LINGER_MAX_S = 1.0
 
 
-async def _quiesce(server: uvicorn.Server) -> None:
+async def _quiesce(server: uvicorn.Server, app: CloseWhenDraining) -> None:
     """Stop taking new connections without resetting those the kernel already accepted
-    (gateway.listener), then let uvicorn close its sockets and drain its calls."""
+    (gateway.listener), let open keep-alive connections close after their next answer
+    (gateway.draining), then let uvicorn close its sockets and drain its calls."""
+    app.drain()
     sockets = [sock for listening in server.servers for sock in listening.sockets]
+    loop = asyncio.get_running_loop()
     try:
         for sock in sockets:
             refuse_new_connections(sock)
-        loop = asyncio.get_running_loop()
         deadline, empty_since = loop.time() + QUIESCE_MAX_S, loop.time()
         while loop.time() < deadline and loop.time() - empty_since < QUIESCE_EMPTY_S:
             if any(accept_queue_length(sock) for sock in sockets):
@@ -94,38 +110,47 @@ async def _quiesce(server: uvicorn.Server) -> None:
             await asyncio.sleep(QUIESCE_POLL_S)
     except OSError as err:  # no filter on this kernel: close as uvicorn always did
         progress(f"unifaas: could not hold new connections off while stopping: {err}")
+    try:
+        for _ in range(round(LINGER_MAX_S / QUIESCE_POLL_S)):
+            if not server.server_state.connections:
+                break
+            await asyncio.sleep(QUIESCE_POLL_S)
     finally:
         server.should_exit = True
 
 
 def _stop(
-    server: uvicorn.Server, on_stop: Callable[[], None], stopping: set[asyncio.Task[None]]
+    server: uvicorn.Server,
+    app: CloseWhenDraining,
+    on_stop: Callable[[], None],
+    stopping: set[asyncio.Task[None]],
 ) -> None:
     if not stopping:
-        stopping.add(asyncio.get_running_loop().create_task(_quiesce(server)))
+        stopping.add(asyncio.get_running_loop().create_task(_quiesce(server, app)))
     on_stop()
 
 
 async def _run(
     app: FastAPI, settings: GatewaySettings, banner: str, on_stop: Callable[[], None] = _nothing
 ) -> None:
+    served = CloseWhenDraining(app)
     server = _Server(
         uvicorn.Config(
-            app,
+            served,
             host=settings.host,
             port=settings.port,
             log_level="warning",
             lifespan="off",
             timeout_graceful_shutdown=int(settings.drain_timeout_s),
-        )
+        ),
+        banner,
     )
     loop = asyncio.get_running_loop()
     stopping: set[asyncio.Task[None]] = set()  # the quiescing task, kept referenced while it runs
     with contextlib.ExitStack() as stack:
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, _stop, server, on_stop, stopping)
+            loop.add_signal_handler(sig, _stop, server, served, on_stop, stopping)
             stack.callback(loop.remove_signal_handler, sig)
-        progress(banner)
         await server.serve()
     progress("unifaas: stopping")
 
