@@ -12,6 +12,7 @@ image builder traces the modules the guest needs and how unit tests drive it.
 
 from __future__ import annotations
 
+import _thread
 import collections
 import ctypes
 import errno
@@ -35,7 +36,7 @@ from wasm_runtime.errors import (
     ProtocolError,
     UnknownOp,
 )
-from wasm_runtime.hostcalls import HostAnswer, HostRequest, Status
+from wasm_runtime.hostcalls import HostAnswer, HostRequest
 from wasm_runtime.hostfuncs import Bridge
 from wasm_runtime.protocol import Event, Op
 from wasm_runtime.replies import AgentStats, Hello, LoadReply, ResumeReply
@@ -65,11 +66,17 @@ _Work = tuple[int, Op, dict[str, Any]]
 
 
 class _Waiter:
-    """A hostcall's answer, handed from the reading thread to the call's thread."""
+    """A hostcall's answer, handed from the reading thread to the call's thread: a bare
+    lock, taken at birth and released by the reader, is one futex each way (an Event is a
+    Condition, a lock allocated per wait and a deque: measurable per hostcall under TCG).
+    The reader hands over the answer as it came; the call's thread decodes it."""
+
+    __slots__ = ("answer", "done")
 
     def __init__(self) -> None:
-        self.done = threading.Event()
-        self.answer = HostAnswer(Status.UNAVAILABLE)
+        self.done = _thread.allocate_lock()
+        self.done.acquire()
+        self.answer: object = None
 
 
 class Channel(Protocol):
@@ -233,8 +240,9 @@ class Agent:
     def _dispatch(self, msg: dict[str, Any]) -> _Work | None:
         """Answer a control request here; return a call (load, invoke, unload) to run."""
         try:
-            if protocol.hostcall_ids(msg) is not None:
-                self._answered(msg)
+            ids = protocol.hostcall_ids(msg)
+            if ids is not None:
+                self._answered(ids[0], msg)
                 return None
             req_id, op, args = protocol.parse_request(msg)
         except UnknownOp as err:
@@ -333,21 +341,20 @@ class Agent:
             self._hostcalls[hostcall_id] = waiter
             try:
                 self.send(protocol.hostcall(hostcall_id, call_id, request.to_wire()))
-                if not waiter.done.wait(timeout_s):
+                if not waiter.done.acquire(True, max(timeout_s, 0.0)):
                     raise TimeoutError
-                return waiter.answer
+                return HostAnswer.from_wire(waiter.answer)
             finally:
                 self._hostcalls.pop(hostcall_id, None)
 
         return ask
 
-    def _answered(self, msg: dict[str, Any]) -> None:
-        ids = protocol.hostcall_ids(msg)
-        waiter = self._hostcalls.get(ids[0]) if ids is not None else None
+    def _answered(self, hostcall_id: int, msg: dict[str, Any]) -> None:
+        waiter = self._hostcalls.get(hostcall_id)
         if waiter is None:
             return  # its call gave up waiting (timed out): nobody to tell
-        waiter.answer = HostAnswer.from_wire(msg.get("answer"))
-        waiter.done.set()
+        waiter.answer = msg.get("answer")
+        waiter.done.release()
 
     def _unload(self, req_id: int, args: dict[str, Any]) -> dict[str, Any]:
         fn_id = str(args["fn_id"])

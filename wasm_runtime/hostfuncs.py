@@ -15,6 +15,7 @@ is a :class:`Status` instead.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import dataclasses
 import struct
 import time
@@ -57,6 +58,7 @@ class CallContext:
     next_handle: int = 1
     timed_out: bool = False  # a hostcall was still waiting when the call's time ran out
     made: int = 0
+    memory: wasmtime.Memory | None = None  # the calling instance's, found at its first hostcall
 
     def ask(self, request: HostRequest) -> HostAnswer:
         self.made += 1
@@ -87,12 +89,21 @@ class _Bad(Exception):
 
 
 class _Memory:
-    def __init__(self, caller: wasmtime.Caller) -> None:
-        memory = caller.get("memory")
-        if not isinstance(memory, wasmtime.Memory):
-            raise _Bad("no exported memory")
-        self.caller = caller
-        self.memory = memory
+    """The caller's linear memory for one hostcall, read and written through its base
+    address: wasm does not run (so memory cannot grow or move) until the hostcall returns.
+    wasmtime-py's Memory.read/write make two FFI calls and a temporary copy per access, a
+    cost that counts per hostcall in a TCG guest."""
+
+    __slots__ = ("base", "size")
+
+    def __init__(self, caller: wasmtime.Caller, ctx: CallContext) -> None:
+        memory = ctx.memory
+        if memory is None:  # one lookup per call: a call's instance keeps its memory
+            found = caller.get("memory")
+            if not isinstance(found, wasmtime.Memory):
+                raise _Bad("no exported memory")
+            memory = ctx.memory = found
+        self.base = ctypes.cast(memory.data_ptr(caller), ctypes.c_void_p).value or 0
         self.size = memory.data_len(caller)
 
     def _check(self, ptr: int, length: int) -> None:
@@ -101,7 +112,7 @@ class _Memory:
 
     def read(self, ptr: int, length: int) -> bytes:
         self._check(ptr, length)
-        return bytes(self.memory.read(self.caller, ptr, ptr + length)) if length else b""
+        return ctypes.string_at(self.base + ptr, length) if length else b""
 
     def text(self, ptr: int, length: int) -> str:
         try:
@@ -112,7 +123,7 @@ class _Memory:
     def write(self, ptr: int, data: bytes) -> None:
         self._check(ptr, len(data))
         if data:
-            self.memory.write(self.caller, data, ptr)
+            ctypes.memmove(self.base + ptr, data, len(data))
 
     def output(self, data: bytes, out_ptr: int, out_cap: int, out_len_ptr: int) -> int:
         """The ABI's output convention: the length always, the bytes when they fit."""
@@ -249,7 +260,7 @@ def _host_function(impl: _Impl) -> Callable[..., int]:
         if ctx is None:
             return int(Status.UNAVAILABLE)
         try:
-            return int(impl(_Memory(caller), ctx, *args))
+            return int(impl(_Memory(caller, ctx), ctx, *args))
         except _Bad:
             return int(Status.INVALID_ARGUMENT)
         except Exception:  # never let an exception reach wasmtime-py (see the docstring)
