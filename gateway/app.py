@@ -17,6 +17,7 @@ from gateway.errors import (
     RequestInvalid,
     error_response,
 )
+from gateway.fastpath import InvokeFastPath, UnifaasApp
 from gateway.limits import HeaderLimit
 from gateway.metrics.telemetry import Telemetry
 from gateway.relay import Relay
@@ -31,7 +32,7 @@ def create_app(
 ) -> FastAPI:
     """Build the app around an already-started node platform, or a gateway's cluster and
     its relay to the nodes (their owner stops them)."""
-    app = FastAPI(
+    app = UnifaasApp(
         title="unifaas",
         version="0.1.0",
         description="WebAssembly functions in unikernel-style microVMs.",
@@ -66,6 +67,7 @@ def create_app(
     app.include_router(invoke.router)
     if platform is not None:
         app.include_router(internal.router)
+    app.fast_path = InvokeFastPath(app, settings.max_header_bytes)
     return app
 
 

@@ -6,10 +6,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+from pathlib import Path
 from typing import Any
 
 from functions import wat_module
 from wasm_runtime.cliargs import Commands, progress, read_file
+from wasm_runtime.errors import UsageError
 
 
 def _module(args: argparse.Namespace) -> bytes:
@@ -86,6 +88,18 @@ def cmd_bench_cluster(args: argparse.Namespace) -> int:
     from loadtests.bench.cluster import bench_cluster
 
     _print(bench_cluster(args.clients, args.duration, progress), args.json)
+    return 0
+
+
+def cmd_bench_curves(args: argparse.Namespace) -> int:
+    from loadtests.bench.curves import CURVES, bench_curves
+
+    only = [name.strip() for name in args.only.split(",") if name.strip()] if args.only else []
+    unknown = [name for name in only if name not in CURVES]
+    if unknown:
+        raise UsageError(f"no curve {', '.join(unknown)}; there are {', '.join(CURVES)}")
+    report = bench_curves(only, Path(args.out), args.quick, progress)
+    print(json.dumps(report) if args.json else f"curves: {args.out}/curves.json and the PNGs")
     return 0
 
 
@@ -263,6 +277,29 @@ def register(cli: Commands) -> None:
         "--duration", type=float, default=15.0, metavar="S", help="seconds per arm (default 15)"
     )
     cluster.set_defaults(func=cmd_bench_cluster)
+
+    curves = cli.command(
+        "curves",
+        "how cost grows: module size, concurrency, functions and versions, nodes; JSON + PNGs",
+        "Measure each curve on platforms of its own, started as child processes: deploy "
+        "time, cold and template starts and an idle VM's PSS against module size (10 KB to "
+        "100 MiB, and the examples); warm p50/p99 and calls/s against 1..64 clients on 1, 10 "
+        "and 100 functions; a warm call, the node's CPU per call and the catalog requests "
+        "(status, list, metrics, dashboard, describe) against 1..1000 functions and versions; "
+        "calls/s and CPU per call against 1..3 nodes. Each has its baseline from the same run. "
+        "Writes OUT/curves.json and OUT/NAME.png (the README shows docs/curves/). The full "
+        "set takes about half an hour on 2 cores.",
+        group="bench",
+    )
+    curves.add_argument(
+        "--only", metavar="NAMES", help="comma-separated: size, concurrency, catalog, nodes"
+    )
+    curves.add_argument("--out", default="docs/curves", help="where to write (default docs/curves)")
+    curves.add_argument(
+        "--quick", action="store_true", help="two or three points per curve (what the tests run)"
+    )
+    curves.add_argument("--json", action="store_true", help="print the report as one JSON line")
+    curves.set_defaults(func=cmd_bench_curves)
 
     chaos = cli.command(
         "chaos",

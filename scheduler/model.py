@@ -146,11 +146,12 @@ class FunctionVersion:
     granted_imports: tuple[str, ...] = ()
     denied_imports: tuple[str, ...] = ()
 
-    @property
+    # Cached: placement asks every VM whether it serves this version, on every call.
+    @functools.cached_property
     def ref(self) -> FunctionRef:
         return FunctionRef(self.name, self.version)
 
-    @property
+    @functools.cached_property
     def key(self) -> str:
         """``name@version``: the id the agent loads it under, and how it is shown."""
         return f"{self.name}@{self.version}"

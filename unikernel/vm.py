@@ -241,7 +241,10 @@ class MicroVM:
     # -- agent calls ----------------------------------------------------------
     async def _bounded(self, coro: Any, timeout: float, what: str) -> Any:
         try:
-            return await asyncio.wait_for(coro, timeout)
+            # Not wait_for: on 3.11 it wraps the call in a task of its own (a loop
+            # iteration more on every call's way back).
+            async with asyncio.timeout(timeout):
+                return await coro
         except TimeoutError:
             self.kill()
             raise AgentUnresponsive(f"{what} got no answer in {timeout:.1f}s; VM killed") from None

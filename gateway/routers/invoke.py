@@ -146,7 +146,9 @@ def _meta_headers(outcome: InvokeOutcome, want_stderr: bool) -> dict[str, str]:
     return headers
 
 
-async def _invoke(request: Request, name: str, path: str) -> Response:
+async def serve(request: Request, name: str, path: str) -> Response:
+    """A call to function ``name`` at ``path``: the route's handler (gateway.fastpath calls
+    it directly)."""
     settings = deps.settings(request)
     body = await read_body(request, settings.max_body_bytes)  # BodyTooLarge: the app's 413
     client = request.client
@@ -268,11 +270,11 @@ async def _accept(request: Request, name: str, invoke_request: InvokeRequest) ->
 
 
 async def invoke_root(request: Request, name: str) -> Response:
-    return await _invoke(request, name, "")
+    return await serve(request, name, "")
 
 
 async def invoke_path(request: Request, name: str, path: str) -> Response:
-    return await _invoke(request, name, path)
+    return await serve(request, name, path)
 
 
 # One route per method so each gets its own OpenAPI operation id.

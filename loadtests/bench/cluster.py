@@ -26,7 +26,7 @@ WARMUP_S = 3.0
 TICK_S = 1 / os.sysconf("SC_CLK_TCK")
 
 
-def _arm(nodes: int, clients: int, duration_s: float, progress: Progress) -> dict[str, Any]:
+def arm(nodes: int, clients: int, duration_s: float, progress: Progress) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="unifaas-bench-cluster-") as tmp:
         extra = {"UNIFAAS_IDLE_TARGET": "0", "UNIFAAS_AUTOSCALE": "0"}
         progress(f"{nodes} node(s): starting")
@@ -64,8 +64,8 @@ def _arm(nodes: int, clients: int, duration_s: float, progress: Progress) -> dic
 
 
 def bench_cluster(clients: int, duration_s: float, progress: Progress) -> dict[str, Any]:
-    one = _arm(1, clients, duration_s, progress)
-    three = _arm(3, clients, duration_s, progress)
+    one = arm(1, clients, duration_s, progress)
+    three = arm(3, clients, duration_s, progress)
     result: dict[str, Any] = {"clients": clients, "duration_s": duration_s, "cores": os.cpu_count()}
     for key, value in one.items():
         result[f"one_node_{key}"] = value

@@ -29,7 +29,7 @@ from scheduler.registry.nodecache import NodeCache
 from scheduler.registry.records import RecordWriter
 from scheduler.registry.registry import Registry
 from scheduler.roles.control import Control
-from scheduler.roles.redaction import Redactor
+from scheduler.roles.redaction import NO_SECRETS, redactor
 from scheduler.scaling.admission import Throttle
 from scheduler.scaling.autoscaler import Autoscaler
 from scheduler.settings import AsyncSettings, HostcallSettings
@@ -150,14 +150,14 @@ class Platform(Control):
         """Run a call here. ``invocation_id``: an async call's, so its record has its id."""
         started = time.perf_counter()
         outcome = InvokeOutcome(invocation_id=invocation_id or uuid.uuid4().hex[:16], function=name)
-        redact = Redactor(())
+        redact = NO_SECRETS
         try:
             fv = await self.cache.current(name)
             outcome.version, outcome.abi = fv.version, fv.config.abi
             if not fv.config.public and not request.authorized:
                 raise AccessDenied(name)
             secrets = await self.cache.secrets(fv)
-            redact = Redactor(secrets)
+            redact = redactor(secrets)
             abi_request = self._abi_request(name, fv, request, secrets)
             invocation = abi_request.invocation(fv.config.limits)
             session = self.capabilities.session(name, fv.config)

@@ -34,3 +34,11 @@ class Redactor:
         for value, mask in self._text:
             text = text.replace(value, mask)
         return text
+
+
+# What a version without secrets redacts: nothing (one instance, not one per call).
+NO_SECRETS = Redactor(())
+
+
+def redactor(secrets: tuple[tuple[str, str], ...]) -> Redactor:
+    return Redactor(secrets) if secrets else NO_SECRETS
