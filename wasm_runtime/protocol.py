@@ -67,9 +67,10 @@ __all__ = [
 MAGIC = b"UF"
 PROTOCOL_VERSION = 1
 HEADER = struct.Struct(">2sBBI")
-# Artifacts are the largest payloads (a precompiled module is a few MiB);
-# 64 MiB leaves room for a files bundle while bounding a corrupt length.
-MAX_FRAME_BYTES = 64 * 1024 * 1024
+# Artifacts are the largest payloads: a load's frame carries the largest a deploy accepts
+# (wasm_runtime.compiler's limits) with room for a files bundle, while bounding a
+# corrupt length.
+MAX_FRAME_BYTES = 128 * 1024 * 1024
 
 
 class Op(enum.StrEnum):
@@ -197,14 +198,23 @@ class FrameDecoder:
         end = HEADER.size + length
         if len(buf) < end:
             return None
-        body = bytes(buf[HEADER.size : end])
+        # Decoded in place: a load's frame carries a whole artifact (up to MAX_FRAME_BYTES),
+        # and copies of it are what a guest's memory runs out of first.
+        error: Exception | None = None
+        raw = b""
+        with memoryview(buf) as view, view[HEADER.size : end] as body:
+            try:
+                msg = msgpack.unpackb(body, raw=False, strict_map_key=True)
+            except Exception as err:  # msgpack raises many unrelated types for bad input
+                error, raw = err, bytes(body)
+            else:
+                if not isinstance(msg, dict):
+                    raw = bytes(body)
         del buf[:end]
-        try:
-            msg = msgpack.unpackb(body, raw=False, strict_map_key=True)
-        except Exception as err:  # msgpack raises many unrelated types for bad input
-            raise ProtocolError(f"undecodable frame body: {err}", body) from err
+        if error is not None:
+            raise ProtocolError(f"undecodable frame body: {error}", raw) from error
         if not isinstance(msg, dict):
-            raise ProtocolError(f"frame body is a {type(msg).__name__}, not a map", body)
+            raise ProtocolError(f"frame body is a {type(msg).__name__}, not a map", raw)
         return msg
 
 

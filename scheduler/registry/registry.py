@@ -206,6 +206,15 @@ class Registry:
             raise FunctionNotFound(name, v)
         return _version_from(name, v, data)
 
+    async def versions(self, name: str, vs: list[int]) -> list[FunctionVersion]:
+        """Versions ``vs`` of ``name`` (one round trip: describe's cost does not grow with
+        round trips per version)."""
+        found = await self.state.get_versions(name, vs)
+        missing = [v for v, data in zip(vs, found, strict=True) if data is None]
+        if missing:
+            raise FunctionNotFound(name, missing[0])
+        return [_version_from(name, v, d) for v, d in zip(vs, found, strict=True) if d is not None]
+
     async def current(self, name: str) -> FunctionVersion:
         info = await self.get(name)
         return await self.version(name, info.current)

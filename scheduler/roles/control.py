@@ -73,7 +73,7 @@ class Control:
 
     async def describe(self, name: str) -> FunctionDescription:
         info = await self.registry.get(name)
-        versions = [await self.registry.version(name, v) for v in info.versions]
+        versions = await self.registry.versions(name, list(info.versions))
         return FunctionDescription(info, versions, self.vms_of(name))
 
     async def list(self, after: str = "", limit: int = PAGE_DEFAULT) -> FunctionsPage:

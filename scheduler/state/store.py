@@ -260,6 +260,16 @@ class StateStore:
             raw = await self._r.hget(versions_key(name), str(version))
         return None if raw is None else dict(json.loads(raw))
 
+    async def get_versions(
+        self, name: str, versions: list[int]
+    ) -> list[dict[str, Any] | None]:
+        """Several versions of one function in one round trip, in the order asked."""
+        if not versions:
+            return []
+        with translated("get versions"):
+            raws = await self._r.hmget(versions_key(name), [str(v) for v in versions])
+        return [None if raw is None else dict(json.loads(raw)) for raw in raws]
+
     async def function_page(self, after: str, limit: int) -> FunctionPage:
         """Up to ``limit`` functions named after ``after`` ("" from the first), by name,
         each as (name, hash, version numbers ascending), and the next page's ``after``

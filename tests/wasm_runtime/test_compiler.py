@@ -94,3 +94,11 @@ async def test_a_compile_out_of_memory_is_the_module_s_answer() -> None:
 async def test_a_worker_that_cannot_start_is_ours_not_the_module_s() -> None:
     with pytest.raises(CompileWorkerError, match="exited with 1"):
         await precompile_isolated(wasm("echo"), CompileLimits(memory_bytes=30 * MIB))
+
+
+def test_every_artifact_a_deploy_accepts_fits_the_frame_that_loads_it() -> None:
+    from wasm_runtime.compiler import COMPONENT_COMPILE_LIMITS
+    from wasm_runtime.protocol import MAX_FRAME_BYTES
+
+    for limits in (CompileLimits(), COMPONENT_COMPILE_LIMITS):
+        assert limits.artifact_bytes + 4 * 1024 * 1024 <= MAX_FRAME_BYTES

@@ -111,6 +111,7 @@ async def size_curve(root: Path, sizes: list[int], examples: bool, progress: Pro
             await deploy(c, "prime", sized_module(0), keep_alive_s=0.5)
             await _start(c, "/fn/prime")
             await _until_reclaimed(c, "prime@1", 1)
+            templates = 1
             for i, (label, wasm, component) in enumerate(modules):
                 x = round(len(wasm) / MIB, 4)
                 name = f"size-{i}"
@@ -125,7 +126,8 @@ async def size_curve(root: Path, sizes: list[int], examples: bool, progress: Pro
                         1,
                     )
                     point["cold_ms"] = round(await _start(c, f"/fn/{name}"), 1)
-                    await _until_reclaimed(c, f"{name}@1", i + 2)
+                    templates += 1
+                    await _until_reclaimed(c, f"{name}@1", templates)
                     point["template_ms"] = round(await _start(c, f"/fn/{name}"), 1)
                     point["idle_pss_mib"] = round(_idle_pss_mib(served.proc.pid), 1)
                 except BenchError as err:

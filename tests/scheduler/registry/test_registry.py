@@ -238,3 +238,14 @@ async def test_a_module_over_the_compile_limits_is_refused_and_nothing_stored(
         await registry.deploy("big", wasm("echo"), FunctionConfig())
     assert refused.value.reason == "artifact_too_large"
     assert await registry.list() == []
+
+
+async def test_several_versions_are_read_at_once_in_the_order_asked(registry: Registry) -> None:
+    for memory_mib in (32, 48, 64):
+        await registry.deploy("f", wasm("hello"), FunctionConfig(memory_mib=memory_mib))
+    many = await registry.versions("f", [3, 1, 2])
+    assert [fv.version for fv in many] == [3, 1, 2]
+    assert many == [await registry.version("f", v) for v in (3, 1, 2)]
+    assert await registry.versions("f", []) == []
+    with pytest.raises(FunctionNotFound):
+        await registry.versions("f", [1, 7])
