@@ -54,9 +54,14 @@ def server_timing(header: str, name: str) -> float | None:
 
 
 async def _sequential(
-    client: httpx.AsyncClient, path: str, n: int, vm_ms: list[float] | None = None
+    client: httpx.AsyncClient,
+    path: str,
+    n: int,
+    vm_ms: list[float] | None = None,
+    platform_ms: list[float] | None = None,
 ) -> list[float]:
-    """Client-side milliseconds per call; with ``vm_ms``, also the VM's share of each."""
+    """Client-side milliseconds per call; with ``vm_ms`` and ``platform_ms``, also the VM's
+    share of each and the platform's (Server-Timing)."""
     out = []
     for _ in range(n):
         started = time.perf_counter()
@@ -69,6 +74,8 @@ async def _sequential(
             if vm is None:
                 raise BenchError("the platform's answer has no Server-Timing vm metric")
             vm_ms.append(vm)
+        if platform_ms is not None:
+            platform_ms.append(server_timing(r.headers.get("server-timing", ""), "platform") or 0)
     return out
 
 
@@ -146,7 +153,8 @@ async def _run(
                     f"concurrency {concurrency}"
                 )
                 vm: list[float] = []
-                warm = await _sequential(c, "/fn/echo", calls, vm)
+                in_platform: list[float] = []
+                warm = await _sequential(c, "/fn/echo", calls, vm, in_platform)
                 result["rps"] = round(await _throughput(c, "/fn/echo", calls, concurrency), 1)
                 progress(f"platform: {starts} forced pre-warmed starts")
                 prewarmed = []
@@ -186,6 +194,14 @@ async def _run(
             # it (HTTP, gateway, scheduler, framing), per call and then the median.
             "warm_vm_ms_p50": round(percentile(vm, 50), 2),
             "host_path_ms_p50": round(percentile(outside, 50), 2),
+            # ... of which in the platform around the VM (lookup, placement, parsing), and
+            # the rest: the client, HTTP and the gateway's handler.
+            "platform_around_vm_ms_p50": round(
+                percentile([p - v for p, v in zip(in_platform, vm, strict=True)], 50), 2
+            ),
+            "http_and_client_ms_p50": round(
+                percentile([w - p for w, p in zip(warm, in_platform, strict=True)], 50), 2
+            ),
             "baseline_p50_ms": round(percentile(base, 50), 2),
             "baseline_p99_ms": round(percentile(base, 99), 2),
             "prewarmed_start_ms_p50": round(statistics.median(prewarmed), 1),

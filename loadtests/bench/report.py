@@ -21,6 +21,11 @@ def comparison_table(result: dict[str, Any]) -> str:
         vm, outside = float(result["warm_vm_ms_p50"]), float(result["host_path_ms_p50"])
         lines.append(f"{'  of p50: in the VM':<22}{vm:>12.2f}")
         lines.append(f"{'  of p50: outside it':<22}{outside:>12.2f}")
+        if "platform_around_vm_ms_p50" in result:
+            around = float(result["platform_around_vm_ms_p50"])
+            http = float(result["http_and_client_ms_p50"])
+            lines.append(f"{'    platform, not VM':<22}{around:>12.2f}")
+            lines.append(f"{'    HTTP and client':<22}{http:>12.2f}")
     lines.append(f"{'pre-warmed start (ms)':<22}{float(result['prewarmed_start_ms_p50']):>12.1f}")
     lines.append(f"{'cold start (ms)':<22}{float(result['cold_start_ms_p50']):>12.1f}")
     if "cold_template_start_ms_p50" in result:

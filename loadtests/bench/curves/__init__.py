@@ -3,7 +3,8 @@ functions and versions, and nodes, each drawn with its baseline from the same ru
 
 Every curve starts its own platform (or cluster), so one can run alone (``--only``). The
 results go to ``OUT/curves.json`` (every point as measured) and ``OUT/NAME.png``;
-``--quick`` runs each curve at two or three points, as the test suite does.
+``--quick`` runs each curve at two or three points, as the test suite does. With
+``--only``, the other curves already in ``OUT/curves.json`` are kept.
 """
 
 from __future__ import annotations
@@ -53,6 +54,11 @@ QUICK: dict[str, Any] = {
 def bench_curves(only: list[str], out_dir: Path, quick: bool, progress: Progress) -> dict[str, Any]:
     plan = QUICK if quick else FULL
     report: dict[str, Any] = {"quick": quick, "curves": {}, "seconds": {}}
+    kept = out_dir / "curves.json"
+    if only and kept.exists():  # the curves not run again keep their last measurement
+        last = json.loads(kept.read_text())
+        if last.get("quick") == quick:
+            report = last
     with tempfile.TemporaryDirectory(prefix="unifaas-bench-curves-") as tmp:
         root = Path(tmp)
         for name in only or CURVES:

@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from loadtests.bench.component import _examples, _idle_pss_mib
+from loadtests.bench.component import CALLS, _examples, _idle_pss_mib
 from loadtests.bench.curves.drive import Progress, client, deploy, platform
 from loadtests.bench.curves.model import Curve, Panel, Series
 from loadtests.bench.curves.sized import sized_module
@@ -45,7 +45,7 @@ async def _until_reclaimed(c: httpx.AsyncClient, key: str, templates: int) -> No
     raise BenchError(f"no template of {key}, or its VM was not reclaimed, within 120 s")
 
 
-def _native(wasm: bytes, component: bool) -> tuple[float, float]:
+def _native(wasm: bytes, component: bool, path: str) -> tuple[float, float]:
     """(compile ms, first call ms) in this process."""
     started = time.perf_counter()
     artifact = precompile(wasm)
@@ -69,14 +69,17 @@ def _native(wasm: bytes, component: bool) -> tuple[float, float]:
 
 
 async def size_curve(root: Path, sizes: list[int], examples: bool, progress: Progress) -> Curve:
-    modules: list[tuple[str, bytes, bool]] = [
-        (f"{n // 1000} KB" if n < MIB else f"{n // MIB} MiB", sized_module(n), False) for n in sizes
+    # (label, module, a component?, the path it answers at)
+    modules: list[tuple[str, bytes, bool, str]] = [
+        (f"{n // 1000} KB" if n < MIB else f"{n // MIB} MiB", sized_module(n), False, "")
+        for n in sizes
     ]
     generated = len(modules)
     if examples:
         progress("size: building the examples (componentize-py, jco)")
         for name, wasm in _examples().items():
-            modules.append((name, wasm, name != "echo"))
+            sub = CALLS[name].removeprefix(f"/fn/{name}")
+            modules.append((name, wasm, name != "echo", sub))
     ex_deploy, ex_cold, ex_template, ex_pss = (
         Series(f"examples: {what}", points_only=True)
         for what in ("deploy", "cold start", "from template", "PSS")
@@ -112,7 +115,7 @@ async def size_curve(root: Path, sizes: list[int], examples: bool, progress: Pro
             await _start(c, "/fn/prime")
             await _until_reclaimed(c, "prime@1", 1)
             templates = 1
-            for i, (label, wasm, component) in enumerate(modules):
+            for i, (label, wasm, component, sub) in enumerate(modules):
                 x = round(len(wasm) / MIB, 4)
                 name = f"size-{i}"
                 memory_mib = max(64, len(wasm) // MIB + 64)
@@ -125,14 +128,14 @@ async def size_curve(root: Path, sizes: list[int], examples: bool, progress: Pro
                         ),
                         1,
                     )
-                    point["cold_ms"] = round(await _start(c, f"/fn/{name}"), 1)
+                    point["cold_ms"] = round(await _start(c, f"/fn/{name}{sub}"), 1)
                     templates += 1
                     await _until_reclaimed(c, f"{name}@1", templates)
-                    point["template_ms"] = round(await _start(c, f"/fn/{name}"), 1)
+                    point["template_ms"] = round(await _start(c, f"/fn/{name}{sub}"), 1)
                     point["idle_pss_mib"] = round(_idle_pss_mib(served.proc.pid), 1)
                 except BenchError as err:
                     point["refused"] = str(err)[:300]
-                compiled, in_process = _native(wasm, component)
+                compiled, in_process = _native(wasm, component, sub or "/")
                 point["compile_in_process_ms"] = round(compiled, 1)
                 point["first_call_in_process_ms"] = round(in_process, 2)
                 progress(f"size: {label}: {point}")
