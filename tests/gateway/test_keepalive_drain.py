@@ -8,7 +8,6 @@ platform."""
 from __future__ import annotations
 
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -16,6 +15,8 @@ import time
 from collections import Counter
 
 import httpx
+
+from loadtests.launch import free_port
 
 SERVER = """
 import asyncio, sys
@@ -36,14 +37,8 @@ ROUNDS = 6
 CLIENTS = 6
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _round(outcomes: Counter[str]) -> None:
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}/echo"
     proc = subprocess.Popen([sys.executable, "-c", SERVER, str(port)], stderr=subprocess.PIPE)
     try:
