@@ -79,6 +79,7 @@ def pool_json(status: PoolStatus) -> dict[str, Any]:
         "deaths": status.deaths,
         "retries": status.retries,
         "hung": status.hung,
+        "doubts": status.doubts,
         "starts": {kind.value: n for kind, n in status.starts.items()},
         "rss_kib": status.rss_kib,
         "closed": status.closed,

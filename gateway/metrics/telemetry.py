@@ -102,6 +102,11 @@ class _PoolCollector(Collector):
             ),
             ("unifaas_vm_deaths", status.deaths, "VMs found dead"),
             ("unifaas_vm_hung", status.hung, "VMs killed for missing a ping deadline"),
+            (
+                "unifaas_vm_doubts",
+                status.doubts,
+                "VMs passed by for new calls while a ping went unanswered",
+            ),
         ):
             yield CounterMetricFamily(name, help_text, value=value)
         records = self._platform.records

@@ -45,6 +45,7 @@ class HealthCheck:
     ) -> None:
         self._vms, self._hung, self._spawn = vms, hung, spawn
         self.interval_s, self.timeout_s, self.doubt_after_s = interval_s, timeout_s, doubt_after_s
+        self.doubts = 0  # times a VM became doubted
         self._next_at = 0.0
         self._pings: dict[int, asyncio.Task[bool]] = {}  # by VM id: at most one at a time
 
@@ -65,8 +66,13 @@ class HealthCheck:
         done, _ = await asyncio.wait({ping}, timeout=self.doubt_after_s)
         if ping in done and not ping.cancelled():
             return ping.result()
-        vm.doubt()  # its own ping's timer may not have fired yet
+        self._doubt(vm)  # its own ping's timer may not have fired yet
         return False
+
+    def _doubt(self, vm: VMRecord) -> None:
+        if not vm.doubted:
+            self.doubts += 1
+        vm.doubt()
 
     def _pinged(self, vm: VMRecord) -> asyncio.Task[bool]:
         """The VM's ping under way, or a new one."""
@@ -78,7 +84,7 @@ class HealthCheck:
     async def _ping(self, vm: VMRecord) -> bool:
         sandbox = vm.sandbox
         assert sandbox is not None
-        doubt = asyncio.get_running_loop().call_later(self.doubt_after_s, vm.doubt)
+        doubt = asyncio.get_running_loop().call_later(self.doubt_after_s, self._doubt, vm)
         try:
             with translated():
                 await sandbox.ping(self.timeout_s)

@@ -458,7 +458,7 @@ class Pool:
             queue_depth=len(self._queue),
             boots_waiting=self._boot_gate.waiting,
             templates=self._templates.counts(),
-            counters=self.counters,
+            counters={**self.counters, "doubts": self._health.doubts},
             starts=self.starts,
             closed=self._closed,
         )

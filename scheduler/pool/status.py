@@ -65,6 +65,7 @@ class PoolStatus:
     deaths: int
     retries: int  # calls run again on another VM after theirs was lost
     hung: int  # VMs killed for missing a ping deadline
+    doubts: int  # times a VM was passed by for a ping unanswered past doubt_after_s
     starts: Mapping[StartKind, int]
     rss_kib: int  # resident memory of every QEMU of the pool
     closed: bool
@@ -125,6 +126,7 @@ def summarize(
         deaths=counters.get("deaths", 0),
         retries=counters.get("retries", 0),
         hung=counters.get("hung", 0),
+        doubts=counters.get("doubts", 0),
         starts=dict(starts),
         rss_kib=sum(vm.sandbox.rss_kib() for vm in vms if vm.sandbox is not None),
         closed=closed,

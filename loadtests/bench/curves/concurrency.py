@@ -4,17 +4,31 @@ baseline (the same module in-process behind FastAPI, no VM) at the same concurre
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
 from pathlib import Path
 
+import httpx
+
 from functions import wat_module
 from loadtests.bench.curves.drive import Progress, client, closed_loop, deploy, platform, sequential
 from loadtests.bench.curves.model import Curve, Panel, Series
+from loadtests.errors import BenchError
 from loadtests.launch import free_port, serving
 
-# Enough VMs for every function to keep its own (1 VM of 4 slots each).
-VM_ROOM = 8
+# Room for the autoscaler above one VM of 4 slots per function.
+VM_ROOM = 24
+KEEP_ALIVE_S = 3.0
+
+
+async def _settled(c: httpx.AsyncClient, vms: int) -> None:
+    """Until the pool is back to one VM per function (the autoscaler's extras reclaimed)."""
+    for _ in range(600):
+        if (await c.get("/v1/status")).json()["pool"]["vms"] <= vms:
+            return
+        await asyncio.sleep(0.1)
+    raise BenchError(f"the pool did not settle back to {vms} VMs within 60 s")
 
 
 async def concurrency_curve(
@@ -46,11 +60,14 @@ async def concurrency_curve(
             names = [f"echo-{i}" for i in range(max(spreads))]
             progress(f"concurrency: deploying {len(names)} functions and warming each")
             for name in names:
-                await deploy(c, name, wasm, keep_alive_s=3600, concurrency=4)
+                # One VM each kept warm; what the autoscaler adds under one level's load
+                # goes after KEEP_ALIVE_S, before the next spread is measured.
+                await deploy(c, name, wasm, min_warm=1, keep_alive_s=KEEP_ALIVE_S, concurrency=4)
                 # Each QEMU translates the guest's code as it first runs it: calls get
                 # faster over the first few dozen.
                 await sequential(c, f"/fn/{name}", warm_calls)
             for k in spreads:
+                await _settled(c, len(names))
                 paths = [f"/fn/{name}" for name in names[:k]]
                 for n in levels:
                     point = await closed_loop(c, paths, n, duration_s)

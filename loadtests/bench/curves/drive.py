@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from typing import Any
 import httpx
 
 from loadtests.bench.stats import percentile
+from loadtests.chaos import answer_kind
 from loadtests.errors import BenchError
 from loadtests.launch import Served, platform_process
 
@@ -85,11 +87,11 @@ async def closed_loop(
     """``concurrency`` clients, each calling the next of ``paths`` as soon as it has its
     answer, for ``duration_s``: calls/s, p50/p99 ms and the calls that failed."""
     latencies: list[float] = []
-    failed = 0
+    failed: Counter[str] = Counter()
+    starts: Counter[str] = Counter()  # X-Start of the answered calls: warm, cold, ...
     deadline = time.perf_counter() + duration_s
 
     async def worker(n: int) -> None:
-        nonlocal failed
         i = n
         while time.perf_counter() < deadline:
             path = paths[i % len(paths)]
@@ -97,13 +99,14 @@ async def closed_loop(
             started = time.perf_counter()
             try:
                 r = await c.post(path, content=PAYLOAD)
-                ok = r.status_code == 200 and r.content == PAYLOAD
-            except httpx.HTTPError:
-                ok = False
-            if ok:
-                latencies.append((time.perf_counter() - started) * 1000)
+                kind = "" if r.status_code == 200 and r.content == PAYLOAD else answer_kind(r)
+            except httpx.HTTPError as err:
+                kind = f"transport: {type(err).__name__}"
+            if kind:
+                failed[kind] += 1
             else:
-                failed += 1
+                latencies.append((time.perf_counter() - started) * 1000)
+                starts[r.headers.get("x-start", "")] += 1
 
     started = time.perf_counter()
     await asyncio.gather(*(worker(n) for n in range(concurrency)))
@@ -113,5 +116,7 @@ async def closed_loop(
         "p50_ms": round(percentile(latencies, 50), 2) if latencies else None,
         "p99_ms": round(percentile(latencies, 99), 2) if latencies else None,
         "calls": len(latencies),
-        "failed": failed,
+        "failed": sum(failed.values()),
+        "failed_by_kind": dict(failed),
+        "starts": dict(starts),
     }
