@@ -57,16 +57,22 @@ async def concurrency_curve(
     )
     with platform(root / "concurrency", max_vms=max(spreads) + VM_ROOM) as (served, token):
         async with client(served.url, token) as c:
-            names = [f"echo-{i}" for i in range(max(spreads))]
-            progress(f"concurrency: deploying {len(names)} functions and warming each")
-            for name in names:
-                # One VM each kept warm; what the autoscaler adds under one level's load
-                # goes after KEEP_ALIVE_S, before the next spread is measured.
-                await deploy(c, name, wasm, min_warm=1, keep_alive_s=KEEP_ALIVE_S, concurrency=4)
-                # Each QEMU translates the guest's code as it first runs it: calls get
-                # faster over the first few dozen.
-                await sequential(c, f"/fn/{name}", warm_calls)
+            names: list[str] = []
             for k in spreads:
+                # Only the functions of this spread are deployed, each with its VM: the
+                # others' idle VMs would tax this spread's calls (TCG guests tick).
+                progress(f"concurrency: deploying functions up to {k} and warming each")
+                while len(names) < k:
+                    name = f"echo-{len(names)}"
+                    names.append(name)
+                    # One VM each kept warm; what the autoscaler adds under one level's
+                    # load goes after KEEP_ALIVE_S, before the next spread is measured.
+                    await deploy(
+                        c, name, wasm, min_warm=1, keep_alive_s=KEEP_ALIVE_S, concurrency=4
+                    )
+                    # Each QEMU translates the guest's code as it first runs it: calls get
+                    # faster over the first few dozen.
+                    await sequential(c, f"/fn/{name}", warm_calls)
                 await _settled(c, len(names))
                 paths = [f"/fn/{name}" for name in names[:k]]
                 for n in levels:

@@ -32,8 +32,12 @@ def draw(curve: Curve, out_dir: Path) -> Path:
                 ax.plot(xs, ys, "--" if series.baseline else "-o", label=series.label)
         if curve.log_x:
             ax.set_xscale("log", base=2 if curve.name == "concurrency" else 10)
+        else:  # a few whole numbers (nodes): a tick each
+            ax.set_xticks(sorted({x for s in panel.series for x in s.xs}))
         if panel.log_y:
             ax.set_yscale("log")
+        else:  # from 0: a flat curve looks flat, not like noise magnified
+            ax.set_ylim(bottom=0)
         ax.set_xlabel(curve.x_label)
         ax.set_ylabel(panel.y_label)
         ax.grid(True, which="both", alpha=0.3)
