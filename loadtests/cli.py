@@ -288,7 +288,7 @@ def register(cli: Commands) -> None:
         "(status, list, metrics, dashboard, describe) against 1..1000 functions and versions; "
         "calls/s and CPU per call against 1..3 nodes. Each has its baseline from the same run. "
         "Writes OUT/curves.json and OUT/NAME.png (the README shows docs/curves/). The full "
-        "set takes about half an hour on 2 cores.",
+        "set takes about ten minutes on 2 cores.",
         group="bench",
     )
     curves.add_argument(

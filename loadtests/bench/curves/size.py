@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from loadtests.bench.component import CALLS, _examples, _idle_pss_mib
+from loadtests.bench.component import CALLS, PAYLOAD, _examples, _idle_pss_mib
 from loadtests.bench.curves.drive import Progress, client, deploy, platform
 from loadtests.bench.curves.model import Curve, Panel, Series
 from loadtests.bench.curves.sized import sized_module
@@ -23,7 +23,7 @@ from wasm_runtime.runner import FunctionRuntime
 from wasm_runtime.types import HttpRequest, Invocation, Limits
 
 MIB = 1024 * 1024
-BODY = b"x" * 64
+BODY = PAYLOAD  # JSON: the Python and JS examples parse it
 
 
 async def _start(c: httpx.AsyncClient, path: str) -> float:
