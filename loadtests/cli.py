@@ -92,8 +92,11 @@ def cmd_bench_cluster(args: argparse.Namespace) -> int:
 
 
 def cmd_bench_curves(args: argparse.Namespace) -> int:
-    from loadtests.bench.curves import CURVES, bench_curves
+    from loadtests.bench.curves import CURVES, bench_curves, redraw
 
+    if args.redraw:
+        redraw(Path(args.out), progress)
+        return 0
     only = [name.strip() for name in args.only.split(",") if name.strip()] if args.only else []
     unknown = [name for name in only if name not in CURVES]
     if unknown:
@@ -299,6 +302,9 @@ def register(cli: Commands) -> None:
         "--quick", action="store_true", help="two or three points per curve (what the tests run)"
     )
     curves.add_argument("--json", action="store_true", help="print the report as one JSON line")
+    curves.add_argument(
+        "--redraw", action="store_true", help="only draw OUT/*.png again from OUT/curves.json"
+    )
     curves.set_defaults(func=cmd_bench_curves)
 
     chaos = cli.command(

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from loadtests.bench.curves import CURVES, bench_curves
+from loadtests.bench.curves import CURVES, bench_curves, redraw
 from loadtests.bench.curves.sized import sized_module
 
 pytestmark = pytest.mark.vm
@@ -27,6 +27,10 @@ def test_the_quick_curves_are_measured_written_and_drawn(tmp_path: Path) -> None
         series = [s for panel in curve["panels"] for s in panel["series"]]
         assert all(None not in s["ys"] for s in series), name
         assert all(p.get("failed", 0) == 0 and "refused" not in p for p in curve["points"])
+    for name in CURVES:  # drawn again from the JSON alone
+        (out / f"{name}.png").unlink()
+    redraw(out, progress=print)
+    assert all((out / f"{name}.png").read_bytes().startswith(PNG) for name in CURVES)
     # Baselines measured in the same run, where there is one.
     for name in ("size", "concurrency"):
         panels = report["curves"][name]["panels"]

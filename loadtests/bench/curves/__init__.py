@@ -71,6 +71,13 @@ def bench_curves(only: list[str], out_dir: Path, quick: bool, progress: Progress
     return report
 
 
+def redraw(out_dir: Path, progress: Progress) -> None:
+    """Draw the PNGs again from ``OUT/curves.json``, measuring nothing."""
+    report = json.loads((out_dir / "curves.json").read_text())
+    for data in report["curves"].values():
+        progress(f"curves: drawn in {draw(Curve.from_json(data), out_dir)}")
+
+
 def _measure(name: str, root: Path, plan: dict[str, Any], progress: Progress) -> Curve:
     if name == "size":
         return asyncio.run(size_curve(root, plan["sizes"], plan["examples"], progress))

@@ -41,3 +41,10 @@ class Curve:
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Curve:
+        panels = [
+            Panel(**{**p, "series": [Series(**s) for s in p["series"]]}) for p in data["panels"]
+        ]
+        return cls(**{**data, "panels": panels})
