@@ -12,7 +12,6 @@ image builder traces the modules the guest needs and how unit tests drive it.
 
 from __future__ import annotations
 
-import _thread
 import collections
 import ctypes
 import errno
@@ -66,15 +65,10 @@ _Work = tuple[int, Op, dict[str, Any]]
 
 
 class _Waiter:
-    """A hostcall's answer, handed from the reading thread to the call's thread: a bare
-    lock, taken at birth and released by the reader, is one futex each way (an Event is a
-    Condition, a lock allocated per wait and a deque: measurable per hostcall under TCG).
-    The reader hands over the answer as it came; the call's thread decodes it."""
-
-    __slots__ = ("answer", "done")
+    """A hostcall's answer, reader to caller by a bare lock (an Event costs more in TCG)."""
 
     def __init__(self) -> None:
-        self.done = _thread.allocate_lock()
+        self.done = threading.Lock()
         self.done.acquire()
         self.answer: object = None
 

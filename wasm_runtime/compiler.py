@@ -5,8 +5,9 @@ Static bounds (``shape.ModuleBounds``) refuse the obvious compile bombs before t
 what they cannot foresee (a module within them that costs the compiler minutes or GiBs)
 ends here as ``InvalidModule`` instead of holding the node's cores or memory.
 
-Run as ``python -m wasm_runtime.compiler ARTIFACT_MAX``: the module on stdin, the artifact
-on stdout, or an ``InvalidModule`` as JSON on stderr with exit code ``EXIT_INVALID``.
+The child is ``python -m wasm_runtime.compile_child ARTIFACT_MAX``: the module on stdin,
+the artifact on stdout, or an ``InvalidModule`` as JSON on stderr with exit code
+``EXIT_INVALID``.
 """
 
 from __future__ import annotations
@@ -20,11 +21,10 @@ import os
 import resource
 import sys
 
+from wasm_runtime.compile_child import EXIT_INVALID, EXIT_NO_MEMORY
 from wasm_runtime.errors import InvalidModule, WasmRuntimeError
 from wasm_runtime.types import MIB
 
-EXIT_INVALID = 3
-EXIT_NO_MEMORY = 4
 _STDERR_TAIL = 2000
 
 
@@ -67,7 +67,7 @@ async def precompile_isolated(wasm: bytes, limits: CompileLimits | None = None) 
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "wasm_runtime.compiler",
+        "wasm_runtime.compile_child",
         str(limits.artifact_bytes),
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
@@ -102,27 +102,3 @@ async def precompile_isolated(wasm: bytes, limits: CompileLimits | None = None) 
         )
     tail = err.decode(errors="replace")[-_STDERR_TAIL:]
     raise CompileWorkerError(f"the compile worker exited with {code}: {tail}")
-
-
-def _main(argv: list[str]) -> int:
-    from wasm_runtime.engine import precompile
-
-    artifact_max = int(argv[0])
-    wasm = sys.stdin.buffer.read()
-    try:
-        artifact = precompile(wasm)
-    except InvalidModule as refused:
-        json.dump({"reason": refused.reason, "message": refused.message}, sys.stderr)
-        return EXIT_INVALID
-    except MemoryError:
-        return EXIT_NO_MEMORY
-    if len(artifact) > artifact_max:
-        message = f"the compiled module is {len(artifact)} bytes, above the limit of {artifact_max}"
-        json.dump({"reason": "artifact_too_large", "message": message}, sys.stderr)
-        return EXIT_INVALID
-    sys.stdout.buffer.write(artifact)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(_main(sys.argv[1:]))

@@ -20,7 +20,7 @@ from wasm_runtime.types import MIB
 
 def children() -> list[int]:
     """Compile workers of this process (other children, such as a test Redis, are not)."""
-    argv = ["pgrep", "-P", str(os.getpid()), "-f", "wasm_runtime.compiler"]
+    argv = ["pgrep", "-P", str(os.getpid()), "-f", "wasm_runtime.compile_child"]
     out = subprocess.run(argv, capture_output=True, text=True, check=False)
     return [int(pid) for pid in out.stdout.split()]
 
