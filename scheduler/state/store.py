@@ -260,9 +260,7 @@ class StateStore:
             raw = await self._r.hget(versions_key(name), str(version))
         return None if raw is None else dict(json.loads(raw))
 
-    async def get_versions(
-        self, name: str, versions: list[int]
-    ) -> list[dict[str, Any] | None]:
+    async def get_versions(self, name: str, versions: list[int]) -> list[dict[str, Any] | None]:
         """Several versions of one function in one round trip, in the order asked."""
         if not versions:
             return []
