@@ -4,8 +4,10 @@
 to it yet) and takes one call per VM (concurrency 1, up to 4 VMs). The
 :class:`StepBurst` shape starts with one user, then jumps to half and then all
 of ``--users``, so each step needs VMs that are not there: the generic idle VM
-is taken (``prewarmed``), further ones are booted (``cold``); calls beyond 4 VMs
-queue. Start kinds are counted from ``X-Start`` and printed at the end.
+is taken by the first call (``prewarmed``); once the version has a VM, calls past
+its slots queue while further VMs start, one at a time up to 4, and each takes the
+first of a freed slot or a new VM (``warm``). Start kinds are counted from
+``X-Start`` and printed at the end.
 
 Success: every call is 200 with the body echoed, ``X-Exit-Code: 0`` and an
 ``X-Start``; and at least one call was not warm (the burst really forced

@@ -106,6 +106,12 @@ def generic_count(vms: Iterable[VMRecord]) -> int:
     return sum(1 for vm in vms if vm.fv is None and vm.state in (VMState.BOOTING, VMState.IDLE))
 
 
+def bound_count_of(vms: Iterable[VMRecord], fv: FunctionVersion) -> int:
+    """VMs of this version loaded and taking calls, and trusted (not doubted): their busy
+    slots free in a call's time."""
+    return sum(1 for vm in vms if vm.state is VMState.BOUND and not vm.doubted and vm.serves(fv))
+
+
 def booted_count_of(vms: Iterable[VMRecord], fv: FunctionVersion) -> int:
     """VMs of this version that are booted and take calls (loading or bound)."""
     return sum(1 for vm in vms if vm.state in BOOTED_BOUND and vm.serves(fv))

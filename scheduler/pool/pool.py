@@ -37,6 +37,7 @@ from scheduler.pool.upkeep import KeepAlive, periodic
 from scheduler.pool.vmrecord import Grant, VMRecord, VMState
 from scheduler.pool.waitqueue import WaitQueue
 from scheduler.settings import PoolSettings
+from wasm_runtime.errors import UnifaasError
 from wasm_runtime.types import Invocation
 
 __all__ = ["ArtifactLoader", "Pool", "Ran"]
@@ -85,6 +86,8 @@ class Pool:
         )
         self._templates = TemplateAsks(factory, self._boot_gate, self._spawn)
         self.counters: collections.Counter[str] = collections.Counter()
+        self._loaders: dict[FunctionRef, ArtifactLoader] = {}
+        self._ahead: set[FunctionRef] = set()  # versions with a VM started for queued calls
         self._keepalive = KeepAlive(
             self._vms.values, self._discard, self._retired, self.memory, self.counters
         )
@@ -146,6 +149,8 @@ class Pool:
         """Run one call on a VM of ``fv`` (warm, pre-warmed, cold or queued), its hostcalls
         to ``session``; a call whose VM is lost runs again as :mod:`scheduler.pool.retry` says.
         A VM failing it is SandboxLost or SandboxUnavailable (unikernel's errors stay in)."""
+
+        self._loaders[fv.ref] = load_artifacts  # for VMs started ahead of its queued calls
 
         def retrying(err: SandboxLost, retries: int) -> None:
             self.counters["retries"] += 1
@@ -314,17 +319,38 @@ class Pool:
         self._release(vm)
 
     def _place(self, fv: FunctionVersion, *, for_call: bool = True) -> Grant | None:
-        """Reserve the slot :func:`placement.place` finds for ``fv``, if any."""
+        """Reserve the slot :func:`placement.place` finds for ``fv``, if any. A call of a
+        version whose VMs are all busy does not wait on a VM started for it alone: one is
+        started (one at a time) and the call queues, taking that VM or the first slot to
+        free, whichever comes first (a start costs what hundreds of calls do under TCG)."""
         self._drop_dead()
+        vms = list(self._vms.values())
         decision = placement.place(
-            list(self._vms.values()),
+            vms,
             fv,
             vm_limit=self._vm_limit,
             memory_budget_mib=self.memory_budget_mib,
             now=self._clock(),
             for_call=for_call,
         )
-        return None if decision is None else self._reserve(decision, fv)
+        if decision is None:
+            return None
+        loader, bound = self._loaders.get(fv.ref), placement.bound_count_of(vms, fv)
+        if for_call and decision.step is not Step.WARM and loader is not None and bound:
+            if placement.count_of(vms, fv) == bound and fv.ref not in self._ahead:
+                self._ahead.add(fv.ref)  # one at a time: none is starting now
+                self._spawn(self._start_ahead(self._reserve(decision, fv), fv, loader))
+            return None
+        return self._reserve(decision, fv)
+
+    async def _start_ahead(self, grant: Grant, fv: FunctionVersion, loader: ArtifactLoader) -> None:
+        try:
+            await self._prepare(grant, fv, loader)
+        except UnifaasError as err:
+            log.warning("%s: a VM started for queued calls failed: %s", fv.key, err)
+        finally:
+            self._ahead.discard(fv.ref)
+            self._release(grant.vm)
 
     def _reserve(self, decision: Decision, fv: FunctionVersion) -> Grant:
         step, vm = decision.step, decision.vm
