@@ -444,6 +444,8 @@ class Pool:
         self._current[name] = keep.version if keep is not None else None
         self._templates.retire(name, keep)
         self._keepalive.retire(name, keep)
+        for ref in [ref for ref in self._loaders if ref.name == name and ref != keep]:
+            del self._loaders[ref]
         idle, busy = placement.retiring(self._vms.values(), name, keep)
         for vm in busy:
             vm.drain()

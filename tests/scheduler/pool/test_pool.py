@@ -313,6 +313,8 @@ async def test_a_call_past_the_slots_takes_the_first_to_free_while_a_vm_starts(
     assert pool.status().booting == 1  # started all the same, for the calls to come
     await asyncio.sleep(3)
     assert pool.status().bound == 2
+    await pool.drain("a", keep=fv(version=2).ref)  # a retired version's loader goes too
+    assert not pool._loaders
 
 
 @virtual_time
