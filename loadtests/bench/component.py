@@ -27,9 +27,9 @@ from loadtests.bench.platform import (
     _deploy,
     _platform,
     _timed_start,
-    _until_templated,
     _wait_idle,
     server_timing,
+    until_templated,
 )
 from loadtests.bench.stats import percentile
 from loadtests.chaos import qemu_children
@@ -160,7 +160,7 @@ async def _run(calls: int, starts: int, progress: Progress) -> dict[str, Any]:
                     await _deploy(c, f"cold{i}", examples["hello-py"], config)
                     cold.append(await _timed_start(c, f"/fn/cold{i}", "cold"))
                     pss.append(_idle_pss_mib(pid))
-                    await _until_templated(c, f"cold{i}@1", i + 1)
+                    await until_templated(c, f"cold{i}@1", i + 1)
                     from_template.append(await _timed_start(c, f"/fn/cold{i}", "cold"))
     result["hello-py_prewarmed_start_ms_p50"] = round(statistics.median(prewarmed), 1)
     result["hello-py_cold_start_ms_p50"] = round(statistics.median(cold), 1)

@@ -105,15 +105,17 @@ async def _deploy(
     r.raise_for_status()
 
 
-async def _until_templated(client: httpx.AsyncClient, key: str, templates: int) -> int:
+async def until_templated(
+    client: httpx.AsyncClient, key: str, templates: int, timeout_s: float = 60.0
+) -> int:
     """Wait until ``templates`` version templates are held and ``key`` has no VM left;
     returns the pool's count of VMs started preloaded so far."""
-    for _ in range(600):
+    for _ in range(round(timeout_s / 0.1)):
         pool = (await client.get("/v1/status")).json()["pool"]
         if pool["templates"] >= templates and key not in pool["functions"]:
             return int(pool["preloaded"])
         await asyncio.sleep(0.1)
-    raise BenchError(f"no template of {key}, or its VM was not reclaimed, within 60 s")
+    raise BenchError(f"no template of {key}, or its VM was not reclaimed, within {timeout_s:g} s")
 
 
 async def _wait_idle(client: httpx.AsyncClient) -> None:
@@ -170,9 +172,9 @@ async def _run(
                 for i in range(starts):
                     await _deploy(c, f"cold{i}", wasm, '{"concurrency": 8, "keep_alive_s": 0.5}')
                     cold.append(await _timed_start(c, f"/fn/cold{i}", "cold"))
-                    preloaded = await _until_templated(c, f"cold{i}@1", i + 1)
+                    preloaded = await until_templated(c, f"cold{i}@1", i + 1)
                     from_template.append(await _timed_start(c, f"/fn/cold{i}", "cold"))
-                    if await _until_templated(c, f"cold{i}@1", i + 1) != preloaded + 1:
+                    if await until_templated(c, f"cold{i}@1", i + 1) != preloaded + 1:
                         raise BenchError(f"cold{i}'s second start did not come from its template")
         progress("baseline: in-process wasmtime behind FastAPI")
         port = free_port()

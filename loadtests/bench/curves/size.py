@@ -6,7 +6,6 @@ wasmtime and its first call in-process (no VM, no HTTP)."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from loadtests.bench.component import CALLS, PAYLOAD, _examples, _idle_pss_mib
 from loadtests.bench.curves.drive import Progress, client, deploy, platform
 from loadtests.bench.curves.model import Curve, Panel, Series
 from loadtests.bench.curves.sized import sized_module
+from loadtests.bench.platform import until_templated
 from loadtests.errors import BenchError
 from wasm_runtime.engine import precompile
 from wasm_runtime.runner import FunctionRuntime
@@ -33,16 +33,6 @@ async def _start(c: httpx.AsyncClient, path: str) -> float:
     if r.status_code != 200 or r.headers.get("x-start") != "cold":
         raise BenchError(f"{path}: wanted a cold start, got {r.status_code} {r.text[:200]}")
     return elapsed
-
-
-async def _until_reclaimed(c: httpx.AsyncClient, key: str, templates: int) -> None:
-    """Until the version's template is held and its VM is gone (so the next start is one)."""
-    for _ in range(1200):
-        pool = (await c.get("/v1/status")).json()["pool"]
-        if pool["templates"] >= templates and key not in pool["functions"]:
-            return
-        await asyncio.sleep(0.1)
-    raise BenchError(f"no template of {key}, or its VM was not reclaimed, within 120 s")
 
 
 def _native(wasm: bytes, component: bool, path: str) -> tuple[float, float]:
@@ -113,7 +103,7 @@ async def size_curve(root: Path, sizes: list[int], examples: bool, progress: Pro
             # later first start is restored from: not a cost of the first module's size.
             await deploy(c, "prime", sized_module(0), keep_alive_s=0.5)
             await _start(c, "/fn/prime")
-            await _until_reclaimed(c, "prime@1", 1)
+            await until_templated(c, "prime@1", 1, timeout_s=120)
             templates = 1
             for i, (label, wasm, component, sub) in enumerate(modules):
                 x = round(len(wasm) / MIB, 4)
@@ -130,7 +120,7 @@ async def size_curve(root: Path, sizes: list[int], examples: bool, progress: Pro
                     )
                     point["cold_ms"] = round(await _start(c, f"/fn/{name}{sub}"), 1)
                     templates += 1
-                    await _until_reclaimed(c, f"{name}@1", templates)
+                    await until_templated(c, f"{name}@1", templates, timeout_s=120)
                     point["template_ms"] = round(await _start(c, f"/fn/{name}{sub}"), 1)
                     point["idle_pss_mib"] = round(_idle_pss_mib(served.proc.pid), 1)
                 except BenchError as err:
