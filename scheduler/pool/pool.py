@@ -335,8 +335,10 @@ class Pool:
         )
         if decision is None:
             return None
-        loader, bound = self._loaders.get(fv.ref), placement.bound_count_of(vms, fv)
-        if for_call and decision.step is not Step.WARM and loader is not None and bound:
+        loader = self._loaders.get(fv.ref) if for_call and decision.step is not Step.WARM else None
+        # Counted only past a warm slot: a warm call's placement scans the VMs once, not thrice.
+        bound = placement.bound_count_of(vms, fv) if loader is not None else 0
+        if loader is not None and bound:
             if placement.count_of(vms, fv) == bound and fv.ref not in self._ahead:
                 self._ahead.add(fv.ref)  # one at a time: none is starting now
                 self._spawn(self._start_ahead(self._reserve(decision, fv), fv, loader))
