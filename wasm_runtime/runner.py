@@ -16,7 +16,7 @@ from types import TracebackType
 
 import wasmtime
 
-from wasm_runtime import bundle
+from wasm_runtime import bundle, direct
 from wasm_runtime.capture import Captured, RunStopper, SlotPool, set_stdin_bytes
 from wasm_runtime.component import runner as component_runner
 from wasm_runtime.component.linking import HANDLE, ComponentImports, link
@@ -313,6 +313,10 @@ class FunctionRuntime:
             self._slots.give_back(slot)
 
 
+_MEMORY_NAME = MEMORY_EXPORT.encode()
+_ENTRY_NAME = ENTRY_POINT.encode()
+
+
 class _Run:
     """Instantiates and runs ``_start``, recording how it ended (wasmtime errors stop here)."""
 
@@ -331,13 +335,12 @@ class _Run:
         try:
             instance = fn._pre.instantiate(store)
             self.instantiated = True
-            exports = instance.exports(store)
-            memory = exports[MEMORY_EXPORT]
+            memory = direct.export(store, instance, _MEMORY_NAME)
             if isinstance(memory, wasmtime.Memory):
                 self.memory = memory
-            start = exports[ENTRY_POINT]
+            start = direct.export(store, instance, _ENTRY_NAME)
             assert isinstance(start, wasmtime.Func)
-            start(store)
+            direct.call_nullary(store, start)
             self.exit_code = 0
         except wasmtime.ExitTrap as err:
             self.exit_code = err.code
