@@ -34,20 +34,21 @@ Progress = Callable[[str], None]
 REDIS_START_S = 10.0
 
 
-@dataclasses.dataclass
-class LocalCluster:
-    redis_url: str
-    redis_proc: subprocess.Popen[bytes] | None  # None: a Redis it did not start
+class ClusterView:
+    """A cluster as campaigns see it: its gateways, its nodes through them, and a way to
+    kill a node (a process group here, a container in loadtests.containers)."""
+
     token: str
-    nodes: list[Served]
-    gateways: list[Served]
-    # Where restarted processes are registered, to be stopped with the rest.
-    stack: contextlib.ExitStack = dataclasses.field(default_factory=contextlib.ExitStack)
-    restarts: int = 0
+
+    def gateway_urls(self) -> list[str]:
+        raise NotImplementedError
+
+    def kill_node(self, node_id: str) -> None:
+        raise NotImplementedError
 
     def http(self, gateway: int = 0) -> httpx.Client:
         return httpx.Client(
-            base_url=self.gateways[gateway].url,
+            base_url=self.gateway_urls()[gateway],
             timeout=120,
             headers={"Authorization": f"Bearer {self.token}"},
         )
@@ -65,6 +66,21 @@ class LocalCluster:
                 raise BenchError(f"the gateway did not see {count} live nodes in {timeout_s:g} s")
             time.sleep(0.1)
         return time.monotonic() - started
+
+
+@dataclasses.dataclass
+class LocalCluster(ClusterView):
+    redis_url: str
+    redis_proc: subprocess.Popen[bytes] | None  # None: a Redis it did not start
+    token: str
+    nodes: list[Served]
+    gateways: list[Served]
+    # Where restarted processes are registered, to be stopped with the rest.
+    stack: contextlib.ExitStack = dataclasses.field(default_factory=contextlib.ExitStack)
+    restarts: int = 0
+
+    def gateway_urls(self) -> list[str]:
+        return [g.url for g in self.gateways]
 
     def node_pid(self, node_id: str) -> int:
         """The pid of the node process whose record has ``node_id``."""
@@ -288,7 +304,7 @@ def local_cluster(
         yield cluster
 
 
-def deploy_echo_everywhere(cluster: LocalCluster, *, concurrency: int = 2) -> None:
+def deploy_echo_everywhere(cluster: ClusterView, *, concurrency: int = 2) -> None:
     """Deploy the campaign's echo through the first gateway with one warm VM per node, and
     wait until every node says it holds it."""
     config = {"min_warm": 1, "max_vms": 3, "concurrency": concurrency, "timeout_s": 5.0}
@@ -321,7 +337,7 @@ class NodeKillReport(Report):
 
 
 def node_kill_campaign(
-    cluster: LocalCluster,
+    cluster: ClusterView,
     *,
     clients: int = 4,
     duration_s: float = 20.0,
@@ -329,9 +345,10 @@ def node_kill_campaign(
     progress: Progress = print,
 ) -> NodeKillReport:
     """Clients through every gateway in turn; at ``kill_at_s`` the node holding the most of
-    the echo's VMs is killed with its QEMUs (kill -9 of its process group)."""
+    the echo's VMs is killed with its QEMUs (kill -9 of its process group, or of its
+    container)."""
     report = NodeKillReport(clients, duration_s)
-    urls = [g.url for g in cluster.gateways]
+    urls = cluster.gateway_urls()
     before = len(cluster.live_nodes())
     with load(urls, cluster.token, clients) as tally:
         time.sleep(kill_at_s)
@@ -340,9 +357,9 @@ def node_kill_campaign(
         killed_at = time.monotonic()
         cluster.kill_node(victim["id"])
         report.killed = victim["id"]
-        report.faults.append(f"kill -9 node {victim['id']} (pid {victim['pid']}) at {kill_at_s}s")
+        report.faults.append(f"kill -9 node {victim['id']} ({victim['url']}) at {kill_at_s}s")
         progress(report.faults[-1])
-        for gateway in range(len(cluster.gateways)):
+        for gateway in range(len(urls)):
             cluster.wait_nodes(before - 1, timeout_s=30, gateway=gateway)
         report.recovered_s = round(time.monotonic() - killed_at, 2)
         progress(f"every gateway dropped it {report.recovered_s} s after the kill")

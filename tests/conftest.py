@@ -19,8 +19,9 @@ import redis.asyncio as aioredis
 from functions import c_example, wat_module
 from scheduler.state.redis_server import EmbeddedRedis, connect
 from tests.vms import VMTracker, artifacts_dir, keep_evidence
+from unikernel import image as images
 from unikernel.accel import Accel, resolve_accel
-from unikernel.image import GuestImage, ensure_image
+from unikernel.image import GuestImage
 from unikernel.settings import VMSettings
 from unikernel.vm import MicroVM
 from wasm_runtime.engine import precompile
@@ -75,7 +76,7 @@ def vm_settings() -> VMSettings:
 
 @pytest.fixture(scope="session")
 def guest_image(vm_settings: VMSettings) -> GuestImage:
-    return ensure_image(vm_settings.cache_dir)
+    return images.guest_image(vm_settings)
 
 
 @pytest.fixture(scope="session")

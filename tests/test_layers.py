@@ -18,7 +18,7 @@ import wasm_runtime.errors
 from wasm_runtime.errors import UnifaasError
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("gateway", "scheduler", "unikernel", "wasm_runtime", "devkit")
+PACKAGES = ("gateway", "scheduler", "unikernel", "wasm_runtime", "devkit", "container")
 # What each package may import of ours: the layers below it, except that the
 # HTTP edge never reaches past the scheduler to the VMs themselves.
 ALLOWED = {
@@ -28,6 +28,8 @@ ALLOWED = {
     "wasm_runtime": {"wasm_runtime"},
     # A developer's tools: the CLI's manifest and the runtime's CLI helpers, no platform.
     "devkit": {"devkit", "gateway", "wasm_runtime"},
+    # The image bakes the guest in (unikernel) and runs the platform only as containers.
+    "container": {"container", "unikernel", "wasm_runtime"},
 }
 OURS = {*PACKAGES, "functions", "loadtests", "tests"}
 MAX_MODULE_LINES = 500

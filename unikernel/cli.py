@@ -21,9 +21,9 @@ RUN_MEMORY_MIB = Limits().memory_bytes // MIB
 
 
 def cmd_image_build(args: argparse.Namespace) -> int:
-    from unikernel.image import ensure_image
+    from unikernel.image import guest_image
 
-    image = ensure_image(VMSettings().cache_dir, progress)
+    image = guest_image(VMSettings(), progress)
     kernel_bytes = image.kernel.stat().st_size
     if args.json:
         info = {
@@ -42,7 +42,7 @@ def cmd_image_build(args: argparse.Namespace) -> int:
 
 async def _run_once(args: argparse.Namespace) -> int:
     from unikernel.accel import resolve_accel
-    from unikernel.image import ensure_image
+    from unikernel.image import guest_image
     from unikernel.vm import MicroVM
     from wasm_runtime.engine import is_component, precompile
 
@@ -50,7 +50,7 @@ async def _run_once(args: argparse.Namespace) -> int:
     wasm = read_file(args.module)
     artifact = precompile(wasm)
     files = files_bundle(args.files) if args.files else None
-    image = ensure_image(settings.cache_dir, progress)
+    image = guest_image(settings, progress)
     accel = await resolve_accel(settings, image)
     progress(f"booting a microVM ({accel})")
     async with await MicroVM.boot(image, settings, accel, name="run") as vm:

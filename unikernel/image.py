@@ -44,6 +44,7 @@ from unikernel import cpio
 from unikernel.errors import ImageBuildError
 from unikernel.floor import ensure_floor_initramfs
 from unikernel.kernel import ensure_kernel_elf
+from unikernel.settings import VMSettings
 
 IMAGE_BUILDER_VERSION = "1"
 GUEST_PKG_DIR = "/opt/unifaas"
@@ -68,6 +69,8 @@ from wasm_runtime.agent import main
 main()
 """
 Progress = Callable[[str], None]
+# What a prebuilt directory holds: the kernel QEMU boots and the do-nothing initramfs.
+PREBUILT_FILES = ("vmlinux", "floor.cpio")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -289,13 +292,38 @@ def _prune_images(images_dir: Path, keep: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def ensure_image(cache_dir: Path, progress: Progress = print) -> GuestImage:
-    """Return the cached guest image, building whatever part of it is missing."""
+def guest_image(settings: VMSettings, progress: Progress = print) -> GuestImage:
+    """The guest image ``settings`` ask for (see :func:`ensure_image`)."""
+    return ensure_image(settings.cache_dir, progress, prebuilt=settings.prebuilt_dir)
+
+
+def prebuilt_parts(prebuilt: Path) -> tuple[Path, Path]:
+    """The kernel and floor initramfs a prebuilt directory holds (``PREBUILT_FILES``)."""
+    kernel, floor = (prebuilt / name for name in PREBUILT_FILES)
+    missing = [p.name for p in (kernel, floor) if not p.is_file()]
+    if missing:
+        raise ImageBuildError(
+            "inputs", f"{prebuilt} (UNIFAAS_VM_PREBUILT_DIR) has no {' or '.join(missing)}"
+        )
+    return kernel, floor
+
+
+def ensure_image(
+    cache_dir: Path, progress: Progress = print, *, prebuilt: Path | None = None
+) -> GuestImage:
+    """Return the cached guest image, building whatever part of it is missing.
+
+    ``prebuilt``: take the kernel and floor from there instead of building them; the
+    agent's initramfs is then cached (or built) as usual, keyed by that kernel.
+    """
     started = time.perf_counter()
-    # The uncompressed ELF boots ~35 ms faster than the bzImage (PVH entry,
-    # nothing to decompress).
-    kernel = ensure_kernel_elf(cache_dir, progress)
-    floor = ensure_floor_initramfs(cache_dir, progress)
+    if prebuilt is not None:
+        kernel, floor = prebuilt_parts(prebuilt)
+    else:
+        # The uncompressed ELF boots ~35 ms faster than the bzImage (PVH entry,
+        # nothing to decompress).
+        kernel = ensure_kernel_elf(cache_dir, progress)
+        floor = ensure_floor_initramfs(cache_dir, progress)
     key = _image_key(kernel)
     out_dir = cache_dir / "images" / key
     initrd = out_dir / "initramfs.cpio"

@@ -45,6 +45,10 @@ class VMSettings(BaseSettings):
     tcg_tb_size_mib: int = Field(default=64, ge=8)
     # Where images, the kernel and the KVM probe result are cached.
     cache_dir: Path = Field(default_factory=_default_cache_dir)
+    # A directory holding a kernel (vmlinux) and floor initramfs (floor.cpio) built
+    # elsewhere, used instead of building them: what the container image ships, so a
+    # node needs neither the kernel's source nor a compiler (unifaas container build).
+    prebuilt_dir: Path | None = None
     # Parent of per-VM run directories (sockets, console log); None = system temp.
     run_dir: Path | None = None
     # Deadline from exec to the agent's hello. TCG boots in ~2 s; leave room

@@ -63,8 +63,10 @@ guest agent) imports it. Each package defines its own sub-root in its
     |   +-- ToolchainMissing              a build's toolchain is not installed (says how)
     |   +-- BuildFailed                   a manifest's build command failed (its output's end)
     +-- HarnessError                      loadtests.errors: benches and the server launcher
-        +-- LaunchError                   a child server exited early or never got healthy
-        +-- BenchError                    a benchmark could not run as planned
+    |   +-- LaunchError                   a child server exited early or never got healthy
+    |   +-- BenchError                    a benchmark could not run as planned
+    +-- ContainerError(stage)             container.errors: the image's build and its stack
+        +-- DockerUnavailable             no Docker daemon answers
 
 Errors carry structured fields and a ``message``; nothing classifies an error
 by its text. Errors cross the VM boundary as :class:`ErrorCode` values and are

@@ -24,7 +24,7 @@ from scheduler.hostcalls import Capabilities, Caps, Quota, parse_allow_list
 from scheduler.model import FunctionConfig
 from scheduler.state import EmbeddedRedis, connect
 from unikernel.accel import resolve_accel
-from unikernel.image import ensure_image
+from unikernel.image import guest_image
 from unikernel.settings import VMSettings
 from unikernel.vm import MicroVM
 from wasm_runtime.engine import precompile
@@ -123,7 +123,7 @@ async def _measure(
     calls: int,
     progress: Progress,
 ) -> dict[str, Any]:
-    image = ensure_image(settings.cache_dir)
+    image = guest_image(settings)
     accel = await resolve_accel(settings, image)
     progress("booting a microVM...")
     vm = await MicroVM.boot(image, settings, accel, name="bench-hostcalls")

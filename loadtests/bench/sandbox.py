@@ -18,7 +18,7 @@ from loadtests.bench.stats import percentile
 from unikernel.accel import Accel, floor_boot, resolve_accel
 from unikernel.confine import Confinement
 from unikernel.confine import probe as probe_confinement
-from unikernel.image import GuestImage, ensure_image
+from unikernel.image import GuestImage, guest_image
 from unikernel.settings import VMSettings
 from unikernel.snapshot import Template, make_template
 from unikernel.vm import MicroVM
@@ -139,7 +139,7 @@ async def bench_sandbox(
 ) -> dict[str, Any]:
     from wasm_runtime.engine import precompile
 
-    image = ensure_image(settings.cache_dir, progress)
+    image = guest_image(settings, progress)
     accel = await resolve_accel(settings, image)
     progress(f"accelerator: {accel}; {boots} floor boots")
     floors = [

@@ -24,7 +24,7 @@ from scheduler.settings import NodeSettings, PoolSettings
 from scheduler.state.redis_server import EmbeddedRedis, connect
 from unikernel.accel import resolve_accel
 from unikernel.confine import probe as probe_confinement
-from unikernel.image import ensure_image
+from unikernel.image import guest_image
 from unikernel.settings import VMSettings
 
 log = logging.getLogger(__name__)
@@ -108,7 +108,7 @@ class Node:
             self.progress(f"redis: private redis-server, data in {settings.state_dir}")
         redis = await connect(url)
         stack.push_async_callback(redis.aclose)
-        image = await asyncio.to_thread(ensure_image, self.vm_settings.cache_dir, self.progress)
+        image = await asyncio.to_thread(guest_image, self.vm_settings, self.progress)
         accel = await resolve_accel(self.vm_settings, image)
         confinement = await probe_confinement(self.vm_settings)
         factory = MicroVMFactory(image, self.vm_settings, accel, confinement)
