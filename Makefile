@@ -1,13 +1,19 @@
 VENV := .venv/bin
 PYTEST_ARGS ?=
 
-.PHONY: bootstrap image functions toolchains lint test test-unit bench run loadtest clean
+.PHONY: bootstrap image container functions toolchains lint test test-unit bench run loadtest clean
 
 bootstrap:
 	@bash scripts/bootstrap.sh
 
 image: bootstrap
 	$(VENV)/unifaas image build
+
+# The platform's container image, unifaas:<content key> and unifaas:latest (root; starts a
+# Docker daemon unless one answers: `bash scripts/dockerd.sh stop` ends the one it started).
+container: image
+	bash scripts/dockerd.sh start
+	$(VENV)/unifaas image container
 
 functions: bootstrap
 	$(VENV)/python functions/build.py

@@ -32,7 +32,7 @@ from container import rootfs
 from container.docker import Docker
 from container.errors import ContainerError
 from container.settings import ContainerSettings
-from container.spec import CACHE_DIR, GUEST_DIR, LATEST, NAME, SPEC, VENV
+from container.spec import CACHE_DIR, GUEST_DIR, KEY_LABEL, LATEST, NAME, SPEC, VENV
 from unikernel.floor import ensure_floor_initramfs
 from unikernel.image import PREBUILT_FILES
 from unikernel.kernel import ensure_kernel_elf
@@ -40,6 +40,7 @@ from unikernel.settings import VMSettings
 
 Progress = Callable[[str], None]
 BUILD_VERSION = "1"
+IMAGES_KEPT = 3  # the newest images of this project kept, the one just built among them
 PROJECT = "unifaas"
 # Not hashed into the key: outputs and caches that do not go into the wheel.
 SKIPPED_PARTS = {"__pycache__", "node_modules", ".mypy_cache", "build"}
@@ -203,6 +204,7 @@ def build(
     inspected = docker.inspect_image(tag)
     if inspected is None:
         raise ContainerError("import", f"{tag} is not there after the import")
+    _prune(docker, keep=tag)
     seconds = time.monotonic() - started
     progress(f"{tag} ({inspected.size_bytes / 1e6:.0f} MB) built in {seconds:.0f} s")
     return BuildResult(tag, key, inspected.size_bytes, seconds, False, tuple(steps.done))
@@ -246,6 +248,14 @@ def _bake_guest(image_root: Path, kernel: Path, floor: Path) -> None:
         shutil.copyfile(source, guest / name)
     env = {"UNIFAAS_VM_PREBUILT_DIR": GUEST_DIR, "UNIFAAS_VM_CACHE_DIR": CACHE_DIR}
     rootfs.in_chroot(image_root, f"{VENV}/bin/unifaas image build", "guest image", env)
+
+
+def _prune(docker: Docker, keep: str) -> None:
+    """Remove this project's older images past the newest ``IMAGES_KEPT`` (each is ~330 MB
+    and a checkout under work makes a new one per change)."""
+    tags = [ref for _, ref in docker.images(KEY_LABEL) if ref != LATEST]
+    older = [ref for ref in tags if ref != keep][IMAGES_KEPT - 1 :]
+    docker.remove_images(older)
 
 
 def check_tools() -> None:

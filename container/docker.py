@@ -79,6 +79,18 @@ class Docker:
         with tarball.open("rb") as f:
             return self.run(*args, "-", ref, stage="import", stdin=f, timeout=1800).strip()
 
+    def images(self, label: str) -> list[tuple[str, str]]:
+        """(id, repository:tag) of the images carrying ``label``, newest first."""
+        out = self.run(
+            "image", "ls", "--filter", f"label={label}",
+            "--format", "{{.ID}} {{.Repository}}:{{.Tag}}", stage="images",
+        )  # fmt: skip
+        return [(line.split()[0], line.split()[1]) for line in out.splitlines() if line.strip()]
+
+    def remove_images(self, refs: Sequence[str]) -> None:
+        if refs:
+            self.run("image", "rm", *refs, stage="remove images")
+
     def tag(self, source: str, target: str) -> None:
         self.run("tag", source, target, stage="tag")
 

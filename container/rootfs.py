@@ -29,9 +29,15 @@ ROOTFS_VERSION = "1"
 # with: the guest kernel and floor come from the host, already built.
 PACKAGES = ("python3", "python3-venv", "qemu-system-x86", "redis-server", "passwd")
 # Paths dropped from the root: documentation (keeping each package's copyright), manuals,
-# translations, ISO code tables (pulled in by QEMU's audio libraries), apt's lists and
+# translations, ISO code tables (pulled in by QEMU's audio libraries), glibc's iconv
+# modules, the wheels and setuptools that only making a venv needs, apt's lists and
 # caches, logs. Nothing at run time reads them.
 SLIM_GLOBS = (
+    "usr/lib/x86_64-linux-gnu/gconv",
+    "usr/share/python-wheels",
+    "opt/unifaas/venv/lib/python3*/site-packages/setuptools*",
+    "opt/unifaas/venv/lib/python3*/site-packages/_distutils_hack",
+    "opt/unifaas/venv/lib/python3*/site-packages/distutils-precedence.pth",
     "usr/share/man/*",
     "usr/share/info/*",
     "usr/share/locale/*",

@@ -86,6 +86,17 @@ class InspectedImage:
             size_bytes=int(data.get("Size") or 0),
         )
 
+    def as_spec(self) -> ImageSpec:
+        """The image's metadata in the spec's terms (its one exposed port)."""
+        ports = sorted(int(p.split("/")[0]) for p in self.ports)
+        return ImageSpec(
+            entrypoint=self.entrypoint,
+            cmd=self.cmd,
+            env=tuple(self.env.items()),
+            port=ports[0] if len(ports) == 1 else 0,
+            workdir=self.workdir,
+        )
+
     def differences(self, spec: ImageSpec) -> list[str]:
         """How this image departs from ``spec`` (empty: it is what the spec says)."""
         wrong = []

@@ -133,5 +133,15 @@ class ComposeStack:
         """``docker kill`` of a service's container (SIGKILL: it and everything in it)."""
         self.docker.kill(self.ids[service])
 
+    def stop(self, service: str, timeout_s: float) -> None:
+        """``docker stop``: SIGTERM (through tini), then SIGKILL after ``timeout_s``."""
+        self.docker.run(
+            "stop", "--time", str(int(timeout_s)), self.ids[service],
+            stage="stop", timeout=timeout_s + 30,
+        )  # fmt: skip
+
+    def exit_code(self, service: str) -> int:
+        return int(self.docker.container_state(self.ids[service])["ExitCode"])
+
     def running(self, service: str) -> bool:
         return bool(self.docker.container_state(self.ids[service]).get("Running"))

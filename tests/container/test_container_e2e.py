@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,12 +19,15 @@ import pytest
 from container.build import BuildResult, build
 from container.docker import Docker
 from container.spec import LATEST, SPEC, UNPRIVILEGED_UID
-from loadtests.chaos import FUNCTION
+from container.stack import NODES
+from loadtests.chaos import FUNCTION, Report, load
 from loadtests.cluster import deploy_echo_everywhere, node_kill_campaign
 from loadtests.containers import ContainerCluster, container_cluster
+from tests.manifests import OTHER_PROGRAMS, containers, image_mismatches
 
 pytestmark = [pytest.mark.vm, pytest.mark.container]
 ROOT = Path(__file__).resolve().parent.parent.parent
+STOP_TIMEOUT_S = 60.0
 
 
 @pytest.fixture(scope="module")
@@ -66,6 +70,12 @@ def test_the_image_is_what_its_spec_says(image: BuildResult, docker_daemon: Dock
     assert inspected is not None
     assert inspected.differences(SPEC) == []
     assert inspected.labels["dev.unifaas.content-key"] == image.key
+    # The Kubernetes manifests use it as it is: checked against its own metadata here, and
+    # the programs they name are in it.
+    for name, container in containers():
+        assert image_mismatches(container, inspected.as_spec()) == [], name
+    for program in OTHER_PROGRAMS.values():
+        docker_daemon.run("run", "--rm", "--entrypoint", program[0], image.tag, "--version")
     latest = docker_daemon.inspect_image(LATEST)
     assert latest is not None and latest.labels == inspected.labels
     # A second build of the same inputs finds it.
@@ -107,3 +117,27 @@ def test_killing_a_node_container_under_load_loses_no_call(cluster: ContainerClu
     for url in cluster.gateway_urls():
         r = httpx.post(f"{url}/fn/{FUNCTION}", content=b"after", timeout=60)
         assert r.status_code == 200 and r.content == b"after"
+
+
+def test_sigterm_drains_a_node_and_a_gateway_container(cluster: ContainerCluster) -> None:
+    """``docker stop`` (SIGTERM through tini) under load through the other gateway: the
+    node drains and leaves, the gateway stops, both exit 0 long before SIGKILL."""
+    stack = cluster.stack
+    node = next(s for s in NODES if s not in cluster.killed)
+    nodes_before = len(cluster.live_nodes())
+    report = Report(clients=2, duration_s=0)
+    with load(cluster.gateway_urls()[:1], cluster.token, 2) as tally:
+        time.sleep(2)
+        tally.fault()
+        for service in (node, "gateway2"):
+            started = time.monotonic()
+            stack.stop(service, timeout_s=STOP_TIMEOUT_S)
+            assert time.monotonic() - started < STOP_TIMEOUT_S / 2, service
+            assert stack.exit_code(service) == 0, stack.logs(service)
+        cluster.wait_nodes(nodes_before - 1, timeout_s=30)
+        time.sleep(2)
+    tally.fill(report)
+    print(json.dumps(report.to_json()))
+    assert report.sent > 10
+    assert report.lost == 0, report.failed
+    assert "unifaas: stopping" in stack.logs("gateway2")
