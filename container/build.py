@@ -34,7 +34,7 @@ from container.errors import ContainerError
 from container.settings import ContainerSettings
 from container.spec import CACHE_DIR, GUEST_DIR, KEY_LABEL, LATEST, NAME, SPEC, VENV
 from unikernel.floor import ensure_floor_initramfs
-from unikernel.image import PREBUILT_FILES
+from unikernel.image import PREBUILT_FILES, sha256_file
 from unikernel.kernel import ensure_kernel_elf
 from unikernel.settings import VMSettings
 
@@ -111,14 +111,6 @@ def runtime_requirements(python_version: str) -> list[str]:
     return sorted(seen.values())
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def content_key(
     settings: ContainerSettings, root: Path, requirements: list[str], guest: list[Path]
 ) -> str:
@@ -127,7 +119,7 @@ def content_key(
         h.update(part.encode() + b"\0")
     for path in (*_source_files(root), *guest):
         name = path.relative_to(root) if path.is_relative_to(root) else path.name
-        h.update(f"{name}\0{_sha256(path)}\0".encode())
+        h.update(f"{name}\0{sha256_file(path)}\0".encode())
     return h.hexdigest()[:16]
 
 
@@ -220,7 +212,14 @@ def _wheels(root: Path, requirements: list[str], out: Path) -> None:
     # Only the image's Python needs these: pip resolves them and what they need.
     if unpinned := [r for r in requirements if "==" not in r]:
         rootfs.run([*pip, *unpinned], "wheels (for the image's Python)")
-    rootfs.run([*pip, "--no-deps", str(root)], "wheel (unifaas)")
+    # Built from a copy of exactly the hashed sources: setuptools leaves a build/ tree in
+    # the directory it builds, and would put a stale module from it into the wheel.
+    with tempfile.TemporaryDirectory() as tmp:
+        source = Path(tmp) / "src"
+        for path in _source_files(root):
+            (source / path.relative_to(root)).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, source / path.relative_to(root))
+        rootfs.run([*pip, "--no-deps", str(source)], "wheel (unifaas)")
 
 
 def _install(root: Path, image_root: Path) -> None:

@@ -13,15 +13,7 @@ APT_PACKAGES=(qemu-system-x86 linux-source-6.1 flex bison libelf-dev libssl-dev 
               libc6-dev binutils xz-utils lz4 redis-server cpio curl
               clang lld wasi-libc libclang-rt-14-dev-wasm32 chromium)
 
-missing=()
-for pkg in "${APT_PACKAGES[@]}"; do
-  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
-done
-if ((${#missing[@]})); then
-  echo "bootstrap: installing ${missing[*]}"
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+bash scripts/apt-install.sh bootstrap "${APT_PACKAGES[@]}"
 
 # The VM user and its id range (also run inside the container image).
 bash scripts/vm-user.sh

@@ -13,15 +13,7 @@ START_WAIT_S=60
 answers() { docker info >/dev/null 2>&1; }
 
 install() {
-  local pkgs=(docker.io debootstrap docker-compose) missing=()
-  for pkg in "${pkgs[@]}"; do
-    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
-  done
-  if ((${#missing[@]})); then
-    echo "dockerd.sh: installing ${missing[*]}"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  fi
+  bash "$(dirname "$0")/apt-install.sh" dockerd.sh docker.io debootstrap docker-compose
 }
 
 start() {

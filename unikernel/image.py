@@ -85,7 +85,7 @@ class GuestImage:
         return self.initrd.stat().st_size
 
 
-def _sha256_file(path: Path) -> str:
+def sha256_file(path: Path) -> str:
     h = hashlib.sha256()
     with path.open("rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -109,7 +109,7 @@ def _image_key(kernel: Path) -> str:
     h.update(IMAGE_BUILDER_VERSION.encode())
     h.update(sys.version.encode())
     h.update(str(_host_python()).encode())
-    h.update(_sha256_file(kernel).encode())
+    h.update(sha256_file(kernel).encode())
     for name in GUEST_PACKAGES:
         root = _package_dir(name)
         for path in sorted(root.rglob("*")):
