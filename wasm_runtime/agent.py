@@ -13,12 +13,8 @@ image builder traces the modules the guest needs and how unit tests drive it.
 from __future__ import annotations
 
 import collections
-import ctypes
-import errno
-import fcntl
 import itertools
 import os
-import struct
 import sys
 import tempfile
 import threading
@@ -27,7 +23,7 @@ import traceback
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
-from wasm_runtime import protocol
+from wasm_runtime import guestos, protocol
 from wasm_runtime.errors import (
     ErrorCode,
     FunctionNotLoaded,
@@ -46,18 +42,11 @@ if TYPE_CHECKING:
     from wasm_runtime.runner import FunctionRuntime, LoadedFunction
 
 AGENT_VERSION = "0.1.0"
-PORT_PATH = "/dev/vport0p1"
-# The port's device node exists before the host side is wired up; open()
-# fails with ENXIO until then, so retry for a while.
-PORT_OPEN_RETRY_S = 0.01
-PORT_OPEN_DEADLINE_S = 10.0
 # Small enough to stay below malloc's mmap threshold: a fresh 1 MiB buffer per read
 # costs more than the read itself in a TCG guest.
 READ_CHUNK = 64 * 1024
 # Python threads; calls in flight beyond this queue inside the agent.
 DEFAULT_WORKERS = 4
-_RB_AUTOBOOT = 0x01234567
-_MS_NOSUID = 2
 
 
 # A call read from the channel: request id, op and its arguments.
@@ -101,8 +90,10 @@ class Agent:
         runtime: FunctionRuntime,
         workers: int = DEFAULT_WORKERS,
         on_shutdown: Callable[[], None] | None = None,
+        tlb: guestos.TlbWarmer | None = None,
     ) -> None:
         self._channel = channel
+        self._tlb = tlb
         self._runtime = runtime
         self._workers = workers
         self._leadership = threading.Lock()  # held by the one thread reading the channel
@@ -268,6 +259,8 @@ class Agent:
                 self._busy -= 1
                 self._served += 1
         self._send_reply(reply)
+        if self._tlb is not None:
+            self._tlb.after_call()  # after the reply: off the call's own path
 
     def _run(self, req_id: int, op: Op, args: dict[str, Any]) -> None:
         self._send_reply(self._reply_for(req_id, op, args))
@@ -367,6 +360,7 @@ class Agent:
             served=served,
             bad_frames=self._bad_frames,
             uptime_s=time.monotonic() - self._started,
+            tlb_rounds=0 if self._tlb is None else self._tlb.rounds,
             **_memory_stats(),
         ).to_wire()
 
@@ -381,9 +375,11 @@ class Agent:
         into the kernel RNG and reseed it before any function runs.
         """
         time.clock_settime_ns(time.CLOCK_REALTIME, int(args["time_ns"]))
-        _reseed_kernel_rng(bytes(args["entropy"]))
+        guestos.reseed_kernel_rng(bytes(args["entropy"]))
         with open("/dev/urandom", "rb") as f:
             sample = f.read(16)
+        if self._tlb is not None:
+            self._tlb.arm()
         return ResumeReply(time.time_ns(), sample).to_wire()
 
     _handlers: ClassVar[dict[Op, Callable[[Agent, int, dict[str, Any]], dict[str, Any]]]] = {
@@ -395,19 +391,6 @@ class Agent:
         Op.SHUTDOWN: _shutdown,
         Op.RESUME: _resume,
     }
-
-
-# <linux/random.h>: _IOW('R', 0x03, int[2]) and _IO('R', 0x07).
-_RNDADDENTROPY = 0x40085203
-_RNDRESEEDCRNG = 0x5207
-
-
-def _reseed_kernel_rng(entropy: bytes) -> None:
-    """Credit ``entropy`` to the input pool and reseed the CRNG from it now (needs root)."""
-    request = struct.pack("ii", len(entropy) * 8, len(entropy)) + entropy
-    with open("/dev/urandom", "wb") as f:
-        fcntl.ioctl(f, _RNDADDENTROPY, request)
-        fcntl.ioctl(f, _RNDRESEEDCRNG)
 
 
 def _read_kib(path: str, keys: tuple[str, ...]) -> dict[str, int]:
@@ -436,54 +419,25 @@ def _memory_stats() -> dict[str, int]:
 # -- running as PID 1 --------------------------------------------------------
 
 
-def _libc() -> ctypes.CDLL:
-    return ctypes.CDLL(None, use_errno=True)
-
-
-def _mount(libc: ctypes.CDLL, source: str, target: str, fstype: str) -> None:
-    os.makedirs(target, exist_ok=True)
-    if libc.mount(source.encode(), target.encode(), fstype.encode(), _MS_NOSUID, None) != 0:
-        err = ctypes.get_errno()
-        if err != errno.EBUSY:
-            print(f"agent: mount {fstype} on {target}: {os.strerror(err)}", file=sys.stderr)
-
-
-def _open_port(path: str) -> int:
-    deadline = time.monotonic() + PORT_OPEN_DEADLINE_S
-    while True:
-        try:
-            return os.open(path, os.O_RDWR)
-        except OSError as err:
-            if err.errno not in (errno.ENXIO, errno.ENOENT) or time.monotonic() > deadline:
-                raise
-            time.sleep(PORT_OPEN_RETRY_S)
-
-
-def _power_off(libc: ctypes.CDLL) -> None:
-    # The VM runs with -no-reboot, so a reboot request ends QEMU; a halted
-    # guest without ACPI would otherwise leave QEMU running.
-    os.sync()
-    libc.reboot(_RB_AUTOBOOT)
-    os._exit(0)
-
-
 def main() -> None:
     """Entry point of the guest image's /init."""
     from wasm_runtime.runner import FunctionRuntime
 
-    libc = _libc()
+    libc = guestos.libc()
+    tlb = None
     if os.getpid() == 1:
-        _mount(libc, "devtmpfs", "/dev", "devtmpfs")
-        _mount(libc, "proc", "/proc", "proc")
+        guestos.mount(libc, "devtmpfs", "/dev", "devtmpfs")
+        guestos.mount(libc, "proc", "/proc", "proc")
         os.makedirs("/tmp", exist_ok=True)
+        tlb = guestos.TlbWarmer.start()  # before any thread: it forks
     try:
         with open("/proc/uptime") as f:
             boot_s: float | None = float(f.read().split()[0])
     except OSError:
         boot_s = None
-    fd = _open_port(PORT_PATH)
+    fd = guestos.open_port()
     runtime = FunctionRuntime(tempfile.mkdtemp(prefix="fn-", dir="/tmp"))
-    agent = Agent(FdChannel(fd), runtime, on_shutdown=lambda: _power_off(libc))
+    agent = Agent(FdChannel(fd), runtime, on_shutdown=lambda: guestos.power_off(libc), tlb=tlb)
     try:
         agent.hello(boot_s)
         agent.serve()
@@ -491,7 +445,7 @@ def main() -> None:
         traceback.print_exc()
     finally:
         if os.getpid() == 1:
-            _power_off(libc)
+            guestos.power_off(libc)
 
 
 if __name__ == "__main__":

@@ -49,6 +49,8 @@ class AgentStats(_Wire):
     agent_rss_kib: int = 0
     mem_total_kib: int = 0
     mem_available_kib: int = 0
+    # Rounds of guestos.TlbWarmer since the agent started (0 where it has none: the host).
+    tlb_rounds: int = 0
 
 
 @dataclasses.dataclass(frozen=True)

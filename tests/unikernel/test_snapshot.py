@@ -25,6 +25,7 @@ from unikernel.snapshot import (
     template_bytes,
 )
 from unikernel.vm import MicroVM
+from wasm_runtime.guestos import TlbWarmer
 from wasm_runtime.types import Invocation
 
 pytestmark = pytest.mark.vm
@@ -58,6 +59,20 @@ async def test_clones_serve_with_their_own_clock_and_randomness(
     # Same RAM image, yet the kernel RNG was reseeded differently in each.
     samples = {vm.resumed.random_sample for vm in clones if vm.resumed is not None}
     assert len(samples) == 2
+
+
+async def test_a_clone_grows_qemus_tlb_after_its_first_calls_only(
+    template: Template, vms: VMTracker
+) -> None:
+    """guestos.TlbWarmer: a resumed agent wakes its helper after each of its first calls
+    (each a switch of address space, so QEMU may resize its TLB), then no more."""
+    vm = await vms.restore(template, "tlb")
+    await vm.load("echo", artifact("echo"))
+    rounds = TlbWarmer.ROUNDS
+    for i in range(rounds + 3):
+        result = await vm.invoke("echo", Invocation(stdin=f"call {i}".encode()))
+        assert result.stdout == f"call {i}".encode()
+    assert (await vm.agent.stats()).tlb_rounds == rounds
 
 
 async def test_template_files_are_removed_and_stale_ones_swept(
