@@ -259,8 +259,10 @@ class Agent:
                 self._busy -= 1
                 self._served += 1
         self._send_reply(reply)
+        # After the reply, off the call's own path.
+        self._runtime.drop_retired()
         if self._tlb is not None:
-            self._tlb.after_call()  # after the reply: off the call's own path
+            self._tlb.after_call()
 
     def _run(self, req_id: int, op: Op, args: dict[str, Any]) -> None:
         self._send_reply(self._reply_for(req_id, op, args))
@@ -436,7 +438,7 @@ def main() -> None:
     except OSError:
         boot_s = None
     fd = guestos.open_port()
-    runtime = FunctionRuntime(tempfile.mkdtemp(prefix="fn-", dir="/tmp"))
+    runtime = FunctionRuntime(tempfile.mkdtemp(prefix="fn-", dir="/tmp"), free_after_answer=True)
     agent = Agent(FdChannel(fd), runtime, on_shutdown=lambda: guestos.power_off(libc), tlb=tlb)
     try:
         agent.hello(boot_s)

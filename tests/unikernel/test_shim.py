@@ -59,6 +59,9 @@ class FakeRuntime:
     def unload(self, fn: FakeFn) -> None:
         pass
 
+    def drop_retired(self) -> None:
+        pass
+
     def close(self) -> None:
         pass
 

@@ -15,7 +15,7 @@ import wasmtime
 
 from wasm_runtime.engine import precompile
 from wasm_runtime.errors import InvalidModule
-from wasm_runtime.runner import FunctionRuntime, LoadedFunction, near_memory_cap
+from wasm_runtime.runner import RETIRED_MAX, FunctionRuntime, LoadedFunction, near_memory_cap
 from wasm_runtime.types import (
     EXIT_OOM,
     EXIT_OUTPUT_TOO_LARGE,
@@ -362,3 +362,26 @@ def test_a_second_linear_memory_is_refused(runtime: FunctionRuntime) -> None:
 )
 def test_oom_rule(used_mib: float, cap_mib: int, oom: bool) -> None:
     assert near_memory_cap(int(used_mib * MIB), cap_mib * MIB) is oom
+
+
+def test_an_agent_runtime_frees_a_calls_store_after_its_answer(tmp_path: Path) -> None:
+    """What the agent asks for (free_after_answer): each call's store outlives the call,
+    until drop_retired, and never more than RETIRED_MAX of them; by default none does."""
+    keeping = FunctionRuntime(tmp_path / "keeping", free_after_answer=True)
+    plain = FunctionRuntime(tmp_path / "plain")
+    try:
+        loaded = {}
+        for runtime in (keeping, plain):
+            fn = loaded[id(runtime)] = runtime.load(precompile(wasm("echo")))
+            for i in range(RETIRED_MAX + 2):
+                result = runtime.invoke(fn, Invocation(stdin=f"call {i}".encode()))
+                assert result.stdout == f"call {i}".encode()
+        assert keeping.retired == RETIRED_MAX and plain.retired == 0
+        keeping.drop_retired()
+        assert keeping.retired == 0
+        # The stores held no pooled slot past their drop: calls go on as before.
+        again = keeping.invoke(loaded[id(keeping)], Invocation(stdin=b"after"))
+        assert again.stdout == b"after" and keeping.retired == 1
+    finally:
+        keeping.close()
+        plain.close()
