@@ -268,7 +268,7 @@ class FunctionRuntime:
         with self._fresh_files(fn.files) as files_root:
             if isinstance(fn, LoadedComponent):
                 return component_runner.invoke(
-                    self.engine, self._ticker, fn, inv, bridge, files_root
+                    self.engine, self._ticker, fn, inv, bridge, files_root, self._retired.append
                 )
             return self._invoke_module(fn, inv, bridge, files_root)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import wasmtime
@@ -69,11 +70,13 @@ def invoke(
     inv: Invocation,
     bridge: Bridge | None = None,
     files_root: Path | None = None,
+    retire: Callable[[wasmtime.Store], None] | None = None,
 ) -> InvocationResult:
     """Run ``fn``'s handler once on ``inv.request``; never raises for what the component does.
 
     ``bridge`` carries its outbound requests and key-value calls to the host; ``files_root``
-    is the call's fresh copy of its files bundle."""
+    is the call's fresh copy of its files bundle; ``retire`` takes the call's store when
+    the call is done, for its caller to free (else it is freed at return)."""
     started = time.perf_counter()
     limits = inv.limits
     deadline = time.monotonic() + limits.timeout_ms / 1000
@@ -93,7 +96,7 @@ def invoke(
     budget = limits.fuel if limits.fuel is not None else UNMETERED_FUEL
     with ticker.running(), calling(call):
         try:
-            error, fuel_left = _run(engine, fn, call, limits, budget)
+            error, fuel_left = _run(engine, fn, call, limits, budget, retire)
         finally:
             call.table.close()
     fuel_used = budget - fuel_left if limits.fuel is not None else None
@@ -126,12 +129,19 @@ def _store(engine: wasmtime.Engine, limits: Limits, budget: int, capped: bool = 
 
 
 def _run(
-    engine: wasmtime.Engine, fn: LoadedComponent, call: Call, limits: Limits, budget: int
+    engine: wasmtime.Engine,
+    fn: LoadedComponent,
+    call: Call,
+    limits: Limits,
+    budget: int,
+    retire: Callable[[wasmtime.Store], None] | None = None,
 ) -> tuple[wasmtime.WasmtimeError | None, int]:
     """The call in a fresh Store: how it failed (None: it did not) and the fuel it left.
-    Every wasmtime object of the call dies when this returns, so the run's time includes
-    giving its memories back."""
+    Without ``retire``, every wasmtime object of the call dies when this returns, so the
+    run's time includes giving its memories back."""
     store = _store(engine, limits, budget)
+    if retire is not None:
+        retire(store)
     error: wasmtime.WasmtimeError | None = None
     try:
         try:

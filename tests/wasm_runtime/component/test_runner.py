@@ -190,3 +190,18 @@ def test_a_component_over_its_memory_cap_at_start_is_out_of_memory(
     result = runtime.invoke(fn, Invocation(limits=QUICK))
     assert result.outcome is Outcome.OK and result.response is not None
     assert result.response.status == 201
+
+
+def test_an_agent_runtime_frees_a_components_store_after_its_answer() -> None:
+    """As for modules (free_after_answer): the call's store outlives the call until
+    drop_retired, and the component answers the same either way."""
+    with FunctionRuntime(free_after_answer=True) as keeping:
+        fn = load(keeping, component_module("http-echo"))
+        for i in range(3):
+            result = keeping.invoke(
+                fn, Invocation(request=HttpRequest("POST", "/", body=b"%d" % i))
+            )
+            assert result.response is not None and result.response.body == b"%d" % i
+        assert keeping.retired == 3
+        keeping.drop_retired()
+        assert keeping.retired == 0
