@@ -423,15 +423,16 @@ def _memory_stats() -> dict[str, int]:
 
 def main() -> None:
     """Entry point of the guest image's /init."""
+    # The helper forks first: before any thread, and before the runtime and its engine
+    # fill the heap with pages the agent then writes (the helper keeps the old copies).
+    tlb = guestos.TlbWarmer.start() if os.getpid() == 1 else None
     from wasm_runtime.runner import FunctionRuntime
 
     libc = guestos.libc()
-    tlb = None
     if os.getpid() == 1:
         guestos.mount(libc, "devtmpfs", "/dev", "devtmpfs")
         guestos.mount(libc, "proc", "/proc", "proc")
         os.makedirs("/tmp", exist_ok=True)
-        tlb = guestos.TlbWarmer.start()  # before any thread: it forks
     try:
         with open("/proc/uptime") as f:
             boot_s: float | None = float(f.read().split()[0])
