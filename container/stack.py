@@ -97,9 +97,13 @@ class ComposeStack:
     def __enter__(self) -> ComposeStack:
         try:
             self.compose("up", "--detach", "--no-build", stage="up")
-        finally:
-            # Whatever did start is known by id before anything else can fail.
+        except BaseException:
+            # A failed `up` may have started some: `with` does not call __exit__ when
+            # __enter__ raises, so they are removed here.
             self._read_ids()
+            self.close()
+            raise
+        self._read_ids()
         return self
 
     def _read_ids(self) -> None:
