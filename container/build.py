@@ -13,6 +13,7 @@ a second build of the same inputs is ``docker image inspect`` and nothing more.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import os
@@ -29,6 +30,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from container import rootfs
+from container.commands import run
 from container.docker import Docker
 from container.errors import ContainerError
 from container.settings import ContainerSettings
@@ -124,26 +126,22 @@ def content_key(
 
 
 class _Steps:
+    """The build's steps, each announced, timed and kept for the result."""
+
     def __init__(self, progress: Progress) -> None:
         self.progress = progress
         self.done: list[tuple[str, float]] = []
 
-    def run(self, name: str) -> _Timer:
+    @contextlib.contextmanager
+    def run(self, name: str) -> Iterator[None]:
         self.progress(f"[{len(self.done) + 1}] {name}")
-        return _Timer(self, name)
-
-
-class _Timer:
-    def __init__(self, steps: _Steps, name: str) -> None:
-        self.steps, self.name = steps, name
-
-    def __enter__(self) -> None:
-        self.started = time.monotonic()
-
-    def __exit__(self, *exc: object) -> None:
-        seconds = round(time.monotonic() - self.started, 1)
-        self.steps.done.append((self.name, seconds))
-        self.steps.progress(f"    {seconds:.1f} s")
+        started = time.monotonic()
+        try:
+            yield
+        finally:
+            seconds = round(time.monotonic() - started, 1)
+            self.done.append((name, seconds))
+            self.progress(f"    {seconds:.1f} s")
 
 
 def build(
@@ -208,10 +206,10 @@ def _wheels(root: Path, requirements: list[str], out: Path) -> None:
     out.mkdir(parents=True)
     pip = [sys.executable, "-m", "pip", "wheel", "--quiet", "--wheel-dir", str(out)]
     pinned = [r for r in requirements if "==" in r]
-    rootfs.run([*pip, "--no-deps", *pinned], "wheels (dependencies)")
+    run([*pip, "--no-deps", *pinned], "wheels (dependencies)")
     # Only the image's Python needs these: pip resolves them and what they need.
     if unpinned := [r for r in requirements if "==" not in r]:
-        rootfs.run([*pip, *unpinned], "wheels (for the image's Python)")
+        run([*pip, *unpinned], "wheels (for the image's Python)")
     # Built from a copy of exactly the hashed sources: setuptools leaves a build/ tree in
     # the directory it builds, and would put a stale module from it into the wheel.
     with tempfile.TemporaryDirectory() as tmp:
@@ -219,7 +217,7 @@ def _wheels(root: Path, requirements: list[str], out: Path) -> None:
         for path in _source_files(root):
             (source / path.relative_to(root)).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(path, source / path.relative_to(root))
-        rootfs.run([*pip, "--no-deps", str(source)], "wheel (unifaas)")
+        run([*pip, "--no-deps", str(source)], "wheel (unifaas)")
 
 
 def _install(root: Path, image_root: Path) -> None:

@@ -8,15 +8,13 @@ naming the command and the end of its output.
 from __future__ import annotations
 
 import json
-import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
 
+from container import commands
 from container.errors import ContainerError, DockerUnavailable
 from container.spec import InspectedImage
-
-TAIL_CHARS = 2000
 
 
 class Docker:
@@ -30,28 +28,9 @@ class Docker:
         stdin: IO[bytes] | None = None,
         timeout: float = 600,
     ) -> str:
-        argv = [self.binary, *args]
-        try:
-            done = subprocess.run(
-                argv, stdin=stdin, capture_output=True, timeout=timeout, check=False
-            )
-        except FileNotFoundError as err:
-            raise DockerUnavailable(stage, f"{self.binary} is not installed") from err
-        except subprocess.TimeoutExpired as err:
-            raise ContainerError(stage, f"`{' '.join(argv)}` took over {timeout:g} s") from err
-        out = done.stdout.decode(errors="replace")
-        if done.returncode != 0:
-            err_text = done.stderr.decode(errors="replace")
-            if "Cannot connect to the Docker daemon" in err_text:
-                raise DockerUnavailable(
-                    stage, "no Docker daemon answers (scripts/dockerd.sh start starts one)"
-                )
-            raise ContainerError(
-                stage,
-                f"`{' '.join(argv[:4])}...` exited with {done.returncode}",
-                (err_text or out)[-TAIL_CHARS:],
-            )
-        return out
+        return commands.run(
+            [self.binary, *args], stage, stdin=stdin, timeout=timeout, missing=DockerUnavailable
+        )
 
     def answers(self) -> bool:
         try:

@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from container.commands import run
 from container.errors import ContainerError
 from container.settings import ContainerSettings
 
@@ -51,7 +52,6 @@ SLIM_GLOBS = (
     "var/log/*",
     "tmp/*",
 )
-TAIL_CHARS = 2000
 
 
 def base_key(settings: ContainerSettings) -> str:
@@ -59,21 +59,6 @@ def base_key(settings: ContainerSettings) -> str:
     for part in (ROOTFS_VERSION, settings.suite, settings.mirror, *PACKAGES):
         h.update(part.encode() + b"\0")
     return h.hexdigest()[:16]
-
-
-def run(argv: list[str], stage: str, *, timeout: float = 1800, cwd: Path | None = None) -> str:
-    """Run a build step; its failure is a ContainerError with the end of its output."""
-    try:
-        done = subprocess.run(argv, capture_output=True, timeout=timeout, check=False, cwd=cwd)
-    except FileNotFoundError as err:
-        raise ContainerError(stage, f"{argv[0]} is not installed (scripts/dockerd.sh start "
-                             "installs debootstrap)") from err  # fmt: skip
-    except subprocess.TimeoutExpired as err:
-        raise ContainerError(stage, f"took over {timeout:g} s") from err
-    output = (done.stdout + done.stderr).decode(errors="replace")
-    if done.returncode != 0:
-        raise ContainerError(stage, f"exited with {done.returncode}", output[-TAIL_CHARS:])
-    return output
 
 
 @dataclasses.dataclass(frozen=True)

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import subprocess
 from pathlib import Path
 from types import TracebackType
 
+from container import commands
 from container.docker import Docker
 from container.errors import ContainerError, DockerUnavailable
 from container.settings import ContainerSettings
@@ -21,7 +21,6 @@ from container.settings import ContainerSettings
 COMPOSE_DIR = Path(__file__).resolve().parent.parent / "deploy" / "compose"
 NODES = ("node1", "node2", "node3")
 GATEWAYS = ("gateway1", "gateway2")
-TAIL_CHARS = 2000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,23 +75,9 @@ class ComposeStack:
         argv = [self._compose, "--no-ansi", "-p", self.project]
         for path in self.files:
             argv += ["-f", str(path)]
-        try:
-            done = subprocess.run(
-                [*argv, *args], env=self.env, capture_output=True, timeout=timeout, check=False
-            )
-        except FileNotFoundError as err:
-            raise DockerUnavailable(stage, f"{self._compose} is not installed") from err
-        except subprocess.TimeoutExpired as err:
-            raise ContainerError(
-                stage, f"docker-compose {args[0]} took over {timeout:g} s"
-            ) from err
-        if done.returncode != 0:
-            text = (done.stderr or done.stdout).decode(errors="replace")
-            raise ContainerError(
-                stage, f"docker-compose {' '.join(args)} exited with {done.returncode}",
-                text[-TAIL_CHARS:],
-            )  # fmt: skip
-        return done.stdout.decode()
+        return commands.run(
+            [*argv, *args], stage, env=self.env, timeout=timeout, missing=DockerUnavailable
+        )
 
     def __enter__(self) -> ComposeStack:
         try:
