@@ -33,8 +33,8 @@ class GatewaySettings(BaseSettings):
     max_body_bytes: int = 6 * 1024 * 1024
     # Largest request head (header names and values) any route accepts; larger gets 431.
     max_header_bytes: int = 32 * 1024
-    # Largest module/files upload a deploy accepts.
-    max_deploy_bytes: int = 64 * 1024 * 1024
+    # Largest module/files upload a deploy accepts (each part): what an artifact may be.
+    max_deploy_bytes: int = 128 * 1024 * 1024
     # On SIGTERM: no new connections; calls in flight get this long to finish
     # (default: the longest timeout a function may have, plus room to queue)
     # before the VMs are stopped under them.

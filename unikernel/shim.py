@@ -52,6 +52,7 @@ class AgentClient:
         self._writer = writer
         self._state = ConnState.CONNECTING
         self._ids = itertools.count(1)
+        self._stages = itertools.count(1)
         self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self._handlers: dict[int, HostHandler] = {}
         self._serving: set[asyncio.Task[None]] = set()
@@ -122,8 +123,25 @@ class AgentClient:
         precompiled: bool = True,
         files: bytes | None = None,
     ) -> LoadReply:
-        args = {"fn_id": fn_id, "artifact": artifact, "precompiled": precompiled, "files": files}
+        """Stage the artifact and files in the guest a chunk at a time, then load them."""
+        args = {
+            "fn_id": fn_id,
+            "artifact": await self._stage(artifact),
+            "precompiled": precompiled,
+            "files": None if files is None else await self._stage(files),
+        }
         return LoadReply.from_wire(await self.call(Op.LOAD, args))
+
+    async def _stage(self, blob: bytes) -> dict[str, int]:
+        stage = next(self._stages)
+        view = memoryview(blob)
+        offset = 0
+        while True:  # an empty blob is staged too: one empty chunk
+            chunk = view[offset : offset + protocol.STAGE_CHUNK_BYTES]
+            await self.call(Op.STAGE, {"stage": stage, "offset": offset, "data": chunk})
+            offset += len(chunk)
+            if offset >= len(blob):
+                return {"stage": stage, "size": len(blob)}
 
     async def invoke(
         self, fn_id: str, invocation: Invocation, hostcalls: HostHandler | None = None

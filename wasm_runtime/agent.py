@@ -21,6 +21,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from wasm_runtime import guestos, protocol
@@ -35,6 +36,7 @@ from wasm_runtime.hostcalls import HostAnswer, HostRequest
 from wasm_runtime.hostfuncs import Bridge
 from wasm_runtime.protocol import Event, Op
 from wasm_runtime.replies import AgentStats, Hello, LoadReply, ResumeReply
+from wasm_runtime.staging import Staging
 from wasm_runtime.types import Invocation
 
 if TYPE_CHECKING:
@@ -111,6 +113,7 @@ class Agent:
         self._stopping = False
         self._hostcall_ids = itertools.count(1)
         self._hostcalls: dict[int, _Waiter] = {}
+        self._staging = Staging(Path(runtime.work_dir) / "staging")
 
     # -- output -------------------------------------------------------------
     def send(self, message: dict[str, Any]) -> None:
@@ -239,7 +242,8 @@ class Agent:
                 protocol.error_reply(protocol.request_id(msg), ErrorCode.BAD_REQUEST, str(err))
             )
             return None
-        if op in (Op.PING, Op.STATS, Op.RESUME):
+        # A stage's chunk is written here, in order (chunks must arrive in order anyway).
+        if op in (Op.PING, Op.STATS, Op.RESUME, Op.STAGE):
             self._run(req_id, op, args)
         elif op is Op.SHUTDOWN:
             self._stopping = True
@@ -289,6 +293,8 @@ class Agent:
             )
         except KeyError as err:
             reply = protocol.error_reply(req_id, ErrorCode.BAD_REQUEST, f"missing argument {err}")
+        except ProtocolError as err:
+            reply = protocol.error_reply(req_id, ErrorCode.BAD_REQUEST, str(err))
         except Exception as err:  # the agent must outlive any one request
             traceback.print_exc()
             reply = protocol.error_reply(req_id, ErrorCode.INTERNAL, f"{type(err).__name__}: {err}")
@@ -298,15 +304,25 @@ class Agent:
     def _ping(self, req_id: int, args: dict[str, Any]) -> dict[str, Any]:
         return {"echo": args.get("echo"), "uptime_s": time.monotonic() - self._started}
 
+    def _stage(self, req_id: int, args: dict[str, Any]) -> dict[str, Any]:
+        size = self._staging.write(int(args["stage"]), int(args["offset"]), args["data"])
+        return {"size": size}
+
     def _load(self, req_id: int, args: dict[str, Any]) -> dict[str, Any]:
         fn_id = str(args["fn_id"])
         started = time.perf_counter()
-        loaded = self._runtime.load(
-            bytes(args["artifact"]),
-            precompiled=bool(args.get("precompiled", True)),
-            files_tar=args.get("files"),
-            name=fn_id,
-        )
+        staged = [args["artifact"]] + ([args["files"]] if args.get("files") else [])
+        paths = self._staging.take([(int(b["stage"]), int(b["size"])) for b in staged])
+        try:
+            loaded = self._runtime.load(
+                paths[0],
+                precompiled=bool(args.get("precompiled", True)),
+                files_tar=paths[1].read_bytes() if len(paths) > 1 else None,
+                name=fn_id,
+            )
+        finally:
+            for path in paths:  # what wasmtime mapped stays until the function is unloaded
+                path.unlink(missing_ok=True)
         self._functions[fn_id] = loaded
         return LoadReply(fn_id, (time.perf_counter() - started) * 1000).to_wire()
 
@@ -386,6 +402,7 @@ class Agent:
 
     _handlers: ClassVar[dict[Op, Callable[[Agent, int, dict[str, Any]], dict[str, Any]]]] = {
         Op.PING: _ping,
+        Op.STAGE: _stage,
         Op.LOAD: _load,
         Op.INVOKE: _invoke,
         Op.UNLOAD: _unload,

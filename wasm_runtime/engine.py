@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+from pathlib import Path
 
 import wasmtime
 from wasmtime.component import Component
@@ -396,9 +397,12 @@ def precompile(wasm: bytes, engine: wasmtime.Engine | None = None) -> bytes:
     return bytes(module.serialize())
 
 
-def deserialize_component(engine: wasmtime.Engine, artifact: bytes) -> Component:
-    """Load a precompiled component; InvalidModule when it is foreign or from another config."""
+def deserialize_component(engine: wasmtime.Engine, artifact: bytes | Path) -> Component:
+    """Load a precompiled component; InvalidModule when it is foreign or from another config.
+    A file is mapped, not copied."""
     try:
+        if isinstance(artifact, Path):
+            return Component.deserialize_file(engine, str(artifact))
         return Component.deserialize(engine, artifact)
     except wasmtime.WasmtimeError as err:
         raise InvalidModule(
@@ -407,9 +411,12 @@ def deserialize_component(engine: wasmtime.Engine, artifact: bytes) -> Component
         ) from err
 
 
-def deserialize(engine: wasmtime.Engine, artifact: bytes) -> wasmtime.Module:
-    """Load a precompiled artifact; InvalidModule when it is foreign or from another config."""
+def deserialize(engine: wasmtime.Engine, artifact: bytes | Path) -> wasmtime.Module:
+    """Load a precompiled artifact; InvalidModule when it is foreign or from another config.
+    A file is mapped, not copied, and the data of linear memory is mapped from it too."""
     try:
+        if isinstance(artifact, Path):
+            return wasmtime.Module.deserialize_file(engine, str(artifact))
         return wasmtime.Module.deserialize(engine, artifact)
     except wasmtime.WasmtimeError as err:
         raise InvalidModule(

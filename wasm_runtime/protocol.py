@@ -33,6 +33,11 @@ Hostcalls go the other way, while an invoke is in flight:
 * answer   ``{"hostcall": int, "answer": map}`` (host -> agent), for every hostcall.
 
 The maps are :class:`~wasm_runtime.hostcalls.HostRequest` and ``HostAnswer``.
+
+A load's blobs (its artifact, its files bundle) travel ahead of it as ``stage`` requests
+``{"stage": int, "offset": int, "data": bin}`` of at most ``STAGE_CHUNK_BYTES`` each, in
+order; the ``load`` then names each blob as ``{"stage": int, "size": int}``
+(:mod:`wasm_runtime.staging`).
 """
 
 from __future__ import annotations
@@ -50,6 +55,7 @@ __all__ = [
     "MAGIC",
     "MAX_FRAME_BYTES",
     "PROTOCOL_VERSION",
+    "STAGE_CHUNK_BYTES",
     "Event",
     "FrameDecoder",
     "Op",
@@ -65,16 +71,18 @@ __all__ = [
 ]
 
 MAGIC = b"UF"
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2  # 2: loads name staged blobs
 HEADER = struct.Struct(">2sBBI")
-# Artifacts are the largest payloads: a load's frame carries the largest a deploy accepts
-# (wasm_runtime.compiler's limits) with room for a files bundle, while bounding a
-# corrupt length.
+# Bounds a corrupt length; the largest frames are a stage's chunks and a call's body.
 MAX_FRAME_BYTES = 128 * 1024 * 1024
+# A load's artifact and files travel in chunks of this size: the agent holds one at a
+# time, whatever the artifact's size.
+STAGE_CHUNK_BYTES = 8 * 1024 * 1024
 
 
 class Op(enum.StrEnum):
     PING = "ping"
+    STAGE = "stage"
     LOAD = "load"
     INVOKE = "invoke"
     STATS = "stats"
@@ -198,8 +206,8 @@ class FrameDecoder:
         end = HEADER.size + length
         if len(buf) < end:
             return None
-        # Decoded in place: a load's frame carries a whole artifact (up to MAX_FRAME_BYTES),
-        # and copies of it are what a guest's memory runs out of first.
+        # Decoded in place: a stage's chunk (STAGE_CHUNK_BYTES) or a call's body is the
+        # largest frame, and each copy of it costs a guest's memory.
         error: Exception | None = None
         raw = b""
         with memoryview(buf) as view, view[HEADER.size : end] as body:

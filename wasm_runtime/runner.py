@@ -11,9 +11,11 @@ import tempfile
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import wasmtime
 
@@ -122,10 +124,15 @@ class FunctionRuntime:
         # Every runtime on an engine shares its one ticker (two would advance the epoch
         # twice as fast and halve every timeout).
         self._ticker = EpochTicker.shared(self.engine)
-        self._owns_work_dir = work_dir is None
         if work_dir is None:
             base = Path(tempfile.mkdtemp(prefix="unifaas-", dir=_memory_backed_dir()))
+            # A runtime never closed (a bench's, a test's) is removed at exit at the latest:
+            # these piled up in /dev/shm.
+            self._finalizer: weakref.finalize[Any, Any] | None = weakref.finalize(
+                self, shutil.rmtree, base, ignore_errors=True
+            )
         else:
+            self._finalizer = None
             base = Path(work_dir)
         self.work_dir = base
         self._functions_dir = base / "functions"
@@ -147,14 +154,15 @@ class FunctionRuntime:
 
     def load(
         self,
-        artifact: bytes,
+        artifact: bytes | Path,
         *,
         precompiled: bool = True,
         files_tar: bytes | None = None,
         name: str = DEFAULT_ARGV0,
     ) -> LoadedFunction | LoadedComponent:
         """Prepare a function, a module or a component; raises InvalidModule for a bad
-        artifact, module, component or bundle."""
+        artifact, module, component or bundle. A precompiled artifact in a file is mapped
+        from it (the file may be unlinked once this returns)."""
         if precompiled:
             try:
                 module = deserialize(self.engine, artifact)
@@ -163,10 +171,11 @@ class FunctionRuntime:
                 # component's as a module at its first check, in microseconds.
                 return self._load_component(artifact, True, files_tar, name)
             info = check_module(module)
-        elif is_component(artifact):
-            return self._load_component(artifact, False, files_tar, name)
         else:
-            module, info = compile_module(artifact, self.engine)
+            wasm = artifact.read_bytes() if isinstance(artifact, Path) else artifact
+            if is_component(wasm):
+                return self._load_component(wasm, False, files_tar, name)
+            module, info = compile_module(wasm, self.engine)
         pre = check_links(self.engine, module)
         files = self._unpack(files_tar)
         fn = LoadedFunction(name=name, module=module, info=info, files=files, _pre=pre)
@@ -188,12 +197,13 @@ class FunctionRuntime:
             raise
 
     def _load_component(
-        self, artifact: bytes, precompiled: bool, files_tar: bytes | None, name: str
+        self, artifact: bytes | Path, precompiled: bool, files_tar: bytes | None, name: str
     ) -> LoadedComponent:
         if precompiled:
             component = deserialize_component(self.engine, artifact)
             info = check_component(self.engine, component)
         else:
+            assert isinstance(artifact, bytes)  # read by load
             component, info = compile_component(artifact, self.engine)
         imports = ComponentImports(info.granted, info.denied, ())  # unknown ones refused
         handle = component.get_export_index(HANDLE, component.get_export_index(info.handler))
@@ -231,8 +241,8 @@ class FunctionRuntime:
         for fn in loaded:
             self.unload(fn)
         self._slots.close()
-        if self._owns_work_dir:
-            shutil.rmtree(self.work_dir, ignore_errors=True)
+        if self._finalizer is not None:
+            self._finalizer()
 
     def __enter__(self) -> FunctionRuntime:
         return self

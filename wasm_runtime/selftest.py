@@ -8,6 +8,7 @@ doubles as a smoke test of the agent outside any VM.
 from __future__ import annotations
 
 import json
+import shutil
 import socket
 import sys
 import tempfile
@@ -85,6 +86,12 @@ class _Client:
         result: dict[str, Any] = reply["result"]
         return result
 
+    def stage(self, blob: bytes) -> dict[str, int]:
+        """Stage ``blob`` as the shim does (one chunk: the self-test's blobs are small)."""
+        stage = self.ids + 1
+        self.call(Op.STAGE, {"stage": stage, "offset": 0, "data": blob})
+        return {"stage": stage, "size": len(blob)}
+
 
 def run_selftest() -> None:
     import wasmtime
@@ -93,7 +100,8 @@ def run_selftest() -> None:
     from wasm_runtime.runner import FunctionRuntime
 
     host, guest = socket.socketpair()
-    runtime = FunctionRuntime(tempfile.mkdtemp(prefix="unifaas-selftest-"))
+    work_dir = tempfile.mkdtemp(prefix="unifaas-selftest-")
+    runtime = FunctionRuntime(work_dir)
     agent = Agent(FdChannel(guest.fileno()), runtime)
     server = threading.Thread(target=agent.serve, daemon=True)
     server.start()
@@ -107,15 +115,15 @@ def run_selftest() -> None:
             Op.LOAD,
             {
                 "fn_id": "hello",
-                "artifact": artifact,
-                "files": pack_files({"data.txt": b"bundle\n"}),
+                "artifact": client.stage(artifact),
+                "files": client.stage(pack_files({"data.txt": b"bundle\n"})),
             },
         )
         result = client.call(Op.INVOKE, {"fn_id": "hello", "invocation": Invocation().to_wire()})
         if result.get("stdout") != b"selftest ok\n":
             raise UnifaasError(f"self-test: unexpected result {result}")
         component = precompile(bytes(wasmtime.wat2wasm(SILENT_COMPONENT_WAT)))
-        client.call(Op.LOAD, {"fn_id": "silent", "artifact": component})
+        client.call(Op.LOAD, {"fn_id": "silent", "artifact": client.stage(component)})
         request = Invocation(request=HttpRequest("GET", "/selftest")).to_wire()
         result = client.call(Op.INVOKE, {"fn_id": "silent", "invocation": request})
         if (result.get("response") or {}).get("error") != "no_response":
@@ -129,6 +137,7 @@ def run_selftest() -> None:
         server.join(timeout=10)
     finally:
         runtime.close()
+        shutil.rmtree(work_dir, ignore_errors=True)
         host.close()
         guest.close()
 

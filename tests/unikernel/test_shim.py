@@ -7,6 +7,7 @@ import socket
 import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -28,17 +29,21 @@ class FakeFn:
 class FakeRuntime:
     """Echoes stdin; 'slow' artifacts wait on an event so calls stay in flight."""
 
-    def __init__(self) -> None:
+    def __init__(self, work_dir: Path) -> None:
         self.release = threading.Event()
+        self.work_dir = work_dir
+        self.loaded: list[tuple[bytes, bytes | None]] = []  # (artifact, files)
 
     def load(
         self,
-        artifact: bytes,
+        artifact_file: Path,
         *,
         precompiled: bool = True,
         files_tar: bytes | None = None,
         name: str = "fn",
     ) -> FakeFn:
+        artifact = artifact_file.read_bytes()
+        self.loaded.append((artifact, files_tar))
         if not artifact.startswith(b"ok"):
             raise InvalidModule("not_wasm", "not a module")
         return FakeFn(artifact)
@@ -76,9 +81,9 @@ class Pair:
 
 
 @pytest.fixture
-async def pair() -> AsyncIterator[Pair]:
+async def pair(tmp_path: Path) -> AsyncIterator[Pair]:
     host_sock, guest_sock = socket.socketpair()
-    runtime = FakeRuntime()
+    runtime = FakeRuntime(tmp_path)
     agent = Agent(FdChannel(guest_sock.fileno()), runtime)  # type: ignore[arg-type]
     thread = threading.Thread(target=agent.serve, daemon=True)
     thread.start()
@@ -113,6 +118,28 @@ async def test_ready_and_calls(pair: Pair) -> None:
     with pytest.raises(InvalidModule) as info:
         await c.load("g", b"junk")
     assert info.value.reason == "not_wasm"
+
+
+async def test_a_load_stages_its_blobs_in_chunks_and_leaves_no_file(
+    pair: Pair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(protocol, "STAGE_CHUNK_BYTES", 7)
+    artifact, files = b"ok" + bytes(range(40)), bytes(range(7))  # 6 chunks; exactly 1
+    await pair.client.load("big", artifact, files=files)
+    assert pair.runtime.loaded == [(artifact, files)]
+    assert list((pair.runtime.work_dir / "staging").iterdir()) == []
+    assert (await pair.client.invoke("big", Invocation(stdin=b"hi"))).stdout == b"hi"
+    with pytest.raises(InvalidModule):  # refused after staging: nothing is left either
+        await pair.client.load("junk", b"junk" * 5)
+    assert list((pair.runtime.work_dir / "staging").iterdir()) == []
+
+
+async def test_a_load_naming_a_blob_never_staged_is_a_bad_request(pair: Pair) -> None:
+    with pytest.raises(ProtocolError, match="stage 77 was never written"):
+        await pair.client.call(
+            protocol.Op.LOAD, {"fn_id": "f", "artifact": {"stage": 77, "size": 3}}
+        )
+    await pair.client.load("f", b"ok")  # and the agent serves on
 
 
 async def test_hostcalls_interleave_with_calls_and_reach_their_own_handler(pair: Pair) -> None:

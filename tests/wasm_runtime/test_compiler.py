@@ -96,9 +96,13 @@ async def test_a_worker_that_cannot_start_is_ours_not_the_module_s() -> None:
         await precompile_isolated(wasm("echo"), CompileLimits(memory_bytes=30 * MIB))
 
 
-def test_every_artifact_a_deploy_accepts_fits_the_frame_that_loads_it() -> None:
+def test_every_artifact_and_bundle_a_deploy_accepts_can_be_staged_in_a_guest() -> None:
+    from gateway.settings import GatewaySettings
     from wasm_runtime.compiler import COMPONENT_COMPILE_LIMITS
-    from wasm_runtime.protocol import MAX_FRAME_BYTES
+    from wasm_runtime.protocol import MAX_FRAME_BYTES, STAGE_CHUNK_BYTES
+    from wasm_runtime.staging import STAGE_MAX_BYTES
 
+    assert STAGE_CHUNK_BYTES + 64 * 1024 <= MAX_FRAME_BYTES  # a chunk and its envelope
     for limits in (CompileLimits(), COMPONENT_COMPILE_LIMITS):
-        assert limits.artifact_bytes + 4 * 1024 * 1024 <= MAX_FRAME_BYTES
+        assert limits.artifact_bytes <= STAGE_MAX_BYTES
+    assert GatewaySettings().max_deploy_bytes <= STAGE_MAX_BYTES  # a files bundle, as sent

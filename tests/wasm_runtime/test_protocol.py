@@ -84,9 +84,10 @@ def test_oversized_length_is_an_error_not_a_wait() -> None:
 
 def test_wrong_version_and_bad_body() -> None:
     body = msgpack.packb([1, 2])
-    not_a_map = protocol.HEADER.pack(protocol.MAGIC, 1, 0, len(body)) + body
-    other_version = protocol.HEADER.pack(protocol.MAGIC, 7, 0, 0)
-    junk_body = protocol.HEADER.pack(protocol.MAGIC, 1, 0, 2) + b"\xc1\xc1"
+    v = protocol.PROTOCOL_VERSION
+    not_a_map = protocol.HEADER.pack(protocol.MAGIC, v, 0, len(body)) + body
+    other_version = protocol.HEADER.pack(protocol.MAGIC, v + 5, 0, 0)
+    junk_body = protocol.HEADER.pack(protocol.MAGIC, v, 0, 2) + b"\xc1\xc1"
     decoded, errors = decode_all(not_a_map + other_version + junk_body)
     assert decoded == []
     assert len(errors) == 3

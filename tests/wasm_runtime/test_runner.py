@@ -303,6 +303,40 @@ def test_load_rejects_bad_artifacts(runtime: FunctionRuntime) -> None:
     assert info.value.reason == "not_wasm"
 
 
+def test_an_artifact_file_is_mapped_and_may_go_once_loaded(
+    runtime: FunctionRuntime, tmp_path: Path
+) -> None:
+    from wasm_runtime.selftest import SILENT_COMPONENT_WAT
+
+    component = wasmtime.wat2wasm(SILENT_COMPONENT_WAT)
+    for name, source in (("echo", wasm("echo")), ("silent", component)):
+        path = tmp_path / name
+        path.write_bytes(precompile(bytes(source)))
+        fn = runtime.load(path, name=name)
+        path.unlink()  # what the agent does: wasmtime's mapping keeps the pages
+        if isinstance(fn, LoadedFunction):
+            assert call(runtime, fn, stdin=b"mapped").stdout == b"mapped"
+        runtime.unload(fn)
+    bad = tmp_path / "bad"
+    bad.write_bytes(wasm("hello"))
+    with pytest.raises(InvalidModule, match="cannot be loaded here"):
+        runtime.load(bad)
+    source_file = tmp_path / "hello.wasm"
+    source_file.write_bytes(wasm("hello"))
+    fn = runtime.load(source_file, precompiled=False)
+    assert isinstance(fn, LoadedFunction) and call(runtime, fn).ok
+
+
+def test_a_runtime_never_closed_leaves_no_work_dir() -> None:
+    rt = FunctionRuntime()
+    work_dir = rt.work_dir
+    del rt
+    import gc
+
+    gc.collect()
+    assert not work_dir.exists()
+
+
 def test_concurrent_invocations(runtime: FunctionRuntime, fns: dict[str, LoadedFunction]) -> None:
     payloads = [os.urandom(1000 * (i + 1)) for i in range(16)]
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
