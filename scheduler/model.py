@@ -145,6 +145,9 @@ class FunctionVersion:
     # (calling one traps); empty for a core module.
     granted_imports: tuple[str, ...] = ()
     denied_imports: tuple[str, ...] = ()
+    # The guest keeps the artifact in its memory (a file it maps), beside the calls' own:
+    # placement counts it. 0 for a version stored before it was recorded.
+    artifact_bytes: int = 0
 
     # Cached: placement asks every VM whether it serves this version, on every call.
     @functools.cached_property

@@ -121,18 +121,25 @@ def slots(fv: FunctionVersion, memory_budget_mib: int | None) -> int:
     """Calls one VM of ``fv`` may run at once.
 
     The function's concurrency, but never more calls than the guest can give
-    their full memory cap at once: a guest that runs out of memory itself
-    dies with every call in it, where a call hitting its cap fails alone.
+    their full memory cap at once beside its artifact: a guest that runs out of
+    memory itself dies with every call in it, where a call hitting its cap fails alone.
     """
     if memory_budget_mib is None:
         return fv.config.concurrency
-    return max(1, min(fv.config.concurrency, memory_budget_mib // fv.config.memory_mib))
+    budget = memory_budget_mib - artifact_mib(fv)
+    return max(1, min(fv.config.concurrency, budget // fv.config.memory_mib))
+
+
+def artifact_mib(fv: FunctionVersion) -> int:
+    """Guest memory the artifact of ``fv`` holds, in whole MiB."""
+    return -(-fv.artifact_bytes // (1024 * 1024))
 
 
 def host_memory_mib(fv: FunctionVersion, memory_budget_mib: int, vm_memory_mib: int) -> int:
     """The host memory a VM bound to ``fv`` may hold: its worst case as a generic VM less
     the part of its guest's call budget that ``fv``'s slots can never use."""
-    unused = max(0, memory_budget_mib - slots(fv, memory_budget_mib) * fv.config.memory_mib)
+    used = artifact_mib(fv) + slots(fv, memory_budget_mib) * fv.config.memory_mib
+    unused = max(0, memory_budget_mib - used)
     return vm_memory_mib - unused
 
 

@@ -86,6 +86,7 @@ def _version_from(name: str, version: int, data: dict[str, Any]) -> FunctionVers
         secret_names=tuple(data.get("secret_names", ())),
         granted_imports=tuple(data.get("granted_imports", ())),
         denied_imports=tuple(data.get("denied_imports", ())),
+        artifact_bytes=int(data.get("artifact_bytes", 0)),
     )
 
 
@@ -146,7 +147,7 @@ class Registry:
             check_memory_cap(shape, config.limits.memory_bytes)
         module_sha = sha256_hex(module)
         limits = self.component_compile_limits if component else self.compile_limits
-        artifact_sha = await self._artifact_for(module, module_sha, limits)
+        artifact_sha, artifact_bytes = await self._artifact_for(module, module_sha, limits)
         granted: list[str] = []
         denied: list[str] = []
         if component:
@@ -158,6 +159,7 @@ class Registry:
         record = {
             "module_sha256": module_sha,
             "artifact_sha256": artifact_sha,
+            "artifact_bytes": artifact_bytes,
             "files_sha256": files_sha,
             "config": config.to_dict(),
             "created_at": now,
@@ -181,15 +183,18 @@ class Registry:
             return {}
         return await self.state.get_secrets(fv.name, fv.version)
 
-    async def _artifact_for(self, module: bytes, module_sha: str, limits: CompileLimits) -> str:
+    async def _artifact_for(
+        self, module: bytes, module_sha: str, limits: CompileLimits
+    ) -> tuple[str, int]:
+        """The artifact's sha256 and size, compiled now or before by the same engine."""
         tag = await asyncio.to_thread(engine_compat_tag)
         cached = await self.state.get_artifact_sha(tag, module_sha)
-        if cached is not None and await self.state.has_blob(cached):
-            return cached
+        if cached is not None and (size := await self.state.blob_size(cached)):
+            return cached, size
         artifact = await precompile_isolated(module, limits)  # InvalidModule
         artifact_sha = await self.state.put_blob(artifact)
         await self.state.set_artifact_sha(tag, module_sha, artifact_sha)
-        return artifact_sha
+        return artifact_sha, len(artifact)
 
     # reads
 

@@ -14,7 +14,8 @@
                                                 that touches it, AS_ZSET)
     unifaas:fn:{name}                   HASH    current, latest, created_at, updated_at
     unifaas:fn:{name}:versions          HASH    version number -> JSON {module_sha256,
-                                                artifact_sha256, files_sha256, config, created_at}
+                                                artifact_sha256, artifact_bytes, files_sha256,
+                                                config, created_at}
     unifaas:fn:{name}:recent            LIST    ids of the latest invocations, newest first,
                                                 capped at RECORDS_KEPT (the records
                                                 that fall off are deleted)

@@ -140,9 +140,10 @@ class StateStore:
             return None
         return data if isinstance(data, bytes) else data.encode()
 
-    async def has_blob(self, sha256: str) -> bool:
-        with translated("check blob"):
-            return bool(await self._r.exists(blob_key(sha256)))
+    async def blob_size(self, sha256: str) -> int:
+        """A blob's size in bytes; 0 when there is none (no blob is stored empty)."""
+        with translated("blob size"):
+            return int(await self._r.strlen(blob_key(sha256)))
 
     async def get_artifact_sha(self, compat_tag: str, module_sha256: str) -> str | None:
         with translated("get artifact index"):

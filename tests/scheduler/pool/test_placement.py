@@ -204,6 +204,13 @@ def test_host_memory_follows_the_function(concurrency: int, memory_mib: int, wan
     assert placement.host_memory_mib(f, 416, 624) == want
 
 
+def test_host_memory_counts_the_artifact_the_guest_holds() -> None:
+    config = FunctionConfig(concurrency=4, memory_mib=64)
+    f = FunctionVersion("a", 1, "m", "x", None, config, 0.0, artifact_bytes=100 * 1024 * 1024)
+    # 416 - 100 holds 4 slots of 64: 60 of the budget unused.
+    assert placement.host_memory_mib(f, 416, 624) == 624 - 60
+
+
 def test_expired_keeps_min_warm_and_retires() -> None:
     keep1 = fv("a", min_warm=1, keep_alive_s=10)
     recs = records([V(S.BOUND, keep1, idle_s=30), V(S.BOUND, keep1, idle_s=20), V(S.BOUND, B)])

@@ -607,14 +607,20 @@ def test_slots_fit_memory_caps_in_the_guest() -> None:
     from scheduler.model import FunctionConfig, FunctionVersion
     from scheduler.pool.placement import slots
 
-    def fv(concurrency: int, memory_mib: int) -> FunctionVersion:
+    def fv(concurrency: int, memory_mib: int, artifact_mib: float = 0) -> FunctionVersion:
         config = FunctionConfig(concurrency=concurrency, memory_mib=memory_mib)
-        return FunctionVersion("f", 1, "m", "a", None, config, 0.0)
+        artifact_bytes = int(artifact_mib * 1024 * 1024)
+        return FunctionVersion("f", 1, "m", "a", None, config, 0.0, artifact_bytes=artifact_bytes)
 
     assert slots(fv(4, 64), None) == 4
     assert slots(fv(4, 64), 416) == 4
     assert slots(fv(8, 128), 416) == 3
     assert slots(fv(4, 1024), 416) == 1  # one call always fits: its cap may exceed use
+    # The guest holds the artifact too: 416 - 100 leaves 2 calls of 128, and a part of a
+    # MiB counts whole (416 - 33 leaves 5 of 64, not 6).
+    assert slots(fv(8, 128, artifact_mib=100), 416) == 2
+    assert slots(fv(8, 64, artifact_mib=32.01), 416) == 5
+    assert slots(fv(8, 64, artifact_mib=32), 416) == 6
 
 
 @virtual_time

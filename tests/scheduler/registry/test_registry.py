@@ -75,6 +75,9 @@ async def test_same_module_is_compiled_once(registry: Registry) -> None:
         b = await registry.deploy("b", wasm("hello"), FunctionConfig(memory_mib=16))
     assert spy.call_count == 1
     assert a.artifact_sha256 == b.artifact_sha256
+    # Its size too, compiled or cached (placement counts it), and as read back.
+    assert a.artifact_bytes == b.artifact_bytes == len(artifact("hello"))
+    assert (await registry.current("b")).artifact_bytes == len(artifact("hello"))
 
 
 @pytest.mark.parametrize("name", ["", "Hello", "-x", "a_b", "a" * 64, "a:b", "a/b", "é"])

@@ -37,8 +37,9 @@ async def test_blobs_are_content_addressed_and_written_once(
     assert sha == sha256_hex(b"hello")
     assert await store.put_blob(b"hello") == sha
     assert await store.get_blob(sha) == b"hello"
-    assert await store.has_blob(sha)
+    assert await store.blob_size(sha) == 5
     assert await store.get_blob("0" * 64) is None
+    assert await store.blob_size("0" * 64) == 0
     assert await redis.dbsize() == 1
 
 
