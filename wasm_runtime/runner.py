@@ -94,6 +94,14 @@ class LoadedFunction:
     info: ModuleInfo
     files: bundle.BundleTree | None
     _pre: wasmtime.InstancePre = dataclasses.field(repr=False)
+    # argv of a call without arguments, ready for wasmtime (most calls have none).
+    _argv: direct.Argv = dataclasses.field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._argv = direct.Argv([self.name])
+
+    def argv(self, args: tuple[str, ...]) -> direct.Argv:
+        return direct.Argv([self.name, *args]) if args else self._argv
 
     @property
     def files_dir(self) -> Path | None:
@@ -306,7 +314,7 @@ class FunctionRuntime:
             stopper = RunStopper(store)
 
             wasi = wasmtime.WasiConfig()
-            wasi.argv = [fn.name, *inv.args]
+            fn.argv(inv.args).set(wasi)
             if inv.env:
                 wasi.env = [list(pair) for pair in inv.env]
             if inv.stdin:
@@ -359,7 +367,7 @@ class _Run:
 
     def __init__(self, store: wasmtime.Store) -> None:
         self.store = store
-        self.memory: wasmtime.Memory | None = None
+        self.exports = direct.Exports()
         self.instantiated = False
         self.exit_code: int | None = None  # set for a normal return or proc_exit
         self.trap: wasmtime.Trap | None = None
@@ -372,12 +380,9 @@ class _Run:
         try:
             instance = fn._pre.instantiate(store)
             self.instantiated = True
-            memory = direct.export(store, instance, _MEMORY_NAME)
-            if isinstance(memory, wasmtime.Memory):
-                self.memory = memory
-            start = direct.export(store, instance, _ENTRY_NAME)
-            assert isinstance(start, wasmtime.Func)
-            direct.call_nullary(store, start)
+            found = self.exports.find(store, instance, _MEMORY_NAME, _ENTRY_NAME)
+            assert found  # checked when the module loaded
+            self.exports.call_start(store)
             self.exit_code = 0
         except wasmtime.ExitTrap as err:
             self.exit_code = err.code
@@ -387,7 +392,7 @@ class _Run:
             self.error = err
 
     def memory_bytes(self) -> int:
-        return 0 if self.memory is None else self.memory.data_len(self.store)
+        return self.exports.memory_bytes(self.store)
 
 
 def _trap_name(trap: wasmtime.Trap) -> str:
@@ -459,7 +464,7 @@ def _classify(
                 f"the limit is {limits.memory_bytes}",
             )
         return ended(Outcome.TRAP, EXIT_TRAP, f"instantiation failed: {error_text(run.error)}")
-    near_cap = run.memory is not None and near_memory_cap(memory_bytes, limits.memory_bytes)
+    near_cap = run.exports.has_memory and near_memory_cap(memory_bytes, limits.memory_bytes)
     if run.trap is not None:
         if near_cap:
             return ended(
