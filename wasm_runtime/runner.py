@@ -283,12 +283,23 @@ class FunctionRuntime:
 
         ``bridge`` carries its hostcalls to the host (without one they answer UNAVAILABLE).
         """
+        if fn.files is None:  # most functions: no fresh copy to make and remove
+            return self._invoke_in(fn, inv, bridge, None)
         with self._fresh_files(fn.files) as files_root:
-            if isinstance(fn, LoadedComponent):
-                return component_runner.invoke(
-                    self.engine, self._ticker, fn, inv, bridge, files_root, self._retired.append
-                )
-            return self._invoke_module(fn, inv, bridge, files_root)
+            return self._invoke_in(fn, inv, bridge, files_root)
+
+    def _invoke_in(
+        self,
+        fn: LoadedFunction | LoadedComponent,
+        inv: Invocation,
+        bridge: Bridge | None,
+        files_root: Path | None,
+    ) -> InvocationResult:
+        if isinstance(fn, LoadedComponent):
+            return component_runner.invoke(
+                self.engine, self._ticker, fn, inv, bridge, files_root, self._retired.append
+            )
+        return self._invoke_module(fn, inv, bridge, files_root)
 
     def _invoke_module(
         self, fn: LoadedFunction, inv: Invocation, bridge: Bridge | None, files_root: Path | None

@@ -6,9 +6,8 @@ A call runs on one thread from start to end, so a thread-local names it; host fu
 
 from __future__ import annotations
 
-import contextlib
 import threading
-from collections.abc import Iterator
+from types import TracebackType
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
@@ -20,15 +19,32 @@ class ThreadCall(Generic[T]):
     def __init__(self) -> None:
         self._local = threading.local()
 
-    @contextlib.contextmanager
-    def running(self, call: T) -> Iterator[T]:
+    def running(self, call: T) -> _Running[T]:
         """Make ``call`` this thread's current one for the duration of the block."""
-        self._local.call = call
-        try:
-            yield call
-        finally:
-            self._local.call = None
+        return _Running(self._local, call)
 
     def get(self) -> T | None:
         call: T | None = getattr(self._local, "call", None)
         return call
+
+
+class _Running(Generic[T]):
+    # A class, not a generator-based context manager: entered on every call, where in a
+    # TCG guest a generator's setup and teardown cost more than the work.
+    __slots__ = ("_call", "_local")
+
+    def __init__(self, local: threading.local, call: T) -> None:
+        self._local = local
+        self._call = call
+
+    def __enter__(self) -> T:
+        self._local.call = self._call
+        return self._call
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._local.call = None

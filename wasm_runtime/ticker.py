@@ -7,7 +7,8 @@ import contextlib
 import math
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from types import TracebackType
 from typing import ClassVar
 
 import wasmtime
@@ -64,10 +65,12 @@ class EpochTicker:
         """Epoch increments done so far (for tests and stats)."""
         return self._ticks
 
-    @contextlib.contextmanager
-    def running(self, watch: Callable[[], None] | None = None) -> Iterator[None]:
+    def running(self, watch: Callable[[], None] | None = None) -> _Running:
         """Keep the epoch advancing for the duration of the block, calling ``watch`` (which
         must be quick and may raise only OSError) after every tick."""
+        return _Running(self, watch)
+
+    def _enter(self, watch: Callable[[], None] | None) -> int:
         with self._cond:
             self._active += 1
             key = self._next_watch
@@ -78,12 +81,12 @@ class EpochTicker:
                 # Only an idle ticker needs waking; one between ticks will see this call
                 # at its next tick, and waking it per call costs each call a thread switch.
                 self._cond.notify_all()
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._active -= 1
-                self._watches.pop(key, None)
+        return key
+
+    def _exit(self, key: int) -> None:
+        with self._cond:
+            self._active -= 1
+            self._watches.pop(key, None)
 
     def _run(self) -> None:
         while True:
@@ -100,3 +103,25 @@ class EpochTicker:
             for watch in watches:
                 with contextlib.suppress(OSError):
                     watch()
+
+
+class _Running:
+    # A class, not a generator-based context manager: entered on every call, where in a
+    # TCG guest a generator's setup and teardown cost more than the work.
+    __slots__ = ("_key", "_ticker", "_watch")
+
+    def __init__(self, ticker: EpochTicker, watch: Callable[[], None] | None) -> None:
+        self._ticker = ticker
+        self._watch = watch
+        self._key = -1
+
+    def __enter__(self) -> None:
+        self._key = self._ticker._enter(self._watch)
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._ticker._exit(self._key)
