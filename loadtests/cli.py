@@ -216,8 +216,9 @@ def register(cli: Commands) -> None:
         "platform",
         "echo over HTTP through the platform vs an in-process baseline, start kinds",
         "Start `unifaas up` and an in-process FastAPI+wasmtime baseline as child "
-        "processes and drive both with the same client: warm p50/p99, requests/s, "
-        "forced pre-warmed and cold starts.",
+        "processes and drive both with the same client, alternating in 5 rounds (each "
+        "round's ratios are reported too): warm p50/p99, requests/s, forced pre-warmed "
+        "and cold starts.",
         group="bench",
     )
     platform.add_argument("--json", action="store_true", help="print one JSON object")

@@ -1,7 +1,8 @@
 """``unifaas bench platform``: the echo function over HTTP through the platform vs a baseline.
 
-Both servers run as their own processes on this machine and are driven by the
-same client in the same run, so machine noise hits both alike. Start kinds are
+Both servers run as their own processes on this machine at the same time and are driven
+by the same client in alternating rounds, so machine noise hits both alike; each round's
+ratios are reported too. Start kinds are
 forced: a fresh version with a generic idle VM ready gives a pre-warmed start;
 a platform with no idle target gives cold starts: a version's first from the
 generic template, its later ones (after its VM was reclaimed) from its own.
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import statistics
 import sys
@@ -96,6 +98,66 @@ async def _throughput(client: httpx.AsyncClient, path: str, n: int, concurrency:
     return n / (time.perf_counter() - started)
 
 
+# The warm and throughput measurements alternate between the platform and the baseline in
+# this many rounds: on this machine the speed of the same code drifts by 30 % within a
+# minute, so measuring one side after the other moved the ratios more than any change did.
+ROUNDS = 5
+
+
+@dataclasses.dataclass
+class _Rounds:
+    warm: list[float] = dataclasses.field(default_factory=list)  # ms per platform call
+    vm: list[float] = dataclasses.field(default_factory=list)
+    in_platform: list[float] = dataclasses.field(default_factory=list)
+    base: list[float] = dataclasses.field(default_factory=list)  # ms per baseline call
+    warm_ratios: list[float] = dataclasses.field(default_factory=list)  # p50 / p50, per round
+    rps_ratios: list[float] = dataclasses.field(default_factory=list)
+    seconds: list[float] = dataclasses.field(default_factory=lambda: [0.0, 0.0])
+    calls: int = 0  # at concurrency, per side
+    table: list[dict[str, float]] = dataclasses.field(default_factory=list)  # per round
+
+    @property
+    def rps(self) -> float:
+        return self.calls / self.seconds[0]
+
+    @property
+    def baseline_rps(self) -> float:
+        return self.calls / self.seconds[1]
+
+
+async def _rounds(
+    platform: httpx.AsyncClient,
+    baseline: httpx.AsyncClient,
+    calls: int,
+    concurrency: int,
+    progress: Progress,
+) -> _Rounds:
+    out = _Rounds()
+    per = max(1, calls // ROUNDS)
+    for _ in range(ROUNDS):
+        warm = await _sequential(platform, "/fn/echo", per, out.vm, out.in_platform)
+        base = await _sequential(baseline, "/fn/echo", per)
+        out.warm += warm
+        out.base += base
+        out.warm_ratios.append(statistics.median(warm) / statistics.median(base))
+        rps = await _throughput(platform, "/fn/echo", calls, concurrency)
+        baseline_rps = await _throughput(baseline, "/fn/echo", calls, concurrency)
+        out.seconds[0] += calls / rps
+        out.seconds[1] += calls / baseline_rps
+        out.calls += calls
+        out.rps_ratios.append(rps / baseline_rps)
+        out.table.append(
+            {
+                "warm_p50_ms": round(statistics.median(warm), 2),
+                "baseline_p50_ms": round(statistics.median(base), 2),
+                "rps": round(rps, 1),
+                "baseline_rps": round(baseline_rps, 1),
+            }
+        )
+        progress(f"round {len(out.table)}: {out.table[-1]}")
+    return out
+
+
 async def _deploy(
     client: httpx.AsyncClient, name: str, wasm: bytes, config: str = '{"concurrency": 8}'
 ) -> None:
@@ -144,20 +206,28 @@ async def _run(
         root = Path(tmp)
         module = root / "echo.wasm"
         module.write_bytes(wasm)
-        progress("platform: starting (idle target 1)")
-        with _platform(root / "a", idle_target=1) as (url, token):
+        progress("platform (idle target 1) and baseline: starting both")
+        port = free_port()
+        base_url = f"http://127.0.0.1:{port}"
+        argv = [sys.executable, "-m", "loadtests.bench.baseline", str(module), "--port", str(port)]
+        with (
+            _platform(root / "a", idle_target=1) as (url, token),
+            serving(argv, base_url, dict(os.environ), root / "baseline.log"),
+        ):
             headers = {"Authorization": f"Bearer {token}"}
-            async with httpx.AsyncClient(base_url=url, headers=headers, timeout=120) as c:
+            async with (
+                httpx.AsyncClient(base_url=url, headers=headers, timeout=120) as c,
+                httpx.AsyncClient(base_url=base_url, timeout=120) as b,
+            ):
                 await _deploy(c, "echo", wasm)
-                await _sequential(c, "/fn/echo", 20)  # warm up: bind a VM, translate code
+                for client in (c, b):  # warm up: bind a VM, translate code, scale out
+                    await _sequential(client, "/fn/echo", 20)
+                    await _throughput(client, "/fn/echo", 2 * concurrency, concurrency)
                 progress(
-                    f"platform: {calls} sequential warm calls, then {calls} at "
-                    f"concurrency {concurrency}"
+                    f"platform and baseline, {ROUNDS} rounds each way: {calls // ROUNDS} "
+                    f"sequential warm calls, then {calls} at concurrency {concurrency}"
                 )
-                vm: list[float] = []
-                in_platform: list[float] = []
-                warm = await _sequential(c, "/fn/echo", calls, vm, in_platform)
-                result["rps"] = round(await _throughput(c, "/fn/echo", calls, concurrency), 1)
+                rounds = await _rounds(c, b, calls, concurrency, progress)
                 progress(f"platform: {starts} forced pre-warmed starts")
                 prewarmed = []
                 for i in range(starts):
@@ -176,18 +246,10 @@ async def _run(
                     from_template.append(await _timed_start(c, f"/fn/cold{i}", "cold"))
                     if await until_templated(c, f"cold{i}@1", i + 1) != preloaded + 1:
                         raise BenchError(f"cold{i}'s second start did not come from its template")
-        progress("baseline: in-process wasmtime behind FastAPI")
-        port = free_port()
-        base_url = f"http://127.0.0.1:{port}"
-        argv = [sys.executable, "-m", "loadtests.bench.baseline", str(module), "--port", str(port)]
-        with serving(argv, base_url, dict(os.environ), root / "baseline.log"):
-            async with httpx.AsyncClient(base_url=base_url, timeout=120) as c:
-                await _sequential(c, "/fn/echo", 20)
-                base = await _sequential(c, "/fn/echo", calls)
-                result["baseline_rps"] = round(
-                    await _throughput(c, "/fn/echo", calls, concurrency), 1
-                )
+    warm, vm, in_platform, base = rounds.warm, rounds.vm, rounds.in_platform, rounds.base
     outside = [w - v for w, v in zip(warm, vm, strict=True)]
+    result["rps"] = round(rounds.rps, 1)
+    result["baseline_rps"] = round(rounds.baseline_rps, 1)
     result.update(
         {
             "warm_p50_ms": round(percentile(warm, 50), 2),
@@ -217,6 +279,10 @@ async def _run(
     result["ratio_warm_p50"] = round(result["warm_p50_ms"] / result["baseline_p50_ms"], 2)
     result["ratio_warm_p99"] = round(result["warm_p99_ms"] / result["baseline_p99_ms"], 2)
     result["ratio_rps"] = round(result["rps"] / result["baseline_rps"], 3)
+    # Each round's own ratios: the machine's drift between rounds does not enter them.
+    result["ratio_warm_p50_rounds"] = [round(r, 2) for r in rounds.warm_ratios]
+    result["ratio_rps_rounds"] = [round(r, 3) for r in rounds.rps_ratios]
+    result["rounds"] = rounds.table
     return result
 
 
