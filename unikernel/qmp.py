@@ -129,3 +129,12 @@ class QmpControl:
             await asyncio.gather(self._accepting, return_exceptions=True)
         with contextlib.suppress(QMPError, OSError, EOFError, TimeoutError):
             await asyncio.wait_for(self._client.disconnect(), timeout=2.0)
+        # Whatever the disconnect left (it timed out on a busy host, or never ran: QEMU
+        # had not connected), closed now: a socket left to the collector was a
+        # ResourceWarning in whichever test ran then. qemu.qmp has no public way to this.
+        writer = getattr(self._client, "_writer", None)
+        if writer is not None:
+            writer.transport.abort()
+        server = getattr(self._client, "_server", None)
+        if server is not None:
+            server.close()
