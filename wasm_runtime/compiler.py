@@ -74,6 +74,8 @@ class _Zygote:
         ours, theirs = socket.socketpair()
         try:
             with self._lock:
+                if self._proc is not None and self._proc.poll() is not None:
+                    self._stop()  # it died since the last request: a new one
                 for attempt in (1, 2):
                     if self._control is None:
                         self._start()
@@ -174,24 +176,33 @@ async def precompile_isolated(wasm: bytes, limits: CompileLimits | None = None) 
         "cpu_s": cpu_s,
         "memory_bytes": limits.memory_bytes,
     }
+    for attempt in (1, 2):
+        reply = await _compile_once(wasm, header, limits.timeout_s)
+        if reply.pid is None and reply.code is None and attempt == 1:
+            continue  # the zygote died holding the request (no child, no word): once more
+        return _outcome(reply, limits)
+    raise AssertionError("unreachable")
+
+
+async def _compile_once(wasm: bytes, header: dict[str, int], timeout_s: float) -> _Reply:
     loop = asyncio.get_running_loop()
     sock = await asyncio.to_thread(_ZYGOTE.request, header)  # the first starts the zygote
     sock.setblocking(False)
     reply = _Reply()
     try:
         try:
-            async with asyncio.timeout(limits.timeout_s):
+            async with asyncio.timeout(timeout_s):
                 await _exchange(loop, sock, wasm, reply)
         except TimeoutError:
             raise InvalidModule(
                 "compile_timeout",
-                f"compiling the module took longer than the limit of {limits.timeout_s:g} s",
+                f"compiling the module took longer than the limit of {timeout_s:g} s",
             ) from None
     finally:
         if reply.code is None:  # timed out or cancelled: never leave it running
             await _kill(loop, sock, reply)
         sock.close()
-    return _outcome(reply, limits)
+    return reply
 
 
 async def _exchange(
@@ -200,19 +211,21 @@ async def _exchange(
     with contextlib.suppress(OSError):  # a child that died early reads no more
         await loop.sock_sendall(sock, wasm)
         sock.shutdown(socket.SHUT_WR)
-    while data := await loop.sock_recv(sock, 1 << 20):
-        reply.feed(data)
+    # A reset ends the stream like EOF: the zygote died with the request in its hands.
+    with contextlib.suppress(ConnectionResetError):
+        while data := await loop.sock_recv(sock, 1 << 20):
+            reply.feed(data)
 
 
 async def _kill(loop: asyncio.AbstractEventLoop, sock: socket.socket, reply: _Reply) -> None:
     """Kill the child (its pid is known before it reads the module) and wait until the
     zygote has reaped it."""
-    with contextlib.suppress(OSError):
-        while reply.pid is None and (data := await loop.sock_recv(sock, 1 << 20)):
-            reply.feed(data)
-        if reply.pid is not None:
-            os.kill(reply.pid, signal.SIGKILL)
+    with contextlib.suppress(OSError):  # TimeoutError is one: a zygote that hangs
         async with asyncio.timeout(5):
+            while reply.pid is None and (data := await loop.sock_recv(sock, 1 << 20)):
+                reply.feed(data)
+            if reply.pid is not None:
+                os.kill(reply.pid, signal.SIGKILL)
             while reply.code is None and (data := await loop.sock_recv(sock, 1 << 20)):
                 reply.feed(data)
 
