@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import uvicorn
@@ -22,7 +24,15 @@ from wasm_runtime.types import Invocation
 def create_baseline_app(wasm: bytes) -> FastAPI:
     runtime = FunctionRuntime()
     fn = runtime.load(precompile(wasm))
-    app = FastAPI(title="unifaas baseline")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Closed here: after a graceful stop uvicorn raises SIGTERM again, and a process
+        # ended by a signal runs no exit handlers (its work dir stayed in /dev/shm).
+        yield
+        runtime.close()
+
+    app = FastAPI(title="unifaas baseline", lifespan=lifespan)
 
     @app.post("/fn/{name}")
     async def invoke(request: Request, name: str) -> Response:
