@@ -122,16 +122,22 @@ class QmpControl:
             await self._execute(CMD_QUIT)
 
     async def close(self) -> None:
-        # A pending (or failed: QEMU died) accept must be over before
-        # disconnecting, or qemu.qmp trips an assertion on its own state.
-        if self._accepting is not None:
-            self._accepting.cancel()
-            await asyncio.gather(self._accepting, return_exceptions=True)
-        with contextlib.suppress(QMPError, OSError, EOFError, TimeoutError):
-            await asyncio.wait_for(self._client.disconnect(), timeout=2.0)
-        # Whatever the disconnect left (it timed out on a busy host, or never ran: QEMU
-        # had not connected), closed now: a socket left to the collector was a
-        # ResourceWarning in whichever test ran then. qemu.qmp has no public way to this.
+        try:
+            # A pending (or failed: QEMU died) accept must be over before
+            # disconnecting, or qemu.qmp trips an assertion on its own state.
+            if self._accepting is not None:
+                self._accepting.cancel()
+                await asyncio.gather(self._accepting, return_exceptions=True)
+            with contextlib.suppress(QMPError, OSError, EOFError, TimeoutError):
+                await asyncio.wait_for(self._client.disconnect(), timeout=2.0)
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        # Whatever the disconnect left (it timed out on a busy host, was cancelled with the
+        # VM's stop, or never ran: QEMU had not connected), closed now and synchronously: a
+        # socket left to the collector was a ResourceWarning in whichever test ran then.
+        # qemu.qmp has no public way to this.
         writer = getattr(self._client, "_writer", None)
         if writer is not None:
             writer.transport.abort()

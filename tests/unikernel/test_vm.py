@@ -158,28 +158,25 @@ async def test_files_bundle_writes_never_leak(shared_vm: MicroVM) -> None:
         assert result.raise_for_outcome().stdout == b"bundled data\nscratch.txt existed: no\n"
 
 
-async def test_large_modules_are_staged_and_mapped_not_copied(shared_vm: MicroVM) -> None:
-    """An artifact goes to the guest in chunks, into one file that wasmtime maps: each
-    byte more of artifact costs the guest about one byte (a frame, the bytes and
-    wasmtime's copy of a whole artifact cost three, and a 100 MiB module took a 512 MiB
-    guest down). Measured as the difference between two sizes, so the agent's fixed
-    costs (its read buffer, the engine's structures) cancel out."""
-    spent, sizes = [], []
-    for mib in (24, 48):
-        wasm = sized_module(mib * MIB)
-        art = await asyncio.to_thread(precompile, wasm)
-        assert len(art) > 2 * STAGE_CHUNK_BYTES
-        before = (await shared_vm.stats()).mem_available_kib * 1024
-        await shared_vm.load(f"large-{mib}", art)
-        limits = Limits(timeout_ms=30_000, memory_bytes=len(wasm) + 64 * MIB)
-        result = await shared_vm.invoke(f"large-{mib}", Invocation(stdin=b"hi", limits=limits))
-        assert result.raise_for_outcome().stdout == b"hi"
-        spent.append(before - (await shared_vm.stats()).mem_available_kib * 1024)
-        sizes.append(len(art))
-    for mib in (24, 48):
-        await shared_vm.unload(f"large-{mib}")
-    per_byte = (spent[1] - spent[0]) / (sizes[1] - sizes[0])
-    assert 0.8 < per_byte < 1.4, (spent, sizes)
+async def test_a_100_mib_module_is_staged_and_mapped_not_copied(vms: VMTracker) -> None:
+    """Its artifact goes to the guest in chunks, into one file that wasmtime maps and
+    builds linear memory from copy-on-write, so the guest spends about its size once
+    (measured: 1.2x). Whole in one frame it was held three times while loading, and a
+    100 MiB module took a 512 MiB guest down. On a VM of its own: what another test left
+    loaded, or frees meanwhile, would move the measure."""
+    vm = await vms.boot("large")
+    wasm = sized_module(100 * MIB)
+    art = await asyncio.to_thread(precompile, wasm)
+    assert len(art) > 10 * STAGE_CHUNK_BYTES
+    before = (await vm.stats()).mem_available_kib * 1024
+    await vm.load("large", art)
+    limits = Limits(timeout_ms=30_000, memory_bytes=len(wasm) + 64 * MIB)
+    result = await vm.invoke("large", Invocation(stdin=b"hi", limits=limits))
+    assert result.raise_for_outcome().stdout == b"hi"
+    spent = before - (await vm.stats()).mem_available_kib * 1024
+    assert spent < 1.5 * len(art), (spent, len(art))
+    again = await vm.invoke("large", Invocation(stdin=b"again", limits=limits))
+    assert again.raise_for_outcome().stdout == b"again"
 
 
 # Connects to the QMP and agent sockets named on its command line, then dies
