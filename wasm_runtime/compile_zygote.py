@@ -78,6 +78,7 @@ def _child(fd: int, header: dict[str, int]) -> int:
     cpu = header["cpu_s"]
     resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
     resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # an abort is an answer, not a dump
     try:
         artifact = precompile(wasm)
     except InvalidModule as refused:

@@ -5,10 +5,13 @@ InvalidModule with the child gone."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import math
 import os
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 import wasmtime
@@ -78,6 +81,26 @@ async def test_a_cancelled_compile_leaves_no_child() -> None:
     with pytest.raises(asyncio.CancelledError):
         await task
     assert children() == []
+
+
+async def test_a_compile_child_runs_under_its_limits_and_dumps_no_core() -> None:
+    limits = CompileLimits(timeout_s=30.0, memory_bytes=1024 * MIB)
+    task = asyncio.ensure_future(precompile_isolated(many_functions(20_000), limits))
+    seen: dict[str, list[str]] = {}
+    for _ in range(500):  # until a child has set its limits
+        for pid in children():
+            with contextlib.suppress(OSError):
+                rows = Path(f"/proc/{pid}/limits").read_text().splitlines()
+                seen = {r[:26].strip(): r[26:].split()[:2] for r in rows[1:]}
+        if seen.get("Max address space") == [str(1024 * MIB)] * 2:
+            break
+        await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert seen["Max address space"] == [str(1024 * MIB)] * 2
+    assert seen["Max core file size"] == ["0", "0"]
+    assert seen["Max cpu time"][0] == str(math.ceil(30 * (os.cpu_count() or 1)) + 2)
 
 
 async def test_an_artifact_above_the_limit_is_refused() -> None:
